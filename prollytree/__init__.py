@@ -1,0 +1,26 @@
+"""prollytree: a content-addressed, Git-versioned key-value store built on prolly trees.
+
+Layers, each using only the public surface of the one below:
+
+* :mod:`prollytree.storage` - content-addressed node stores (memory, file, RocksDB, LMDB)
+* :mod:`prollytree.tree` - chunker, codec, :class:`ProllyTree`, cursors, diff, proofs, merge
+* :mod:`prollytree.versioning` - commits, refs, branches, :class:`VersionedKvStore`
+"""
+
+from ._version import __version__
+from .errors import (
+    CorruptNodeError, MergeConflictError, MissingNodeError, ProllyError, ProofError,
+    ReadOnlyError, StoreError, StoreLockedError, UnknownRefError,
+)
+from .storage import NodeStore, MemoryNodeStore, open_store
+from .tree import (
+    ConflictResolution, MergeConflict, ProllyTree, TreeConfig, proven_value, verify_absence,
+    verify_proof,
+)
+
+__all__ = [
+    "__version__", "ProllyTree", "TreeConfig", "ConflictResolution", "MergeConflict",
+    "verify_proof", "verify_absence", "proven_value", "NodeStore", "MemoryNodeStore",
+    "open_store", "ProllyError", "StoreError", "CorruptNodeError", "MissingNodeError",
+    "ReadOnlyError", "StoreLockedError", "ProofError", "UnknownRefError", "MergeConflictError",
+]

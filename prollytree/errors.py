@@ -1,0 +1,61 @@
+"""Exceptions raised by prollytree.
+
+Every error a caller can provoke with bad input is a ``TypeError`` (wrong type) or a
+``ValueError`` subclass (bad value, unknown ref, damaged data), so ``except ValueError``
+catches all of them. Storage problems that are not the caller's fault (a damaged file,
+a node missing from a store) derive from :class:`StoreError`.
+"""
+
+from __future__ import annotations
+
+
+class ProllyError(Exception):
+    """Base class of every exception defined by prollytree."""
+
+
+class StoreError(ProllyError, ValueError):
+    """A node store cannot serve what was asked of it."""
+
+
+class MissingNodeError(StoreError, KeyError):
+    """A node the tree refers to is not in the store."""
+
+    def __init__(self, address: bytes, detail: str = "") -> None:
+        self.address = address
+        msg = f"node {address.hex()} is missing from the store"
+        super().__init__(msg + (f" ({detail})" if detail else ""))
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self.args[0]
+
+
+class CorruptNodeError(StoreError):
+    """A node's bytes do not hash to its address, or cannot be decoded."""
+
+    def __init__(self, address: bytes, detail: str) -> None:
+        self.address = address
+        super().__init__(f"node {address.hex()} is damaged: {detail}")
+
+
+class StoreLockedError(StoreError):
+    """Another writer holds the store's write lock."""
+
+
+class ReadOnlyError(StoreError):
+    """A write was attempted on a store or tree opened read-only."""
+
+
+class ProofError(ProllyError, ValueError):
+    """A proof is malformed or does not match the root hash it is checked against."""
+
+
+class UnknownRefError(ProllyError, ValueError):
+    """A branch, tag or commit reference does not resolve."""
+
+
+class MergeConflictError(ProllyError, ValueError):
+    """A merge stopped on conflicts that the chosen resolution did not settle."""
+
+    def __init__(self, message: str, conflicts: list) -> None:
+        self.conflicts = conflicts
+        super().__init__(message)

@@ -1,0 +1,54 @@
+"""The chunk-boundary rule: where a level's sorted entries are cut into nodes.
+
+An entry ends a node when ``xxh3_64(key, seed) % modulus == pattern`` and the node already
+holds ``min_chunk_size`` entries, or when the node reaches ``max_chunk_size`` entries. The
+seed is ``base << 16 | level``, so levels chunk independently. Only key bytes are hashed:
+updating a value never moves a boundary, so an update rewrites just the path to the root.
+
+Because the rule reads nothing but the entries since the node's start, re-chunking can
+start at any existing node start and stop as soon as a new cut coincides with an old one.
+"""
+
+from __future__ import annotations
+
+from xxhash import xxh3_64_intdigest
+
+from .config import TreeConfig
+
+
+class Chunker:
+    """The boundary rule of one level of one config."""
+
+    __slots__ = ("seed", "modulus", "pattern", "min_size", "max_size")
+
+    def __init__(self, config: TreeConfig, level: int) -> None:
+        self.seed = (config.base << 16) | level
+        self.modulus = config.modulus
+        self.pattern = config.pattern
+        # Internal levels need >= 2 entries per node so that each level is narrower than
+        # the one below and the tree always converges to a single root.
+        self.min_size = config.min_chunk_size if level == 0 else max(config.min_chunk_size, 2)
+        self.max_size = config.max_chunk_size
+
+    def cuts(self, keys: list, carried: int = 0) -> tuple[list[int], int]:
+        """Cut positions in ``keys``, which continue a node already holding ``carried``
+        entries. Returns (exclusive end indexes of the nodes completed within ``keys``,
+        number of entries left over in the unfinished node)."""
+        seed, mod, pat = self.seed, self.modulus, self.pattern
+        h = xxh3_64_intdigest
+        hits = [i for i, k in enumerate(keys) if h(k, seed) % mod == pat]
+        cuts: list[int] = []
+        min_size, max_size = self.min_size, self.max_size
+        start = -carried  # index of the unfinished node's first entry, relative to keys
+        for i in hits:
+            while i - start + 1 > max_size:
+                start += max_size
+                cuts.append(start)
+            if i - start + 1 >= min_size:
+                start = i + 1
+                cuts.append(start)
+        n = len(keys)
+        while n - start >= max_size:
+            start += max_size
+            cuts.append(start)
+        return cuts, n - start

@@ -1,0 +1,87 @@
+"""Structural diff of two trees.
+
+Both trees are walked as streams of *items*: a subtree (first key, level, address) or a
+leaf entry (key, value). Heads with the same first key, level and address are skipped
+whole, without being read; otherwise the head that starts first (or sits higher) is
+expanded into its children. Chunk boundaries depend only on content, so outside the
+changed regions both trees contain the very same subtrees and the walk re-synchronises:
+the cost grows with the number of differences times the depth, not with tree size.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Iterator
+
+from .node_cache import NodeCache
+
+# item = (first_key, level, payload): level 0 is a leaf entry whose payload is the value;
+# level L >= 1 is the subtree of a node at level L-1 whose payload is its address.
+
+
+def _expand(cache: NodeCache, q: deque, item: tuple) -> None:
+    node = cache.load(item[2])
+    lv = node.level
+    if lv == 0:
+        q.extendleft(zip(reversed(node.keys), [0] * len(node.keys), reversed(node.vals)))
+    else:
+        q.extendleft(zip(reversed(node.keys), [lv] * len(node.keys), reversed(node.vals)))
+
+
+def diff_roots(cache: NodeCache, old_root: bytes, new_root: bytes,
+               other_cache: NodeCache | None = None
+               ) -> Iterator[tuple[bytes, bytes | None, bytes | None]]:
+    """Changes from the tree at ``old_root`` to the tree at ``new_root``, in key order, as
+    (key, old value or None, new value or None). ``other_cache`` reads the new tree when it
+    lives in another store."""
+    if old_root == new_root and other_cache is None:
+        return
+    ncache = other_cache or cache
+    a: deque = deque()
+    b: deque = deque()
+    ra, rb = cache.load(old_root), ncache.load(new_root)
+    a.append((ra.keys[0] if ra.keys else b"", ra.level + 1, old_root))
+    b.append((rb.keys[0] if rb.keys else b"", rb.level + 1, new_root))
+    while a and b:
+        x, y = a[0], b[0]
+        if x == y:
+            a.popleft()
+            b.popleft()
+            continue
+        kx, lx = x[0], x[1]
+        ky, ly = y[0], y[1]
+        if kx < ky:
+            a.popleft()
+            if lx:
+                _expand(cache, a, x)
+            else:
+                yield kx, x[2], None
+        elif ky < kx:
+            b.popleft()
+            if ly:
+                _expand(ncache, b, y)
+            else:
+                yield ky, None, y[2]
+        elif lx == 0 and ly == 0:
+            a.popleft()
+            b.popleft()
+            yield kx, x[2], y[2]
+        else:
+            if lx >= ly:
+                a.popleft()
+                _expand(cache, a, x)
+            if ly >= lx:
+                b.popleft()
+                _expand(ncache, b, y)
+    while a:
+        x = a.popleft()
+        if x[1]:
+            _expand(cache, a, x)
+        else:
+            yield x[0], x[2], None
+    while b:
+        y = b.popleft()
+        if y[1]:
+            _expand(ncache, b, y)
+        else:
+            yield y[0], None, y[2]

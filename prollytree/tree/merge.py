@@ -1,0 +1,126 @@
+"""Three-way merge of two trees against their common base.
+
+Both sides' changes are computed structurally (see :mod:`.diff`), so the cost grows with
+the number of changes, not with tree size. A key changed on one side only takes that
+side's change; a key changed identically on both sides is fine; a key changed differently
+on both sides (including delete vs modify) is a :class:`MergeConflict`, settled by a
+resolution or reported back unresolved.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Callable, Union
+
+from .diff import diff_roots
+from .node_cache import NodeCache
+
+
+class ConflictResolution(enum.Enum):
+    """Built-in strategies for merge conflicts.
+
+    ``IgnoreAll`` keeps the destination's value for every conflicting key (the source's
+    conflicting changes are ignored); ``TakeSource`` takes the source's value (deleting
+    the key when the source deleted it); ``TakeDestination`` keeps the destination's.
+    """
+
+    IgnoreAll = "ignore_all"
+    TakeSource = "take_source"
+    TakeDestination = "take_destination"
+
+    def __repr__(self) -> str:
+        return f"ConflictResolution.{self.name}"
+
+    __str__ = __repr__
+
+
+class MergeConflict:
+    """A key both sides changed differently. Values are None where the key is absent
+    (never existed in the base, or deleted on that side)."""
+
+    __slots__ = ("key", "base_value", "source_value", "destination_value")
+
+    def __init__(self, key: bytes, base_value: bytes | None, source_value: bytes | None,
+                 destination_value: bytes | None) -> None:
+        self.key = key
+        self.base_value = base_value
+        self.source_value = source_value
+        self.destination_value = destination_value
+
+    def _tuple(self) -> tuple:
+        return (self.key, self.base_value, self.source_value, self.destination_value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MergeConflict):
+            return NotImplemented
+        return self._tuple() == other._tuple()
+
+    def __hash__(self) -> int:
+        return hash(self._tuple())
+
+    def __repr__(self) -> str:
+        return (f"MergeConflict(key={self.key!r}, base_value={self.base_value!r}, "
+                f"source_value={self.source_value!r}, "
+                f"destination_value={self.destination_value!r})")
+
+
+#: A resolver: a ConflictResolution, or a callable returning the value to keep (None to
+#: delete the key). Callables may raise to abort the merge.
+Resolver = Union[ConflictResolution, Callable[[MergeConflict], Union[bytes, None]], None]
+
+
+class _Unresolved:
+    pass
+
+
+UNRESOLVED = _Unresolved()
+
+
+def resolve_conflict(conflict: MergeConflict, resolver: Resolver) -> object:
+    """The value ``resolver`` picks for ``conflict`` (None = delete), or UNRESOLVED."""
+    if resolver is None:
+        return UNRESOLVED
+    if resolver is ConflictResolution.IgnoreAll or resolver is ConflictResolution.TakeDestination:
+        return conflict.destination_value
+    if resolver is ConflictResolution.TakeSource:
+        return conflict.source_value
+    if callable(resolver):
+        value = resolver(conflict)
+        if value is not None and not isinstance(value, bytes):
+            raise TypeError(
+                f"conflict resolver must return bytes or None, not {type(value).__name__}")
+        return value
+    raise TypeError(f"conflict_resolution must be a ConflictResolution or a callable, "
+                    f"not {type(resolver).__name__}")
+
+
+def three_way_merge(cache: NodeCache, base: bytes, destination: bytes, source: bytes,
+                    resolver: Resolver = None) -> tuple[list, list[MergeConflict]]:
+    """Merge ``source`` into ``destination`` (all three are root addresses in ``cache``'s
+    store). Returns (edits to apply to ``destination``, sorted, value None = delete;
+    conflicts the resolver left unresolved, sorted by key)."""
+    edits: list = []
+    unresolved: list[MergeConflict] = []
+    dst = diff_roots(cache, base, destination)
+    src = diff_roots(cache, base, source)
+    end = object()
+    d = next(dst, end)
+    s = next(src, end)
+    while s is not end:
+        if d is not end and d[0] < s[0]:
+            d = next(dst, end)
+            continue
+        if d is end or s[0] < d[0]:
+            edits.append((s[0], s[2]))  # only the source changed this key
+        elif d[2] != s[2]:
+            conflict = MergeConflict(s[0], s[1], s[2], d[2])
+            value = resolve_conflict(conflict, resolver)
+            if value is UNRESOLVED:
+                unresolved.append(conflict)
+            elif value != d[2]:
+                edits.append((s[0], value))
+            d = next(dst, end)
+        else:
+            d = next(dst, end)  # both sides made the same change
+        s = next(src, end)
+    return edits, unresolved

@@ -1,0 +1,227 @@
+"""Building trees and applying batches of edits, touching only the nodes that change.
+
+``apply_edits`` works level by level, bottom up. At each level it seeks the node that holds
+the next edit, merges the edits into that node's entries and re-chunks from the node's
+start, carrying on into following nodes until a new cut coincides with an old node end
+(from there on old and new chunking agree). The nodes it replaced and the nodes it made
+become the edits of the level above. Cost: O(edits x depth) nodes, never a rebuild.
+
+The result equals what :func:`build` makes from the final key/value set, which is what
+makes the root hash independent of the order of operations.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from operator import itemgetter
+
+from .chunker import Chunker
+from .codec import EMPTY_ROOT, Node
+from .config import TreeConfig
+from .cursor import Cursor
+from .node_cache import NodeCache
+
+_first = itemgetter(0)
+
+#: One edit: (key, value) to set or (key, None) to delete. At internal levels the value
+#: is (child_address, pair_count).
+Edit = tuple
+
+
+def _merge_entries(node: Node, edits: list, lo: int, hi: int):
+    """Copies of ``node``'s entry lists with ``edits[lo:hi]`` (sorted) applied."""
+    keys = node.keys[:]
+    vals = node.vals[:]
+    counts = None if node.counts is None else node.counts[:]
+    if hi - lo > 16 or not keys:
+        return _merge_linear(keys, vals, counts, edits, lo, hi)
+    pos = 0
+    for e in range(lo, hi):
+        k, v = edits[e]
+        i = bisect_left(keys, k, pos)
+        found = i < len(keys) and keys[i] == k
+        if v is None:
+            if found:
+                del keys[i]
+                del vals[i]
+                if counts is not None:
+                    del counts[i]
+        elif counts is None:
+            if found:
+                vals[i] = v
+            else:
+                keys.insert(i, k)
+                vals.insert(i, v)
+        else:
+            if found:
+                vals[i] = v[0]
+                counts[i] = v[1]
+            else:
+                keys.insert(i, k)
+                vals.insert(i, v[0])
+                counts.insert(i, v[1])
+        pos = i
+    return keys, vals, counts
+
+
+def _merge_linear(keys, vals, counts, edits, lo, hi):
+    """Two-pointer merge for large edit runs."""
+    ok, ov, oc = [], [], ([] if counts is not None else None)
+    i, n = 0, len(keys)
+    for e in range(lo, hi):
+        k, v = edits[e]
+        while i < n and keys[i] < k:
+            ok.append(keys[i])
+            ov.append(vals[i])
+            if oc is not None:
+                oc.append(counts[i])
+            i += 1
+        if i < n and keys[i] == k:
+            i += 1  # replaced or deleted
+        if v is not None:
+            ok.append(k)
+            if oc is None:
+                ov.append(v)
+            else:
+                ov.append(v[0])
+                oc.append(v[1])
+    ok.extend(keys[i:])
+    ov.extend(vals[i:])
+    if oc is not None:
+        oc.extend(counts[i:])
+    return ok, ov, oc
+
+
+class _LevelWriter:
+    """Accumulates the entries of one level and cuts them into nodes."""
+
+    __slots__ = ("cache", "level", "chunker", "keys", "vals", "counts", "made")
+
+    def __init__(self, cache: NodeCache, config: TreeConfig, level: int) -> None:
+        self.cache = cache
+        self.level = level
+        self.chunker = Chunker(config, level)
+        self.keys: list = []
+        self.vals: list = []
+        self.counts: list | None = [] if level else None
+        #: (first_key, address, pair_count) of each node written
+        self.made: list = []
+
+    def add(self, keys: list, vals: list, counts: list | None) -> None:
+        carried = len(self.keys)
+        cuts, _ = self.chunker.cuts(keys, carried)
+        self.keys += keys
+        self.vals += vals
+        if counts is not None:
+            self.counts += counts
+        if cuts:
+            self._emit([c + carried for c in cuts])
+
+    def _emit(self, ends: list[int]) -> None:
+        level, nodes = self.level, []
+        keys, vals, counts = self.keys, self.vals, self.counts
+        start = 0
+        for end in ends:
+            nodes.append(Node(level, keys[start:end], vals[start:end],
+                              None if counts is None else counts[start:end]))
+            start = end
+        del keys[:start]
+        del vals[:start]
+        if counts is not None:
+            del counts[:start]
+        for node, addr in zip(nodes, self.cache.write(nodes)):
+            self.made.append((node.keys[0], addr, node.total))
+
+    @property
+    def pending(self) -> int:
+        return len(self.keys)
+
+    def finish(self) -> None:
+        """Close the unfinished node (the end of a level always ends a node)."""
+        if self.keys:
+            self._emit([len(self.keys)])
+
+
+def _rewrite_level(cache: NodeCache, config: TreeConfig, root: Node, level: int,
+                   edits: list) -> tuple[list, list]:
+    """Apply sorted keyed ``edits`` to the nodes at ``level`` of the tree under ``root``.
+
+    Returns (first keys of the old nodes replaced, (first_key, address, count) of the new
+    nodes), both in key order."""
+    removed: list = []
+    out = _LevelWriter(cache, config, level)
+    n, i = len(edits), 0
+    while i < n:
+        cur = Cursor.seek(cache, root, level, edits[i][0])
+        while True:
+            node = cur.node
+            nxt = cur.next_first_key()
+            j = n
+            if nxt is not None:
+                j = i
+                while j < n and edits[j][0] < nxt:
+                    j += 1
+            if node.keys:
+                removed.append(node.keys[0])
+            if j > i or out.pending:
+                keys, vals, counts = _merge_entries(node, edits, i, j)
+            else:  # an untouched node re-chunked only because the cut before it moved
+                keys, vals, counts = node.keys, node.vals, node.counts
+            i = j
+            out.add(keys, vals, counts)
+            if nxt is None:
+                out.finish()
+                break
+            if not out.pending:
+                break  # new cut == old cut: the rest of this level is unchanged
+            cur.advance()
+    return removed, out.made
+
+
+def _grow(cache: NodeCache, config: TreeConfig, made: list, level: int) -> bytes:
+    """Root address of the tree whose nodes at ``level`` are ``made``: add levels above
+    until one node remains, then collapse single-child internal roots."""
+    if not made:
+        return EMPTY_ROOT
+    while len(made) > 1:
+        level += 1
+        w = _LevelWriter(cache, config, level)
+        w.add([m[0] for m in made], [m[1] for m in made], [m[2] for m in made])
+        w.finish()
+        made = w.made
+    root = made[0][1]
+    node = cache.load(root)
+    while node.level and len(node.keys) == 1:
+        root = node.vals[0]
+        node = cache.load(root)
+    return root
+
+
+def build(cache: NodeCache, config: TreeConfig, keys: list, vals: list) -> bytes:
+    """Root address of a new tree holding ``keys`` (sorted, unique) -> ``vals``."""
+    w = _LevelWriter(cache, config, 0)
+    w.add(keys, vals, None)
+    w.finish()
+    return _grow(cache, config, w.made, 0)
+
+
+def apply_edits(cache: NodeCache, config: TreeConfig, root_addr: bytes, edits: list) -> bytes:
+    """Root address after applying ``edits`` (sorted by key, unique keys; value None
+    deletes) to the tree at ``root_addr``."""
+    if not edits:
+        return root_addr
+    root = cache.load(root_addr)
+    if not root.keys:
+        inserts = [e for e in edits if e[1] is not None]
+        return build(cache, config, [e[0] for e in inserts], [e[1] for e in inserts])
+    top = root.level
+    level = 0
+    while True:
+        removed, made = _rewrite_level(cache, config, root, level, edits)
+        if level == top:
+            return _grow(cache, config, made, top)
+        parent = dict.fromkeys(removed)
+        for first_key, addr, count in made:
+            parent[first_key] = (addr, count)
+        edits = sorted(parent.items(), key=_first)
+        level += 1

@@ -1,0 +1,89 @@
+"""Decoded-node cache in front of a node store.
+
+Trees read nodes through a :class:`NodeCache`: it decodes on a miss and keeps recently
+used nodes decoded. Nodes are immutable and content-addressed, so a cached node can never
+be stale. Internal nodes (about 1 in 64) get their own, larger cache so that the top of
+every tree stays decoded while leaves churn.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from ..errors import MissingNodeError
+from ..storage.base import NodeStore
+from .codec import EMPTY_NODE, EMPTY_NODE_BYTES, EMPTY_ROOT, Node, address, decode, encode
+
+DEFAULT_LEAF_CACHE = 2048
+DEFAULT_INNER_CACHE = 65536
+
+
+class NodeCache:
+    """Loads, decodes, caches and writes nodes of one store."""
+
+    __slots__ = ("store", "_leaves", "_inner", "_leaf_cap", "_inner_cap", "_pending")
+
+    def __init__(self, store: NodeStore, leaf_capacity: int = DEFAULT_LEAF_CACHE,
+                 inner_capacity: int = DEFAULT_INNER_CACHE) -> None:
+        self.store = store
+        self._leaves: OrderedDict[bytes, Node] = OrderedDict()
+        self._inner: OrderedDict[bytes, Node] = OrderedDict()
+        self._leaf_cap = max(1, leaf_capacity)
+        self._inner_cap = max(1, inner_capacity)
+        self._leaves[EMPTY_ROOT] = EMPTY_NODE
+
+    def load(self, addr: bytes) -> Node:
+        """The node at ``addr``; MissingNodeError if the store lacks it."""
+        node = self._inner.get(addr)
+        if node is not None:
+            return node
+        node = self._leaves.get(addr)
+        if node is not None:
+            return node
+        data = self.store.get(addr)
+        if data is None:
+            if addr == EMPTY_ROOT:
+                return EMPTY_NODE
+            raise MissingNodeError(addr)
+        node = decode(data, addr)
+        self._remember(addr, node)
+        return node
+
+    def raw(self, addr: bytes) -> bytes:
+        """The encoded bytes of the node at ``addr``."""
+        if addr == EMPTY_ROOT:
+            return EMPTY_NODE_BYTES
+        data = self.store.get(addr)
+        if data is None:
+            raise MissingNodeError(addr)
+        return data
+
+    def _remember(self, addr: bytes, node: Node) -> None:
+        if node.level:
+            cache, cap = self._inner, self._inner_cap
+        else:
+            cache, cap = self._leaves, self._leaf_cap
+        cache[addr] = node
+        if len(cache) > cap:
+            cache.popitem(last=False)
+
+    def write(self, nodes: list[Node]) -> list[bytes]:
+        """Encode and store nodes; returns their addresses in order."""
+        items = []
+        for node in nodes:
+            data = encode(node)
+            addr = address(data)
+            items.append((addr, data))
+            self._remember(addr, node)
+        self.store.put_many(items)
+        return [a for a, _ in items]
+
+    def write_one(self, node: Node) -> bytes:
+        """Encode and store one node; returns its address."""
+        return self.write([node])[0]
+
+    def clear(self) -> None:
+        """Forget every decoded node (after a store's contents changed underneath)."""
+        self._leaves.clear()
+        self._inner.clear()
+        self._leaves[EMPTY_ROOT] = EMPTY_NODE

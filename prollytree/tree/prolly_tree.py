@@ -1,0 +1,544 @@
+"""ProllyTree: the user-facing ordered, content-addressed key/value map.
+
+A ``ProllyTree`` is a root address in a node store plus a small write buffer. Single
+writes go to the buffer (a dict) and are applied in one batch - O(changes x depth) node
+writes, never a rebuild - before anything that needs the tree itself: the root hash,
+proofs, diffs, scans, ``size()``. ``find`` reads the buffer first, so every read sees
+every write.
+
+Persistent trees (``"file"``, ``"rocksdb"``, ``"lmdb"``) keep their root in the store's
+``root`` ref and their config in its ``config`` ref. Writes are durable once ``flush()``
+or ``close()`` returns (or the ``with`` block exits); a normal interpreter exit flushes
+open trees too.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import weakref
+from typing import Any, Iterable, Iterator
+
+from ..errors import CorruptNodeError, MissingNodeError, ReadOnlyError, StoreError
+from ..storage import NodeStore, open_store
+from .codec import EMPTY_ROOT, Node, address, decode
+from .config import TreeConfig
+from .cursor import iter_items, lookup
+from .diff import diff_roots
+from .mutate import apply_edits
+from .node_cache import DEFAULT_LEAF_CACHE, NodeCache
+from .proof import generate_proof, proven_value, verify_proof
+
+ROOT_REF = "root"
+CONFIG_REF = "config"
+
+#: Buffered single writes are applied automatically beyond this many pending keys.
+AUTO_FLUSH_PENDING = 1 << 17
+
+_MISSING = object()
+
+
+def _check_key(key: Any) -> None:
+    if not isinstance(key, bytes):
+        raise TypeError(f"key must be bytes, not {type(key).__name__}")
+
+
+def _check_value(value: Any) -> None:
+    if not isinstance(value, bytes):
+        raise TypeError(f"value must be bytes, not {type(value).__name__}")
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (None if none)."""
+    p = bytearray(prefix)
+    while p and p[-1] == 0xFF:
+        p.pop()
+    if not p:
+        return None
+    p[-1] += 1
+    return bytes(p)
+
+
+# Trees with a persistent store are flushed at interpreter exit (weakly held, so that
+# registering does not keep a tree alive).
+_OPEN_TREES: "weakref.WeakSet[ProllyTree]" = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_open_trees() -> None:
+    for tree in list(_OPEN_TREES):
+        try:
+            tree.close()
+        except Exception:  # exit must not fail on one tree; others still get flushed
+            pass
+
+
+class ProllyTree:
+    """An ordered map of bytes to bytes stored as a prolly tree.
+
+    ``ProllyTree(storage_type="memory", path=None, config=None)``: ``storage_type`` is
+    ``"memory"``, ``"file"``, ``"rocksdb"`` or ``"lmdb"``; persistent kinds need ``path``
+    and reopen whatever tree is stored there (``config`` must then match the stored one,
+    or be None).
+    """
+
+    def __init__(self, storage_type: str = "memory", path: str | os.PathLike | None = None,
+                 config: TreeConfig | None = None, *, read_only: bool = False,
+                 cache_size: int = DEFAULT_LEAF_CACHE) -> None:
+        if config is not None and not isinstance(config, TreeConfig):
+            raise TypeError(f"config must be a TreeConfig, not {type(config).__name__}")
+        if storage_type == "memory" and read_only:
+            raise ValueError("a memory tree cannot be read-only")
+        store = open_store(storage_type, path if storage_type != "memory" else None,
+                           read_only=read_only)
+        try:
+            stored_config = store.get_ref(CONFIG_REF)
+            if stored_config is not None:
+                saved = TreeConfig.from_bytes(stored_config)
+                if config is not None and config != saved:
+                    raise ValueError(f"the tree at {os.fspath(path)!r} was created with "
+                                     f"{saved!r}, not {config!r}")
+                config = saved
+            config = config or TreeConfig()
+            root = store.get_ref(ROOT_REF) or EMPTY_ROOT
+            if stored_config is None and not read_only and storage_type != "memory":
+                store.set_ref(CONFIG_REF, config.to_bytes())
+                store.flush()
+        except BaseException:
+            store.close()
+            raise
+        self._init(store, config, root, ROOT_REF if storage_type != "memory" else None,
+                   cache_size)
+        if self._root_ref is not None and not read_only:
+            _OPEN_TREES.add(self)
+
+    def _init(self, store: NodeStore, config: TreeConfig, root: bytes,
+              root_ref: str | None, cache_size: int = DEFAULT_LEAF_CACHE) -> None:
+        self._store = store
+        self._config = config
+        self._cache = NodeCache(store, cache_size)
+        self._root = root
+        self._root_node: Node = self._cache.load(root)
+        self._pending: dict[bytes, bytes | None] = {}
+        self._root_ref = root_ref
+        self._closed = False
+
+    @classmethod
+    def from_root(cls, root_hash: bytes, store: NodeStore,
+                  config: TreeConfig | None = None) -> "ProllyTree":
+        """A tree over ``store`` positioned at an existing root address (no copy, no
+        rebuild). Its root is not written to any ref; the caller tracks it."""
+        if not isinstance(root_hash, bytes):
+            raise TypeError(f"root_hash must be bytes, not {type(root_hash).__name__}")
+        if not isinstance(store, NodeStore):
+            raise TypeError(f"store must be a NodeStore, not {type(store).__name__}")
+        if config is not None and not isinstance(config, TreeConfig):
+            raise TypeError(f"config must be a TreeConfig, not {type(config).__name__}")
+        if len(root_hash) != 32:
+            raise ValueError(f"root_hash must be 32 bytes, got {len(root_hash)}")
+        tree = cls.__new__(cls)
+        tree._init(store, config or TreeConfig(), root_hash, None)
+        return tree
+
+    # -- properties ----------------------------------------------------------------
+
+    @property
+    def config(self) -> TreeConfig:
+        """The tree's chunking parameters."""
+        return self._config
+
+    @property
+    def store(self) -> NodeStore:
+        """The node store holding the tree."""
+        return self._store
+
+    @property
+    def node_cache(self) -> NodeCache:
+        """The decoded-node cache this tree reads through (shared by trees derived from it)."""
+        return self._cache
+
+    # -- writes ------------------------------------------------------------------------
+
+    def _writable(self) -> None:
+        if self._closed:
+            raise ValueError("tree is closed")
+        if self._store.read_only:
+            raise ReadOnlyError("tree is open read-only")
+
+    def insert(self, key: bytes, value: bytes) -> None:
+        """Set ``key`` to ``value`` (inserting or overwriting)."""
+        _check_key(key)
+        _check_value(value)
+        self._writable()
+        self._pending[key] = value
+        if len(self._pending) >= AUTO_FLUSH_PENDING:
+            self._apply()
+
+    def insert_batch(self, items: Iterable[tuple[bytes, bytes]]) -> None:
+        """Set many pairs at once; a later duplicate key wins. Nothing is applied unless
+        every pair is valid."""
+        self._writable()
+        batch: dict[bytes, bytes] = {}
+        for item in items:
+            try:
+                key, value = item
+            except (TypeError, ValueError):
+                raise TypeError("insert_batch expects (key, value) pairs") from None
+            if type(key) is not bytes:
+                _check_key(key)
+            if type(value) is not bytes:
+                _check_value(value)
+            batch[key] = value
+        if self._pending:
+            self._pending.update(batch)
+        else:
+            self._pending = batch
+        self._apply()
+
+    def update(self, key: bytes, value: bytes) -> bool:
+        """Change the value of an existing key; returns False (changing nothing) when
+        ``key`` is absent."""
+        _check_key(key)
+        _check_value(value)
+        self._writable()
+        if self.find(key) is None:
+            return False
+        self._pending[key] = value
+        return True
+
+    def delete(self, key: bytes) -> bool:
+        """Remove ``key``; returns whether it was present."""
+        _check_key(key)
+        self._writable()
+        if self.find(key) is None:
+            return False
+        self._pending[key] = None
+        if len(self._pending) >= AUTO_FLUSH_PENDING:
+            self._apply()
+        return True
+
+    def delete_batch(self, keys: Iterable[bytes]) -> int:
+        """Remove many keys; returns how many were present. Nothing is applied unless
+        every key is valid."""
+        self._writable()
+        keys = list(keys)
+        for key in keys:
+            _check_key(key)
+        removed = 0
+        pending = self._pending
+        for key in dict.fromkeys(keys):
+            if self.find(key) is not None:
+                pending[key] = None
+                removed += 1
+        self._apply()
+        return removed
+
+    def _apply(self) -> None:
+        """Apply buffered writes to the tree (the root only changes if all succeed)."""
+        pending = self._pending
+        if not pending:
+            return
+        edits = sorted(pending.items(), key=lambda kv: kv[0])
+        root = apply_edits(self._cache, self._config, self._root, edits)
+        self._root = root
+        self._root_node = self._cache.load(root)
+        self._pending = {}
+
+    # -- reads -------------------------------------------------------------------------
+
+    def find(self, key: bytes) -> bytes | None:
+        """The value of ``key``, or None when absent."""
+        if type(key) is not bytes:
+            _check_key(key)
+        if self._pending:
+            v = self._pending.get(key, _MISSING)
+            if v is not _MISSING:
+                return v
+        return lookup(self._cache, self._root_node, key)
+
+    get = find
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value = self.find(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, bytes) and self.find(key) is not None
+
+    def size(self) -> int:
+        """Number of key/value pairs."""
+        self._apply()
+        return self._root_node.total
+
+    __len__ = size
+
+    def depth(self) -> int:
+        """Number of node levels (1 for a tree that fits in one leaf, including empty)."""
+        self._apply()
+        return self._root_node.level + 1
+
+    def get_root_hash(self) -> bytes:
+        """The 32-byte root address; equal trees (same config, same pairs) share it."""
+        self._apply()
+        return self._root
+
+    root_hash = property(get_root_hash, doc="The 32-byte root address.")
+
+    def items(self, start: bytes | None = None, end: bytes | None = None,
+              reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs with ``start <= key < end`` in key order (or reversed).
+        The iterator reads a snapshot: later writes do not affect it."""
+        if start is not None:
+            _check_key(start)
+        if end is not None:
+            _check_key(end)
+        self._apply()
+        return iter_items(self._cache, self._root_node, start, end, reverse)
+
+    def keys(self, start: bytes | None = None, end: bytes | None = None,
+             reverse: bool = False) -> Iterator[bytes]:
+        """Keys in ``[start, end)`` in order (or reversed)."""
+        return (k for k, _ in self.items(start, end, reverse))
+
+    def values(self, start: bytes | None = None, end: bytes | None = None,
+               reverse: bool = False) -> Iterator[bytes]:
+        """Values of the keys in ``[start, end)`` in key order (or reversed)."""
+        return (v for _, v in self.items(start, end, reverse))
+
+    def range(self, start: bytes | None = None, end: bytes | None = None,
+              reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """Alias of :meth:`items`: pairs with ``start <= key < end``."""
+        return self.items(start, end, reverse)
+
+    def prefix(self, prefix: bytes, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """Pairs whose key starts with ``prefix``, in key order (or reversed)."""
+        _check_key(prefix)
+        return self.items(prefix, prefix_end(prefix), reverse)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.keys()
+
+    def __reversed__(self) -> Iterator[bytes]:
+        return self.keys(reverse=True)
+
+    def first(self) -> tuple[bytes, bytes] | None:
+        """The pair with the smallest key, or None when empty."""
+        return next(self.items(), None)
+
+    def last(self) -> tuple[bytes, bytes] | None:
+        """The pair with the greatest key, or None when empty."""
+        return next(self.items(reverse=True), None)
+
+    # -- whole-tree views ----------------------------------------------------------------
+
+    def _walk(self) -> Iterator[tuple[bytes, Node]]:
+        """Every node (address, node) reachable from the root, parents before children."""
+        self._apply()
+        stack = [self._root]
+        load = self._cache.load
+        while stack:
+            addr = stack.pop()
+            node = load(addr)
+            yield addr, node
+            if node.level:
+                stack.extend(reversed(node.vals))
+
+    def stats(self) -> dict[str, Any]:
+        """Shape statistics: num_nodes, num_leaves, num_internal_nodes, avg_node_size
+        (entries per node), total_key_value_pairs, depth and total_node_bytes."""
+        leaves = internal = entries = nbytes = 0
+        raw = self._cache.raw
+        for addr, node in self._walk():
+            if node.level:
+                internal += 1
+            else:
+                leaves += 1
+            entries += len(node.keys)
+            nbytes += len(raw(addr))
+        nodes = leaves + internal
+        return {
+            "num_nodes": nodes,
+            "num_leaves": leaves,
+            "num_internal_nodes": internal,
+            "avg_node_size": entries / nodes if nodes else 0.0,
+            "total_key_value_pairs": self._root_node.total,
+            "depth": self._root_node.level + 1,
+            "total_node_bytes": nbytes,
+        }
+
+    def traverse(self) -> str:
+        """A readable outline of the tree: one line per node, indented by depth."""
+        self._apply()
+        lines: list[str] = []
+        load = self._cache.load
+
+        def show(addr: bytes, indent: int) -> None:
+            node = load(addr)
+            keys = node.keys
+            span = f"{keys[0]!r}..{keys[-1]!r}" if keys else "empty"
+            kind = "leaf" if node.level == 0 else f"L{node.level}"
+            lines.append(f"{'  ' * indent}{kind} {addr.hex()[:12]} entries={len(keys)} "
+                         f"pairs={node.total} keys={span}")
+            if node.level:
+                for child in node.vals:
+                    show(child, indent + 1)
+
+        show(self._root, 0)
+        return "\n".join(lines)
+
+    def diff(self, other: "ProllyTree") -> dict[str, dict]:
+        """Differences from this tree to ``other``: ``{"added": {k: v}, "removed": {k: v},
+        "modified": {k: {"old": v1, "new": v2}}}``. Identical subtrees are skipped by
+        address, so the cost grows with the number of differences."""
+        if not isinstance(other, ProllyTree):
+            raise TypeError(f"diff expects a ProllyTree, not {type(other).__name__}")
+        added: dict = {}
+        removed: dict = {}
+        modified: dict = {}
+        for key, old, new in self.changes(other):
+            if old is None:
+                added[key] = new
+            elif new is None:
+                removed[key] = old
+            else:
+                modified[key] = {"old": old, "new": new}
+        return {"added": added, "removed": removed, "modified": modified}
+
+    def changes(self, other: "ProllyTree") -> Iterator[tuple[bytes, bytes | None, bytes | None]]:
+        """Like :meth:`diff`, as a key-ordered stream of (key, old or None, new or None)."""
+        if not isinstance(other, ProllyTree):
+            raise TypeError(f"expected a ProllyTree, not {type(other).__name__}")
+        self._apply()
+        other._apply()
+        other_cache = None if other._store is self._store else other._cache
+        return diff_roots(self._cache, self._root, other._root, other_cache)
+
+    # -- proofs ----------------------------------------------------------------------------
+
+    def generate_proof(self, key: bytes) -> bytes:
+        """A portable proof of ``key``'s value (or absence) under the current root hash;
+        check it with :func:`prollytree.verify_proof` given only the root hash."""
+        _check_key(key)
+        self._apply()
+        return generate_proof(self._cache, self._root, key)
+
+    def verify_proof(self, proof_bytes: bytes, key: bytes,
+                     expected_value: bytes | None = None) -> bool:
+        """Whether ``proof_bytes`` proves ``key`` present under this tree's current root
+        hash (with ``expected_value``, when given)."""
+        return verify_proof(self.get_root_hash(), proof_bytes, key, expected_value)
+
+    def proven_value(self, proof_bytes: bytes, key: bytes) -> bytes | None:
+        """The value the proof shows for ``key`` under the current root (None = absent);
+        raises ProofError for a proof that does not check out."""
+        return proven_value(self.get_root_hash(), proof_bytes, key)
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def save_config(self) -> None:
+        """Store the config next to the tree (persistent stores keep it from creation; this
+        re-saves it and makes it durable)."""
+        self._writable()
+        self._store.set_ref(CONFIG_REF, self._config.to_bytes())
+        self._store.flush()
+
+    def flush(self) -> None:
+        """Apply buffered writes, record the root (persistent trees) and make it durable."""
+        if self._closed:
+            return
+        self._apply()
+        if self._root_ref is not None and not self._store.read_only:
+            if self._store.get_ref(self._root_ref) != self._root:
+                self._store.set_ref(self._root_ref, self._root)
+            self._store.flush()
+
+    def close(self) -> None:
+        """Flush and release the store. Further use raises ValueError."""
+        if self._closed:
+            return
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            _OPEN_TREES.discard(self)
+            self._store.close()
+
+    def __enter__(self) -> "ProllyTree":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def reachable(self, extra_roots: Iterable[bytes] = ()) -> set[bytes]:
+        """Addresses of every node reachable from the current root and ``extra_roots``.
+        Leaves are not decoded: only internal nodes name children."""
+        self._apply()
+        seen: set[bytes] = set()
+        stack = [self._root, *extra_roots]
+        load = self._cache.load
+        while stack:
+            addr = stack.pop()
+            if addr in seen:
+                continue
+            seen.add(addr)
+            node = load(addr)
+            if node.level > 1:
+                stack.extend(node.vals)
+            elif node.level == 1:
+                seen.update(node.vals)
+        return seen
+
+    def gc(self, extra_roots: Iterable[bytes] = ()) -> dict[str, int]:
+        """Delete every stored node not reachable from the current root or from
+        ``extra_roots``. Returns {"kept": n, "removed": m}."""
+        self._writable()
+        self.flush()
+        extra = list(extra_roots)
+        for r in extra:
+            if not isinstance(r, bytes):
+                raise TypeError("extra_roots must be bytes addresses")
+        live = self.reachable(extra)
+        dead = [a for a in self._store.addresses() if a not in live]
+        removed = self._store.remove(dead) if dead else 0
+        self._store.flush()
+        return {"kept": len(live), "removed": removed}
+
+    def verify(self) -> dict[str, Any]:
+        """Walk every node reachable from the root, checking that it is present and hashes
+        to its address. Returns {"nodes": checked, "missing": [hex], "damaged": [hex]}."""
+        self._apply()
+        missing: list[str] = []
+        damaged: list[str] = []
+        checked = 0
+        stack = [self._root]
+        while stack:
+            addr = stack.pop()
+            checked += 1
+            try:
+                data = self._cache.raw(addr)
+            except MissingNodeError:
+                missing.append(addr.hex())
+                continue
+            except CorruptNodeError:
+                damaged.append(addr.hex())
+                continue
+            if address(data) != addr:
+                damaged.append(addr.hex())
+                continue
+            try:
+                node = decode(data, addr)
+            except StoreError:
+                damaged.append(addr.hex())
+                continue
+            if node.level:
+                stack.extend(node.vals)
+        return {"nodes": checked, "missing": missing, "damaged": damaged,
+                "ok": not missing and not damaged}
+
+    fsck = verify
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"root={self._root.hex()[:12]}"
+        return f"<ProllyTree {self._store.kind} {state} pending={len(self._pending)}>"
