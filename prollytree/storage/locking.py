@@ -1,0 +1,230 @@
+"""The one-writer-at-a-time lock shared by the persistent backends, and the small argument
+checks they all apply.
+
+Every persistent store (file, RocksDB, LMDB) is a directory. A store opened for writing
+holds an exclusive ``flock`` on ``<directory>/prollytree.lock`` for as long as it is open;
+a second writer - another process, or a second open in the same process, since ``flock``
+locks belong to an open file description and not to a process - waits for the lock up to
+a timeout and then gets :class:`~prollytree.errors.StoreLockedError`. Read-only opens do
+not take the lock at all.
+
+The lock file is not called ``LOCK`` because RocksDB already owns a file of that name in
+its directory (and locks it with ``fcntl``, which would not wait).
+
+The lock is advisory and POSIX-only (``fcntl.flock``). On NFS, Linux emulates ``flock``
+with byte-range locks, which works between clients of a correctly configured server.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import time
+from typing import Iterable, NamedTuple
+
+from ..errors import StoreLockedError
+from .base import ADDRESS_SIZE, ANY
+
+try:  # pragma: no cover - the import itself is what is being probed
+    import fcntl
+except ImportError:  # pragma: no cover - non-POSIX platforms
+    fcntl = None  # type: ignore[assignment]
+
+#: Name of the lock file inside a store directory.
+LOCK_FILE_NAME = "prollytree.lock"
+#: Environment variable that sets the default lock timeout, in seconds.
+LOCK_TIMEOUT_ENV = "PROLLYTREE_LOCK_TIMEOUT"
+#: Lock timeout used when neither the constructor argument nor the environment sets one.
+DEFAULT_LOCK_TIMEOUT = 10.0
+
+#: Longest ref name, in UTF-8 bytes (LMDB keys are limited to 511 bytes; keep well below).
+MAX_REF_NAME = 255
+#: Largest ref value. Refs hold root hashes and small configs; a cap keeps every backend
+#: able to keep all refs in memory and catches a node accidentally stored as a ref.
+MAX_REF_VALUE = 1 << 20
+
+
+def resolve_lock_timeout(lock_timeout: float | None) -> float:
+    """The lock timeout to use: the argument if given, else ``$PROLLYTREE_LOCK_TIMEOUT``,
+    else :data:`DEFAULT_LOCK_TIMEOUT`. Raises TypeError/ValueError for a bad value."""
+    source = "lock_timeout"
+    if lock_timeout is None:
+        env = os.environ.get(LOCK_TIMEOUT_ENV)
+        if env is None or env.strip() == "":
+            return DEFAULT_LOCK_TIMEOUT
+        source = LOCK_TIMEOUT_ENV
+        try:
+            lock_timeout = float(env)
+        except ValueError:
+            raise ValueError(f"{LOCK_TIMEOUT_ENV}={env!r} is not a number of seconds") from None
+    if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)):
+        raise TypeError(f"lock_timeout must be a number of seconds, "
+                        f"not {type(lock_timeout).__name__}")
+    if math.isnan(lock_timeout) or lock_timeout < 0:
+        raise ValueError(f"{source} must be a non-negative number of seconds, "
+                         f"got {lock_timeout!r}")
+    return float(lock_timeout)
+
+
+class WriterLock:
+    """An exclusive, inter-process writer lock on a store directory.
+
+    :meth:`acquire` polls a non-blocking ``flock`` until ``timeout`` seconds have passed
+    (polling rather than blocking so that the wait is bounded and needs no signals). The
+    holder's pid is written into the lock file so the error a waiter gets can name it.
+    """
+
+    def __init__(self, directory: str, timeout: float) -> None:
+        self.directory = directory
+        self.path = os.path.join(directory, LOCK_FILE_NAME)
+        self.timeout = timeout
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object currently holds the lock."""
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        """Take the lock, waiting up to the timeout; raises StoreLockedError after it."""
+        if fcntl is None:  # pragma: no cover - non-POSIX platforms
+            raise OSError("prollytree's persistent stores need fcntl.flock (a POSIX system)")
+        if self._fd is not None:
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as e:
+                    if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                        raise
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StoreLockedError(self._locked_message())
+                time.sleep(min(delay, remaining))
+                delay = min(delay * 2, 0.05)
+        except BaseException:
+            os.close(fd)
+            raise
+        # Diagnostics only: correctness rests on flock, never on this content.
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass
+        self._fd = fd
+
+    def release(self) -> None:
+        """Drop the lock (closing the descriptor releases the flock)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def _locked_message(self) -> str:
+        holder = ""
+        try:
+            with open(self.path, "rb") as f:
+                pid = f.read(32).decode("ascii", "replace").strip()
+            if pid.isdigit():
+                holder = f" (held by pid {pid})"
+        except OSError:
+            pass
+        return (f"store at {self.directory} is locked by another writer{holder}; "
+                f"gave up after waiting {self.timeout:g} s "
+                f"(set lock_timeout= or ${LOCK_TIMEOUT_ENV} to wait longer)")
+
+    def __enter__(self) -> "WriterLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# -- argument checks shared by the persistent backends -------------------------------------
+#
+# The base class passes caller input straight to the backend methods; these turn bad input
+# into the TypeError / ValueError the project's contract promises, before anything is written.
+
+
+def check_address(address: object) -> bytes:
+    """``address`` if it is 32 bytes; TypeError for non-bytes, ValueError for a bad length."""
+    if type(address) is not bytes:
+        if not isinstance(address, bytes):
+            raise TypeError(f"node address must be bytes, not {type(address).__name__}")
+        address = bytes(address)
+    if len(address) != ADDRESS_SIZE:
+        raise ValueError(f"node address must be {ADDRESS_SIZE} bytes, got {len(address)}")
+    return address
+
+
+def check_data(data: object) -> bytes:
+    """Node bytes as ``bytes`` (bytearray and memoryview are copied)."""
+    if type(data) is bytes:
+        return data
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"node data must be bytes, not {type(data).__name__}")
+
+
+def check_items(items: Iterable[object]) -> list[tuple[bytes, bytes]]:
+    """Validate (address, bytes) pairs for put_many, all of them before any is written."""
+    out = []
+    for item in items:
+        if not isinstance(item, tuple) or len(item) != 2:
+            raise TypeError(f"put_many expects (address, bytes) pairs, got {item!r:.80}")
+        out.append((check_address(item[0]), check_data(item[1])))
+    return out
+
+
+def check_ref_name(name: object) -> bytes:
+    """A ref name's UTF-8 encoding; TypeError for non-str, ValueError for empty/too long."""
+    if not isinstance(name, str):
+        raise TypeError(f"ref name must be a str, not {type(name).__name__}")
+    if not name:
+        raise ValueError("ref name must not be empty")
+    try:
+        raw = name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"ref name {name!r} is not valid Unicode") from None
+    if len(raw) > MAX_REF_NAME:
+        raise ValueError(f"ref name is {len(raw)} bytes in UTF-8; the limit is {MAX_REF_NAME}")
+    return raw
+
+
+def check_ref_value(value: object, what: str = "ref value") -> bytes | None:
+    """A ref value (or None, meaning delete) as bytes."""
+    if value is None:
+        return None
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{what} must be bytes or None, not {type(value).__name__}")
+    value = bytes(value)
+    if len(value) > MAX_REF_VALUE:
+        raise ValueError(f"{what} is {len(value)} bytes; refs hold at most {MAX_REF_VALUE}")
+    return value
+
+
+def check_expected(expected: object) -> object:
+    """The ``expected`` argument of set_ref: ANY, None, or bytes."""
+    if expected is ANY:
+        return ANY
+    return check_ref_value(expected, "expected ref value")
+
+
+class StoreProblem(NamedTuple):
+    """One problem found by a store's ``check()``: the node it concerns (None when the
+    damage cannot be tied to an address, e.g. an unreadable record header) and what is
+    wrong."""
+
+    address: bytes | None
+    detail: str
+
+    def __str__(self) -> str:
+        if self.address is None:
+            return self.detail
+        return f"node {self.address.hex()}: {self.detail}"
