@@ -7,9 +7,14 @@ updating a value never moves a boundary, so an update rewrites just the path to 
 
 Because the rule reads nothing but the entries since the node's start, re-chunking can
 start at any existing node start and stop as soon as a new cut coincides with an old one.
+And because a hit depends on the key alone, the interior entries of an existing node (past
+its first ``min_size - 1``) are known non-hits: re-chunking hashes only new keys and node
+ends.
 """
 
 from __future__ import annotations
+
+from bisect import bisect_left
 
 from xxhash import xxh3_64_intdigest
 
@@ -30,13 +35,30 @@ class Chunker:
         self.min_size = config.min_chunk_size if level == 0 else max(config.min_chunk_size, 2)
         self.max_size = config.max_chunk_size
 
-    def cuts(self, keys: list, carried: int = 0) -> tuple[list[int], int]:
-        """Cut positions in ``keys``, which continue a node already holding ``carried``
-        entries. Returns (exclusive end indexes of the nodes completed within ``keys``,
-        number of entries left over in the unfinished node)."""
+    def hits(self, keys: list, candidates: list | None = None) -> list[int]:
+        """Sorted indexes of the keys whose hash marks a boundary. When ``candidates`` is
+        given, only those keys are hashed: the caller knows every other key is no hit."""
         seed, mod, pat = self.seed, self.modulus, self.pattern
         h = xxh3_64_intdigest
-        hits = [i for i, k in enumerate(keys) if h(k, seed) % mod == pat]
+        if candidates is None or 2 * len(candidates) > len(keys):
+            return [i for i, k in enumerate(keys) if h(k, seed) % mod == pat]
+        out = []
+        n = len(keys)
+        for k in candidates:
+            if h(k, seed) % mod == pat:
+                i = bisect_left(keys, k)
+                if i < n and keys[i] == k:
+                    out.append(i)
+        out = sorted(set(out))
+        return out
+
+    def cuts(self, keys: list, carried: int = 0,
+             candidates: list | None = None) -> tuple[list[int], int]:
+        """Cut positions in ``keys``, which continue a node already holding ``carried``
+        entries. ``candidates`` optionally restricts hashing (see :meth:`hits`). Returns
+        (exclusive end indexes of the nodes completed within ``keys``, number of entries
+        left over in the unfinished node)."""
+        hits = self.hits(keys, candidates)
         cuts: list[int] = []
         min_size, max_size = self.min_size, self.max_size
         start = -carried  # index of the unfinished node's first entry, relative to keys

@@ -107,9 +107,11 @@ class _LevelWriter:
         #: (first_key, address, pair_count) of each node written
         self.made: list = []
 
-    def add(self, keys: list, vals: list, counts: list | None) -> None:
+    def add(self, keys: list, vals: list, counts: list | None,
+            candidates: list | None = None) -> None:
+        """Append entries (``candidates``: the only keys that may be boundary hits)."""
         carried = len(self.keys)
-        cuts, _ = self.chunker.cuts(keys, carried)
+        cuts, _ = self.chunker.cuts(keys, carried, candidates)
         self.keys += keys
         self.vals += vals
         if counts is not None:
@@ -150,6 +152,9 @@ def _rewrite_level(cache: NodeCache, config: TreeConfig, root: Node, level: int,
     nodes), both in key order."""
     removed: list = []
     out = _LevelWriter(cache, config, level)
+    # entries of an old node past its first (min_size - 1) and before its last one were
+    # not cut, so they are no boundary hits: only new keys and node edges get hashed
+    skip = out.chunker.min_size - 1
     n, i = len(edits), 0
     while i < n:
         cur = Cursor.seek(cache, root, level, edits[i][0])
@@ -163,12 +168,17 @@ def _rewrite_level(cache: NodeCache, config: TreeConfig, root: Node, level: int,
                     j += 1
             if node.keys:
                 removed.append(node.keys[0])
-            if j > i or out.pending:
+            if j > i:
                 keys, vals, counts = _merge_entries(node, edits, i, j)
+                candidates = [e[0] for e in edits[i:j] if e[1] is not None]
             else:  # an untouched node re-chunked only because the cut before it moved
                 keys, vals, counts = node.keys, node.vals, node.counts
+                candidates = []
+            if node.keys:
+                candidates += node.keys[:skip]
+                candidates.append(node.keys[-1])
             i = j
-            out.add(keys, vals, counts)
+            out.add(keys, vals, counts, candidates)
             if nxt is None:
                 out.finish()
                 break
