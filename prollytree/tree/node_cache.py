@@ -14,7 +14,7 @@ from ..errors import MissingNodeError
 from ..storage.base import NodeStore
 from .codec import EMPTY_NODE, EMPTY_NODE_BYTES, EMPTY_ROOT, Node, address, decode, encode
 
-DEFAULT_LEAF_CACHE = 2048
+DEFAULT_LEAF_CACHE = 4096
 DEFAULT_INNER_CACHE = 65536
 
 
