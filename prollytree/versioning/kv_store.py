@@ -1,0 +1,723 @@
+"""VersionedKvStore: a key/value store with Git-style history.
+
+Writes (``insert``/``update``/``delete``) are *staged* in a crash-safe journal;
+``commit`` applies them to the current branch's tree as one batch (O(changes x depth)
+nodes) and records a commit. Every version is a tree root, so ``checkout`` just moves to
+another root, and ``diff``/``merge`` walk only the parts of the trees that differ.
+
+See ``docs/versioning.md`` for the on-disk layouts, the Git integration and the exact
+semantics of each call.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from typing import Any, Callable, Iterator
+
+from ..errors import MergeConflictError, ReadOnlyError, StoreError, UnknownRefError
+from ..tree.codec import EMPTY_ROOT
+from ..tree.cursor import iter_items, lookup
+from ..tree.diff import diff_roots
+from ..tree.merge import ConflictResolution, MergeConflict, three_way_merge
+from ..tree.mutate import apply_edits
+from ..tree.proof import generate_proof as _generate_proof
+from ..tree.proof import verify_proof as _verify_proof
+from . import refs as _refs
+from .backend import HEADS, TAGS, HistoryBackend
+from .objects import Commit, local_tz_offset
+from .staging import StagingArea
+
+__all__ = ["StorageBackend", "VersionedKvStore", "KvDiff", "DiffOperation", "Unresolved",
+           "ConflictResolution", "MergeConflict"]
+
+
+class StorageBackend(enum.Enum):
+    """Where a :class:`VersionedKvStore` keeps its nodes, commits and refs."""
+
+    File = "file"
+    Git = "git"
+    InMemory = "memory"
+    RocksDB = "rocksdb"
+
+    def __repr__(self) -> str:
+        return f"StorageBackend.{self.name}"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @classmethod
+    def coerce(cls, value: object) -> "StorageBackend":
+        if value is None:
+            return cls.Git
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            for m in cls:
+                if value.lower() in (m.name.lower(), m.value):
+                    return m
+            raise ValueError(f"unknown storage backend {value!r}; expected one of "
+                             f"{', '.join(m.name for m in cls)}")
+        raise TypeError(f"storage_backend must be a StorageBackend, not "
+                        f"{type(value).__name__}")
+
+
+class _UnresolvedType:
+    """Return :data:`Unresolved` from a conflict-resolution callable to leave a conflict
+    unresolved: ``merge`` then raises MergeConflictError listing every such conflict and
+    changes nothing."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "Unresolved"
+
+
+Unresolved = _UnresolvedType()
+
+
+class DiffOperation:
+    """What happened to a key between two versions: ``kind`` is "Added", "Removed" or
+    "Modified". Compares equal to its kind string."""
+
+    __slots__ = ("kind", "old_size", "new_size")
+
+    def __init__(self, kind: str, old_size: int | None, new_size: int | None) -> None:
+        self.kind = kind
+        self.old_size = old_size
+        self.new_size = new_size
+
+    @property
+    def value_size(self) -> int | None:
+        return self.new_size if self.kind == "Added" else self.old_size
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return self.kind == other
+        if isinstance(other, DiffOperation):
+            return (self.kind, self.old_size, self.new_size) == (
+                other.kind, other.old_size, other.new_size)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.kind)
+
+    def __str__(self) -> str:
+        return self.kind
+
+    def __repr__(self) -> str:
+        if self.kind == "Modified":
+            return f"DiffOperation.Modified(old_size={self.old_size}, new_size={self.new_size})"
+        return f"DiffOperation.{self.kind}(value_size={self.value_size})"
+
+
+class KvDiff:
+    """One changed key between two versions: ``key``, ``operation`` (a
+    :class:`DiffOperation`, equal to "Added", "Removed" or "Modified"), ``old_value`` and
+    ``new_value`` (None where absent)."""
+
+    __slots__ = ("key", "old_value", "new_value", "operation")
+
+    def __init__(self, key: bytes, old_value: bytes | None, new_value: bytes | None) -> None:
+        self.key = key
+        self.old_value = old_value
+        self.new_value = new_value
+        kind = "Added" if old_value is None else "Removed" if new_value is None else "Modified"
+        self.operation = DiffOperation(kind, None if old_value is None else len(old_value),
+                                       None if new_value is None else len(new_value))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, KvDiff):
+            return NotImplemented
+        return (self.key, self.old_value, self.new_value) == (
+            other.key, other.old_value, other.new_value)
+
+    def __hash__(self) -> int:
+        return hash((self.key, self.old_value, self.new_value))
+
+    def __repr__(self) -> str:
+        return f"KvDiff(key={self.key!r}, operation={self.operation!r})"
+
+
+def _check_key(key: Any) -> None:
+    if type(key) is not bytes:
+        raise TypeError(f"key must be bytes, not {type(key).__name__}")
+
+
+def _check_value(value: Any) -> None:
+    if type(value) is not bytes:
+        raise TypeError(f"value must be bytes, not {type(value).__name__}")
+
+
+def _make_backend(path: str, kind: "StorageBackend") -> HistoryBackend:
+    if kind is StorageBackend.Git:
+        from .git_backend import GitBackend
+        return GitBackend(path)
+    from .store_backend import StoreBackend
+    return StoreBackend(path if kind is not StorageBackend.InMemory else None, kind.value,
+                        kind.name)
+
+
+_CHECKOUT_STAGED = ("error", "carry", "discard")
+
+
+class VersionedKvStore:
+    """A versioned key/value store (bytes -> bytes) at ``path``.
+
+    ``storage_backend`` is a :class:`StorageBackend` (default ``Git``): ``path`` is then
+    the dataset directory, inside an existing Git repository or not (a repository is
+    initialised there). Other backends keep everything under ``path`` (``InMemory``
+    ignores it). Opening an existing store resumes it, staged changes included.
+    """
+
+    def __init__(self, path: str | os.PathLike, storage_backend: Any = None) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
+        self._kind = StorageBackend.coerce(storage_backend)
+        self._path = os.path.abspath(os.fspath(path))
+        self._backend = _make_backend(self._path, self._kind)
+        b = self._backend
+        try:
+            journal = (os.path.join(b.state_dir, "staging.journal")
+                       if b.state_dir is not None else None)
+            self._staging = StagingArea(journal, b.lock)
+            self._gen = self._staging._gen
+            self._closed = False
+            with b.lock.exclusive():
+                branch, commit = b.read_head()
+                if branch is not None and b.get_ref(HEADS + branch) is None \
+                        and not b.list_refs(HEADS):
+                    # a brand-new store (or a repository without commits): start history
+                    self._commit_locked(branch, None, EMPTY_ROOT, [], "Initial commit")
+            self._load_head()
+        except BaseException:
+            b.close()
+            raise
+
+    @staticmethod
+    def open(path: str | os.PathLike, storage_backend: Any = None) -> "VersionedKvStore":
+        """Open the store at ``path`` (same as the constructor)."""
+        return VersionedKvStore(path, storage_backend)
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _load_head(self) -> None:
+        b = self._backend
+        self._branch, detached = b.read_head()
+        self._head = b.get_ref(HEADS + self._branch) if self._branch is not None else detached
+        root = b.read_commit(self._head).root if self._head else EMPTY_ROOT
+        self._set_root(root)
+
+    def _set_root(self, root: bytes) -> None:
+        self._root = root
+        self._root_node = self._backend.cache.load(root)
+
+    def _sync(self) -> None:
+        """Catch up with other writers: their staged changes, and their commits (seen
+        through the staging journal's generation, bumped by every commit)."""
+        if self._closed:
+            raise ValueError("store is closed")
+        st = self._staging
+        st.sync()
+        if st._gen != self._gen:
+            self._gen = st._gen
+            self._load_head()
+
+    def _moved(self) -> None:
+        """After HEAD or the current branch moved (under the exclusive lock): reload, and
+        let other store objects on this dataset notice."""
+        self._staging.bump()
+        self._gen = self._staging._gen
+        self._load_head()
+
+    def _writable(self) -> None:
+        if self._branch is None:
+            raise ReadOnlyError(
+                f"HEAD is detached at {self._head[:12]}: the store is read-only; "
+                f"create_branch(name) to write from here, or checkout a branch")
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value of ``key`` as staged, else as in the current commit; None if absent."""
+        _check_key(key)
+        self._sync()
+        ch = self._staging.changes
+        if key in ch:
+            return ch[key]
+        return lookup(self._backend.cache, self._root_node, key)
+
+    def list_keys(self) -> list[bytes]:
+        """Every key of the current view (current commit plus staged changes), sorted."""
+        self._sync()
+        ch = self._staging.changes
+        keys = [k for k, _ in iter_items(self._backend.cache, self._root_node)
+                if k not in ch]
+        keys.extend(k for k, v in ch.items() if v is not None)
+        keys.sort()
+        return keys
+
+    def status(self) -> list[tuple[bytes, str]]:
+        """Staged changes against the current commit, sorted by key: (key, "added" |
+        "modified" | "deleted"). Staged writes that change nothing are not listed."""
+        self._sync()
+        out = []
+        cache, node = self._backend.cache, self._root_node
+        for key, value in sorted(self._staging.changes.items()):
+            old = lookup(cache, node, key)
+            if value is None:
+                if old is not None:
+                    out.append((key, "deleted"))
+            elif old is None:
+                out.append((key, "added"))
+            elif old != value:
+                out.append((key, "modified"))
+        return out
+
+    # -- staged writes -----------------------------------------------------------------------
+
+    def insert(self, key: bytes, value: bytes) -> None:
+        """Stage ``key`` = ``value`` (insert or overwrite)."""
+        _check_key(key)
+        _check_value(value)
+        if self._closed:
+            raise ValueError("store is closed")
+        self._writable()
+        self._staging.stage(key, value)
+
+    def update(self, key: bytes, value: bytes) -> bool:
+        """Stage a new value for an existing key; returns False (staging nothing) when the
+        key does not exist."""
+        _check_key(key)
+        _check_value(value)
+        self._writable()
+        if self.get(key) is None:
+            return False
+        self._staging.stage(key, value)
+        return True
+
+    def delete(self, key: bytes) -> bool:
+        """Stage the removal of ``key``; returns whether it existed."""
+        _check_key(key)
+        self._writable()
+        if self.get(key) is None:
+            return False
+        self._staging.stage(key, None)
+        return True
+
+    # -- commits ---------------------------------------------------------------------------------
+
+    def _commit_locked(self, branch: str, tip: str | None, root: bytes, parents: list[str],
+                       message: str) -> str:
+        b = self._backend
+        author, committer = b.default_identity()
+        now = time.time()
+        try:
+            cid = b.write_commit(root, parents, message, author, committer, int(now),
+                                 local_tz_offset(now))
+            if not b.cas_ref(HEADS + branch, cid, tip):
+                raise StoreError(f"branch {branch!r} was moved by another writer during the "
+                                 f"commit; nothing was committed, retry")
+        finally:
+            discard = getattr(b.store, "discard_pending", None)
+            if discard is not None:
+                discard()
+        b.after_branch_update(branch, tip, cid)
+        return cid
+
+    def commit(self, message: str) -> str:
+        """Commit the staged changes on the current branch; returns the 40-hex commit id.
+        With nothing staged an (empty) commit is still recorded, as the reference
+        implementation does."""
+        if not isinstance(message, str):
+            raise TypeError(f"message must be a str, not {type(message).__name__}")
+        if self._closed:
+            raise ValueError("store is closed")
+        b = self._backend
+        with b.lock.exclusive():
+            self._staging.sync()
+            self._load_head()
+            self._writable()
+            tip = self._head
+            cache = b.cache
+            edits = []
+            for key, value in sorted(self._staging.changes.items()):
+                if lookup(cache, self._root_node, key) != value:
+                    edits.append((key, value))
+            root = apply_edits(cache, b.config, self._root, edits) if edits else self._root
+            cid = self._commit_locked(self._branch, tip, root,
+                                      [tip] if tip else [], message)
+            self._staging.clear()
+            self._gen = self._staging._gen
+            self._head = cid
+            self._set_root(root)
+        return cid
+
+    def current_commit(self) -> str:
+        """The id (40 hex) of the commit the store is at."""
+        self._sync()
+        if self._head is None:
+            raise UnknownRefError(f"branch {self._branch!r} has no commit yet")
+        return self._head
+
+    def current_branch(self) -> str | None:
+        """The current branch's name; None when HEAD is detached (after checking out a
+        commit, the store is read-only)."""
+        self._sync()
+        return self._branch
+
+    # -- refs and branches -----------------------------------------------------------------------
+
+    def _resolve(self, ref: object) -> str:
+        return _refs.resolve(self._backend, ref)
+
+    def list_branches(self) -> list[str]:
+        """Every branch name, sorted."""
+        return sorted(self._backend.list_refs(HEADS))
+
+    def branch(self, name: str) -> None:
+        """Create branch ``name`` at the current commit (without switching to it)."""
+        _refs.check_branch_name(name)
+        b = self._backend
+        with b.lock.exclusive():
+            self._staging.sync()
+            self._load_head()
+            if self._head is None:
+                raise UnknownRefError("cannot branch: HEAD has no commit yet")
+            if not b.cas_ref(HEADS + name, self._head, None):
+                raise ValueError(f"branch {name!r} already exists")
+
+    def create_branch(self, name: str) -> None:
+        """Create branch ``name`` at the current commit and switch to it (staged changes
+        stay staged: the base commit does not change)."""
+        self.branch(name)
+        with self._backend.lock.exclusive():
+            self._backend.write_head(name)
+            self._moved()
+
+    def tag(self, name: str, ref: str = "HEAD") -> str:
+        """Create tag ``name`` at ``ref`` (an extension of the reference API); returns the
+        commit id tagged."""
+        _refs.check_branch_name(name, "tag")
+        b = self._backend
+        with b.lock.exclusive():
+            cid = self._resolve(ref)
+            if not b.cas_ref(TAGS + name, cid, None):
+                raise ValueError(f"tag {name!r} already exists")
+        return cid
+
+    def list_tags(self) -> list[str]:
+        """Every tag name, sorted."""
+        return sorted(self._backend.list_refs(TAGS))
+
+    def delete_branch(self, name: str) -> None:
+        """Delete branch ``name`` (not the current one)."""
+        _refs.check_branch_name(name)
+        b = self._backend
+        with b.lock.exclusive():
+            self._load_head()
+            if name == self._branch:
+                raise ValueError(f"cannot delete the current branch {name!r}")
+            cur = b.get_ref(HEADS + name)
+            if cur is None:
+                raise UnknownRefError(f"unknown branch {name!r}")
+            if not b.cas_ref(HEADS + name, None, cur):
+                raise StoreError(f"branch {name!r} moved concurrently; retry")
+
+    def checkout(self, branch_or_commit: str, *, staged: str = "error") -> None:
+        """Switch to a branch, or detach at a commit (any ref expression: abbreviated id,
+        ``HEAD~2``, a tag...). No tree is rebuilt: the store just moves to the other root.
+
+        With staged changes, ``staged`` says what to do: ``"error"`` (default) refuses
+        with ValueError unless the target is the current commit; ``"carry"`` keeps them
+        staged on top of the new commit; ``"discard"`` drops them."""
+        if not isinstance(branch_or_commit, str):
+            raise TypeError(f"ref must be a str, not {type(branch_or_commit).__name__}")
+        if staged not in _CHECKOUT_STAGED:
+            raise ValueError(f"staged must be one of {_CHECKOUT_STAGED}, not {staged!r}")
+        b = self._backend
+        with b.lock.exclusive():
+            self._sync()
+            name = branch_or_commit
+            if name.startswith(HEADS):
+                name = name[len(HEADS):]
+            target_branch = None
+            if b.get_ref(HEADS + name) is not None:
+                target_branch = name
+                target = b.get_ref(HEADS + name)
+            else:
+                target = self._resolve(branch_or_commit)
+            if len(self._staging) and target != self._head:
+                if staged == "error":
+                    raise ValueError(
+                        f"cannot checkout {branch_or_commit!r}: {len(self._staging)} staged "
+                        f"change(s) would be lost; commit them, or pass staged='carry' or "
+                        f"staged='discard'")
+                if staged == "discard":
+                    self._staging.clear()
+                    self._gen = self._staging._gen
+            b.write_head(target_branch, None if target_branch else target)
+            self._moved()
+
+    # -- history ------------------------------------------------------------------------------------
+
+    def log(self) -> list[dict]:
+        """The history of the current commit, newest first: dicts with id, author,
+        committer, message and timestamp (seconds)."""
+        self._sync()
+        if self._head is None:
+            return []
+        return [c.as_dict() for c in self._backend.history.walk([self._head])]
+
+    def get_commit_history(self) -> list[dict]:
+        """Same as :meth:`log`."""
+        return self.log()
+
+    def get_commits_for_key(self, key: bytes) -> list[dict]:
+        """Commits (newest first, as in :meth:`log`) in which ``key``'s value changed: it
+        differs from the value in every parent (for a root commit: the key exists)."""
+        _check_key(key)
+        self._sync()
+        if self._head is None:
+            return []
+        b = self._backend
+        cache = b.cache
+        values: dict[bytes, bytes | None] = {}
+
+        def value(root: bytes) -> bytes | None:
+            if root not in values:
+                values[root] = lookup(cache, cache.load(root), key)
+            return values[root]
+
+        out = []
+        for c in b.history.walk([self._head]):
+            v = value(c.root)
+            if c.parents:
+                if all(value(b.read_commit(p).root) != v for p in c.parents):
+                    out.append(c.as_dict())
+            elif v is not None:
+                out.append(c.as_dict())
+        return out
+
+    def get_keys_at_ref(self, reference: str) -> list[tuple[bytes, bytes]]:
+        """Every (key, value) pair at ``reference``, sorted by key (nothing truncated)."""
+        cid = self._resolve(reference)
+        root = self._backend.read_commit(cid).root
+        cache = self._backend.cache
+        return list(iter_items(cache, cache.load(root)))
+
+    def iter_items_at(self, reference: str, start: bytes | None = None,
+                      end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs with ``start <= key < end`` at ``reference``, lazily."""
+        cid = self._resolve(reference)
+        cache = self._backend.cache
+        return iter_items(cache, cache.load(self._backend.read_commit(cid).root), start, end)
+
+    def diff(self, from_ref: str, to_ref: str) -> list[KvDiff]:
+        """Keys added, removed or modified from ``from_ref`` to ``to_ref``, sorted by key.
+        Computed structurally: the cost grows with the number of differences."""
+        a = self._backend.read_commit(self._resolve(from_ref)).root
+        c = self._backend.read_commit(self._resolve(to_ref)).root
+        return [KvDiff(k, o, n) for k, o, n in diff_roots(self._backend.cache, a, c)]
+
+    # -- merge ----------------------------------------------------------------------------------------
+
+    def _merge_plan(self, source_branch: str):
+        """(dest tip, source commit, base or None, kind) with kind "noop", "ff" or "merge"."""
+        if not isinstance(source_branch, str):
+            raise TypeError(f"source_branch must be a str, not {type(source_branch).__name__}")
+        self._writable()
+        b = self._backend
+        src = self._resolve(source_branch)
+        dest = self._head
+        if dest is None:
+            return dest, src, None, "ff"
+        if src == dest:
+            return dest, src, src, "noop"
+        base = b.history.merge_base(dest, src)
+        if base == src:
+            return dest, src, base, "noop"
+        if base == dest:
+            return dest, src, base, "ff"
+        return dest, src, base, "merge"
+
+    def _three_way(self, dest: str, src: str, base: str | None):
+        b = self._backend
+        base_root = b.read_commit(base).root if base else EMPTY_ROOT
+        dest_root = b.read_commit(dest).root
+        src_root = b.read_commit(src).root
+        edits, conflicts = three_way_merge(b.cache, base_root, dest_root, src_root, None)
+        return dest_root, edits, conflicts
+
+    def _check_clean(self, what: str) -> None:
+        if len(self._staging):
+            raise ValueError(f"cannot {what} with {len(self._staging)} staged change(s): "
+                             f"commit them first")
+
+    def merge(self, source_branch: str, conflict_resolution: Any = None) -> str:
+        """Three-way merge ``source_branch`` (any ref expression) into the current branch;
+        returns the resulting commit id.
+
+        Fast-forwards when the current branch is an ancestor of the source, does nothing
+        when the source is already merged, else records a two-parent merge commit.
+        ``conflict_resolution``: None or ``ConflictResolution.IgnoreAll`` /
+        ``TakeDestination`` keep the current branch's value for conflicting keys;
+        ``TakeSource`` takes the source's (deleting where the source deleted); a callable
+        gets each :class:`MergeConflict` and returns the value to keep (None deletes), or
+        :data:`Unresolved` to refuse: the merge then raises MergeConflictError (a
+        ValueError) listing those conflicts and changes nothing, as it does when the
+        callable raises."""
+        res = conflict_resolution
+        if res is not None and not isinstance(res, ConflictResolution) and not callable(res):
+            raise TypeError(f"conflict_resolution must be a ConflictResolution or a callable, "
+                            f"not {type(res).__name__}")
+        b = self._backend
+        with b.lock.exclusive():
+            self._sync()
+            self._load_head()
+            self._check_clean("merge")
+            dest, src, base, kind = self._merge_plan(source_branch)
+            if kind == "noop":
+                return dest
+            if kind == "ff":
+                if not b.cas_ref(HEADS + self._branch, src, dest):
+                    raise StoreError(f"branch {self._branch!r} moved concurrently; retry")
+                b.after_branch_update(self._branch, dest, src)
+                self._moved()
+                return src
+            dest_root, edits, conflicts = self._three_way(dest, src, base)
+            extra, unresolved = self._resolve_conflicts(conflicts, res)
+            if unresolved:
+                raise MergeConflictError(
+                    f"merge of {source_branch!r} into {self._branch!r} stopped on "
+                    f"{len(unresolved)} unresolved conflict(s): "
+                    + ", ".join(repr(c.key) for c in unresolved[:20])
+                    + (" ..." if len(unresolved) > 20 else ""), unresolved)
+            return self._finish_merge(source_branch, dest, src, dest_root, edits + extra)
+
+    def _resolve_conflicts(self, conflicts: list, res: Any) -> tuple[list, list]:
+        extra, unresolved = [], []
+        for c in conflicts:
+            if res is None or res is ConflictResolution.IgnoreAll \
+                    or res is ConflictResolution.TakeDestination:
+                continue
+            if res is ConflictResolution.TakeSource:
+                value = c.source_value
+            else:
+                try:
+                    value = res(c)
+                except Exception as e:
+                    raise MergeConflictError(
+                        f"conflict resolver failed on key {c.key!r}: {e!r}; nothing was "
+                        f"merged", [c]) from e
+                if value is Unresolved:
+                    unresolved.append(c)
+                    continue
+                if value is not None and not isinstance(value, bytes):
+                    raise TypeError(f"conflict resolver must return bytes, None or "
+                                    f"Unresolved, not {type(value).__name__}")
+            if value != c.destination_value:
+                extra.append((c.key, value))
+        return extra, unresolved
+
+    def _finish_merge(self, source: str, dest: str, src: str, dest_root: bytes,
+                      edits: list) -> str:
+        b = self._backend
+        edits.sort(key=lambda e: e[0])
+        root = apply_edits(b.cache, b.config, dest_root, edits) if edits else dest_root
+        label = (f"branch '{source}'" if b.get_ref(HEADS + source) is not None
+                 else f"commit '{src[:12]}'")
+        message = f"Merge {label} into {self._branch}"
+        cid = self._commit_locked(self._branch, dest, root, [dest, src], message)
+        self._moved()
+        return cid
+
+    def try_merge(self, source_branch: str) -> tuple[bool, list[MergeConflict]]:
+        """Merge ``source_branch`` if that needs no conflict resolution: returns
+        ``(True, [])`` after merging, or ``(False, conflicts)`` (sorted by key) having
+        changed nothing."""
+        b = self._backend
+        with b.lock.exclusive():
+            self._sync()
+            self._load_head()
+            self._check_clean("merge")
+            dest, src, base, kind = self._merge_plan(source_branch)
+            if kind == "noop":
+                return True, []
+            if kind == "ff":
+                if not b.cas_ref(HEADS + self._branch, src, dest):
+                    raise StoreError(f"branch {self._branch!r} moved concurrently; retry")
+                b.after_branch_update(self._branch, dest, src)
+                self._moved()
+                return True, []
+            dest_root, edits, conflicts = self._three_way(dest, src, base)
+            if conflicts:
+                return False, conflicts
+            self._finish_merge(source_branch, dest, src, dest_root, edits)
+            return True, []
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The best common ancestor of two refs (None for unrelated histories)."""
+        return self._backend.history.merge_base(self._resolve(a), self._resolve(b))
+
+    # -- proofs -----------------------------------------------------------------------------------
+
+    def root_hash(self) -> bytes:
+        """The 32-byte root address of the current commit's tree."""
+        self._sync()
+        return self._root
+
+    def generate_proof(self, key: bytes) -> bytes:
+        """A portable proof of ``key``'s value (or absence) in the current commit's tree;
+        check it with :meth:`verify_proof` or ``prollytree.verify_proof(root_hash, ...)``."""
+        _check_key(key)
+        self._sync()
+        return _generate_proof(self._backend.cache, self._root, key)
+
+    def verify_proof(self, proof_bytes: bytes, key: bytes,
+                     expected_value: bytes | None = None) -> bool:
+        """Whether ``proof_bytes`` proves ``key`` present in the current commit's tree
+        (with ``expected_value``, when given)."""
+        self._sync()
+        return _verify_proof(self._root, proof_bytes, key, expected_value)
+
+    # -- misc -----------------------------------------------------------------------------------------
+
+    def storage_backend(self) -> StorageBackend:
+        """The backend this store uses (prints as ``Git``, ``File``, ...)."""
+        return self._kind
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def backend(self) -> HistoryBackend:
+        """The history backend (advanced use: commits, refs, node store)."""
+        return self._backend
+
+    def close(self) -> None:
+        """Release files and locks (staged changes stay in the journal)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._staging.close()
+        finally:
+            self._backend.close()
+
+    def __enter__(self) -> "VersionedKvStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = self._branch if self._branch is not None else f"detached {self._head[:12]}"
+        return f"<VersionedKvStore {self._kind.name} {self._path} on {where}>"

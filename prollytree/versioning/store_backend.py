@@ -1,0 +1,171 @@
+"""History kept in a NodeStore: the File, RocksDB and InMemory backends.
+
+Layout for a dataset directory ``<path>`` (persistent kinds)::
+
+    <path>/nodes/            the NodeStore (open_store("file" | "rocksdb", ...))
+    <path>/staging.journal   staged changes (see .staging)
+    <path>/lock              the dataset lock (see .lock)
+
+Commits are records in the same NodeStore as the tree nodes, stored under the SHA-256 of
+their encoding (msgpack ``[b"prollytree-commit", 1, root, [parent addresses], author,
+committer, message, timestamp, tz_offset, config]``); a commit's id is the first 20
+bytes of that address in hex (40 characters, like Git's). Refs are NodeStore refs:
+``refs/heads/<name>`` and ``refs/tags/<name>`` hold a commit's 32-byte address,
+``HEAD`` holds ``b"ref: refs/heads/<name>"`` or ``b"detached:" + address``. Commit
+records and refs are flushed (made power-loss durable) before a commit call returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import msgpack
+
+from ..errors import StoreError
+from ..storage import NodeStore, open_store
+from ..tree.config import TreeConfig
+from ..tree.node_cache import NodeCache
+from .backend import HEADS, LEAF_CACHE, TAGS, HistoryBackend
+from .lock import DatasetLock
+from .objects import Commit
+
+MAGIC = b"prollytree-commit"
+HEAD_REF = "HEAD"
+CONFIG_REF = "versioning/config"
+
+
+class StoreBackend(HistoryBackend):
+    """History in a NodeStore of kind ``kind`` ("memory", "file", "rocksdb", "lmdb")."""
+
+    def __init__(self, path: str | None, kind: str, name: str) -> None:
+        self.name = name
+        self.kind = kind
+        if kind == "memory":
+            self.store: NodeStore = open_store("memory")
+            self.state_dir = None
+            self.lock = DatasetLock(None)
+        else:
+            if path is None:
+                raise ValueError(f"the {name} backend needs a path")
+            os.makedirs(path, exist_ok=True)
+            self.state_dir = path
+            self.lock = DatasetLock(os.path.join(path, "lock"))
+            self.store = open_store(kind, os.path.join(path, "nodes"))
+        self.cache = NodeCache(self.store, LEAF_CACHE)
+        self._addr: dict[str, bytes] = {}
+        self._init_common()
+        cfg = self.store.get_ref(CONFIG_REF)
+        if cfg is None:
+            self.config = TreeConfig()
+            if not self.store.read_only:
+                self.store.set_ref(CONFIG_REF, self.config.to_bytes())
+        else:
+            self.config = TreeConfig.from_bytes(cfg)
+        if self.store.get_ref(HEAD_REF) is None:
+            self.store.set_ref(HEAD_REF, b"ref: refs/heads/main", expected=None)
+            self.store.flush()
+
+    # -- commits ------------------------------------------------------------------------------
+
+    def _learn(self, addr: bytes) -> str:
+        cid = addr[:20].hex()
+        self._addr[cid] = addr
+        return cid
+
+    def _scan(self) -> None:
+        """Learn the address of every commit reachable from a ref."""
+        stack = [v for k, v in self._raw_refs().items()
+                 if k.startswith((HEADS, TAGS)) and len(v) == 32]
+        head = self.store.get_ref(HEAD_REF) or b""
+        if head.startswith(b"detached:"):
+            stack.append(head[9:])
+        seen: set = set()
+        while stack:
+            a = stack.pop()
+            if a in seen:
+                continue
+            seen.add(a)
+            self._learn(a)
+            rec = self._decode(a)
+            if rec is not None:
+                stack.extend(rec[3])
+
+    def _decode(self, addr: bytes):
+        data = self.store.get(addr)
+        if data is None:
+            return None
+        rec = msgpack.unpackb(data, raw=False)
+        if not isinstance(rec, list) or not rec or rec[0] != MAGIC:
+            return None
+        return rec
+
+    def _read_commit(self, cid: str) -> Commit | None:
+        addr = self._addr.get(cid)
+        if addr is None:
+            self._scan()
+            addr = self._addr.get(cid)
+            if addr is None:
+                return None
+        rec = self._decode(addr)
+        if rec is None:
+            return None
+        _, _, root, parents, author, committer, message, ts, tz = rec[:9]
+        return Commit(id=cid, root=root, parents=tuple(self._learn(p) for p in parents),
+                      author=author, committer=committer, message=message, timestamp=ts,
+                      tz_offset=tz)
+
+    def write_commit(self, root: bytes, parents: list[str], message: str, author: str,
+                     committer: str, timestamp: int, tz_offset: int) -> str:
+        paddrs = [self._addr[p] for p in parents]
+        rec = msgpack.packb([MAGIC, 1, root, paddrs, author, committer, message,
+                             int(timestamp), int(tz_offset)], use_bin_type=True)
+        addr = hashlib.sha256(rec).digest()
+        self.store.put(addr, rec)
+        self.store.flush()
+        return self._learn(addr)
+
+    # -- refs ---------------------------------------------------------------------------------
+
+    def _raw_refs(self) -> dict:
+        return dict(self.store.refs())
+
+    def get_ref(self, name: str) -> str | None:
+        v = self.store.get_ref(name)
+        if v is None or len(v) != 32:
+            return None
+        return self._learn(v)
+
+    def cas_ref(self, name: str, new: str | None, old: str | None) -> bool:
+        nv = None if new is None else self._addr[new]
+        ov = None if old is None else self._addr[old]
+        ok = self.store.set_ref(name, nv, expected=ov)
+        if ok:
+            self.store.flush()
+        return ok
+
+    def list_refs(self, prefix: str) -> dict[str, str]:
+        return {k[len(prefix):]: self._learn(v) for k, v in self._raw_refs().items()
+                if k.startswith(prefix) and len(v) == 32}
+
+    def read_head(self) -> tuple[str | None, str | None]:
+        v = self.store.get_ref(HEAD_REF) or b"ref: refs/heads/main"
+        if v.startswith(b"ref: refs/heads/"):
+            return v[len(b"ref: refs/heads/"):].decode("utf-8"), None
+        if v.startswith(b"detached:") and len(v) == 9 + 32:
+            return None, self._learn(v[9:])
+        raise StoreError(f"HEAD of the {self.name} store is damaged: {v[:60]!r}")
+
+    def write_head(self, branch: str | None, commit: str | None = None) -> None:
+        if branch is not None:
+            v = f"ref: refs/heads/{branch}".encode("utf-8")
+        else:
+            v = b"detached:" + self._addr[commit]
+        self.store.set_ref(HEAD_REF, v)
+        self.store.flush()
+
+    def close(self) -> None:
+        try:
+            self.store.close()
+        finally:
+            super().close()
