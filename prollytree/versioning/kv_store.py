@@ -11,9 +11,11 @@ semantics of each call.
 
 from __future__ import annotations
 
+import atexit
 import enum
 import os
 import time
+import weakref
 from typing import Any, Callable, Iterator
 
 from ..errors import MergeConflictError, ReadOnlyError, StoreError, UnknownRefError
@@ -145,6 +147,18 @@ class KvDiff:
         return f"KvDiff(key={self.key!r}, operation={self.operation!r})"
 
 
+_OPEN: "weakref.WeakSet[VersionedKvStore]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_stores() -> None:
+    for store in list(_OPEN):
+        try:
+            store.close()
+        except Exception:  # exit must not fail on one store
+            pass
+
+
 def _check_key(key: Any) -> None:
     if type(key) is not bytes:
         raise TypeError(f"key must be bytes, not {type(key).__name__}")
@@ -199,6 +213,7 @@ class VersionedKvStore:
         except BaseException:
             b.close()
             raise
+        _OPEN.add(self)
 
     @staticmethod
     def open(path: str | os.PathLike, storage_backend: Any = None) -> "VersionedKvStore":
@@ -707,6 +722,7 @@ class VersionedKvStore:
         if self._closed:
             return
         self._closed = True
+        _OPEN.discard(self)
         try:
             self._staging.close()
         finally:
