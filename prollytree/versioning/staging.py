@@ -107,9 +107,9 @@ class StagingArea:
         if fd is None:
             return
         size = os.fstat(fd).st_size
-        if not force and size == self._size:
-            return
         gen = self._read_header()
+        if not force and size == self._size and gen == self._gen:
+            return
         if gen == -1 and size < HEADER.size:
             self.changes = {}
             self._gen, self._offset, self._size = -1, 0, size
