@@ -1125,11 +1125,22 @@ def fsck(app: App) -> None:
     Example:
       git-prolly fsck
     """
+    from prollytree.errors import CorruptNodeError, MissingNodeError
+
     from .dataset import fsck as _fsck
-    store = app.store()
     out = app.out
-    with out.progress("checking nodes", None) as advance:
-        report = _fsck(store, advance)
+    try:
+        store = app.store()
+    except (CorruptNodeError, MissingNodeError) as e:
+        # the current commit's tree cannot even be loaded: that is damage to report
+        kind = "damaged-node" if isinstance(e, CorruptNodeError) else "missing-node"
+        report = {"ok": False, "refs": 0, "commits": 0, "trees": 0, "nodes": 0, "bytes": 0,
+                  "problems": [{"kind": kind, "object": e.address.hex(), "commit": "",
+                                "reached_from": "HEAD",
+                                "detail": f"the dataset cannot be opened: {e}"}]}
+    else:
+        with out.progress("checking nodes", None) as advance:
+            report = _fsck(store, advance)
     if out.json_mode:
         out.json(report)
     else:
