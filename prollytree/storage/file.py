@@ -520,6 +520,18 @@ class FileNodeStore(NodeStore):
                 return None
             return self._read(entry)
 
+    def get(self, address: bytes) -> bytes | None:
+        """The node stored at ``address``, or None when absent.
+
+        Raises CorruptNodeError when the stored bytes do not hash to ``address``; the
+        damaged copy is then set aside (``has()`` turns False), so that writing the node
+        again repairs it.
+        """
+        data = self._get(address)
+        if data is not None and sha256(data).digest() != address:
+            self._quarantine(address)
+        return data
+
     def get_many(self, addresses: Iterable[bytes]) -> dict[bytes, bytes]:
         addresses = [check_address(a) for a in addresses]
         out = {}
@@ -534,9 +546,19 @@ class FileNodeStore(NodeStore):
                     continue
                 data = self._read(entry)
                 if sha256(data).digest() != a:
-                    raise CorruptNodeError(a, "stored bytes do not hash to the address")
+                    self._quarantine(a)
                 out[a] = data
         return out
+
+    def _quarantine(self, address: bytes) -> None:
+        """Drop a node whose bytes proved wrong from the index and raise CorruptNodeError."""
+        with self._mutex:
+            entry = self._index.pop(address, None)
+            if entry is not None:
+                self._lost[address] = (f"its bytes at offset {entry >> 32} of {LOG_NAME} do "
+                                       f"not hash to the address")
+            raise CorruptNodeError(address, self._lost.get(
+                address, "stored bytes do not hash to the address"))
 
     def _has(self, address: bytes) -> bool:
         if type(address) is not bytes or len(address) != ADDRESS_SIZE:
@@ -659,8 +681,7 @@ class FileNodeStore(NodeStore):
             for entry, address in live:
                 data = self._read(entry)
                 if sha256(data).digest() != address:
-                    raise CorruptNodeError(address, f"bytes at offset {entry >> 32} do not "
-                                                    f"hash to the address; compaction stopped")
+                    self._quarantine(address)          # raises; the old log stays as it was
                 head = _REC_FIXED.pack(REC_MAGIC, REC_NODE, ADDRESS_SIZE, len(data),
                                        xxh3_64_intdigest(data)) + address
                 buf += head

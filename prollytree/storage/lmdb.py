@@ -212,9 +212,8 @@ class LMDBNodeStore(NodeStore):
                             data = txn.get(a)
                             if data is None:
                                 continue
-                            if sha256(data).digest() != a:
-                                raise CorruptNodeError(a, "stored bytes do not hash to the "
-                                                          "address")
+                        if sha256(data).digest() != a:
+                            raise CorruptNodeError(a, "stored bytes do not hash to the address")
                         out[a] = data
             except self._lmdb.Error as e:
                 raise self._failed("read", e) from e

@@ -50,6 +50,24 @@ def _rocksdict() -> Any:
     return rocksdict
 
 
+def _scan(db: Any, what: str, values: bool = True) -> Iterator[tuple[bytes, bytes | None]]:
+    """Iterate (key, value) pairs of a column family, raising on a read error.
+
+    rocksdict's ``items()``/``keys()`` iterators end silently when RocksDB hits damage
+    (the error only shows in the iterator's status), which would make a listing look
+    complete when it is not. This checks the status at the end.
+    """
+    it = db.iter()
+    it.seek_to_first()
+    while it.valid():
+        yield it.key(), (it.value() if values else None)
+        it.next()
+    try:
+        it.status()
+    except Exception as e:
+        raise StoreError(f"RocksDB could not read all {what}: {e}") from e
+
+
 class RocksDBNodeStore(NodeStore):
     """Nodes and refs in a RocksDB database at directory ``path``.
 
@@ -222,18 +240,18 @@ class RocksDBNodeStore(NodeStore):
         if self._refs_cf is None:
             return {}
         try:
-            return {k.decode("utf-8"): v for k, v in self._refs_cf.items()}
+            return {k.decode("utf-8"): v for k, v in _scan(self._refs_cf, f"refs of {self.path}")}
+        except StoreError:
+            raise
         except Exception as e:
             raise self._failed("ref listing", e) from e
 
     def addresses(self) -> Iterator[bytes]:
-        """Every node address, streamed from an iterator over a RocksDB snapshot."""
+        """Every node address, streamed from an iterator over a RocksDB snapshot; raises
+        StoreError (after the readable ones) if RocksDB cannot read part of the data."""
         self._check_open()
-        try:
-            keys = self._db.keys()
-        except Exception as e:
-            raise self._failed("listing", e) from e
-        return (k for k in keys if len(k) == ADDRESS_SIZE)
+        return (k for k, _ in _scan(self._db, f"node addresses of {self.path}", values=False)
+                if len(k) == ADDRESS_SIZE)
 
     def remove(self, addresses: Iterable[bytes]) -> int:
         """Delete nodes (one atomic batch). Space is reclaimed by RocksDB compaction, which
@@ -307,7 +325,7 @@ class RocksDBNodeStore(NodeStore):
         self._check_open()
         problems: list[StoreProblem] = []
         try:
-            for key, data in self._db.items():
+            for key, data in _scan(self._db, "nodes"):
                 if len(key) != ADDRESS_SIZE:
                     problems.append(StoreProblem(
                         None, f"key {key[:40]!r} in the default column family is not a "
@@ -315,16 +333,16 @@ class RocksDBNodeStore(NodeStore):
                 elif sha256(data).digest() != key:
                     problems.append(StoreProblem(key, "stored bytes do not hash to the address"))
         except Exception as e:
-            problems.append(StoreProblem(None, f"RocksDB failed while reading nodes: {e}"))
+            problems.append(StoreProblem(None, str(e)))
         if self._refs_cf is not None:
             try:
-                for key, _ in self._refs_cf.items():
+                for key, _ in _scan(self._refs_cf, "refs", values=False):
                     try:
                         key.decode("utf-8")
                     except UnicodeDecodeError:
                         problems.append(StoreProblem(None, f"ref name {key!r} is not UTF-8"))
             except Exception as e:
-                problems.append(StoreProblem(None, f"RocksDB failed while reading refs: {e}"))
+                problems.append(StoreProblem(None, str(e)))
         return problems
 
     def __repr__(self) -> str:

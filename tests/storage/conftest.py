@@ -1,0 +1,25 @@
+"""Fixtures for the storage conformance suite: one store factory per backend kind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .helpers import KINDS, PERSISTENT, make_factory
+
+
+@pytest.fixture(params=KINDS)
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path):
+    """A StoreFactory for each backend kind, memory included."""
+    factory = make_factory(request.param, tmp_path)
+    yield factory
+    factory.close_all()
+
+
+@pytest.fixture(params=PERSISTENT)
+def disk_factory(request: pytest.FixtureRequest, tmp_path: Path):
+    """A StoreFactory for each persistent backend kind."""
+    factory = make_factory(request.param, tmp_path)
+    yield factory
+    factory.close_all()
