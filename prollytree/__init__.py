@@ -24,3 +24,9 @@ __all__ = [
     "open_store", "ProllyError", "StoreError", "CorruptNodeError", "MissingNodeError",
     "ReadOnlyError", "StoreLockedError", "ProofError", "UnknownRefError", "MergeConflictError",
 ]
+
+from .versioning import (  # noqa: E402  (versioning layer, issue #4)
+    DiffOperation, KvDiff, StorageBackend, Unresolved, VersionedKvStore,
+)
+
+__all__ += ["VersionedKvStore", "StorageBackend", "KvDiff", "DiffOperation", "Unresolved"]
