@@ -1226,8 +1226,8 @@ def import_(app: App, file: str, fmt: str | None, no_header: bool, message: str 
         raise Fail("HEAD is detached: checkout a branch to import into", 2)
     records = parse_file(file, fmt, not no_header, out.progress)
     with store.backend.lock.shared():
-        with out.progress("staging", len(records) if len(records) >= PROGRESS_ITEMS
-                          else None) as advance:
+        with out.progress("staging", len(records),
+                          enabled=len(records) >= PROGRESS_ITEMS) as advance:
             for i, (k, v) in enumerate(records, 1):
                 store.insert(k, v)
                 if i % 4096 == 0:
@@ -1286,8 +1286,8 @@ def export(app: App, file: str, fmt: str | None, ref: str | None, prefix: str) -
     tmp = f"{file}.tmp{os.getpid()}"
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as f:
-            with out.progress(f"writing {os.path.basename(file)}",
-                              total if total and total >= PROGRESS_ITEMS else None) as adv:
+            with out.progress(f"writing {os.path.basename(file)}", total,
+                              enabled=bool(total and total >= PROGRESS_ITEMS)) as adv:
                 n = write_records(f, fmt, items_at(store, ref, p), binary, adv)
         os.replace(tmp, file)
     finally:

@@ -233,30 +233,40 @@ class Output:
 
     # -- progress ----------------------------------------------------------------------
 
-    def progress(self, description: str, total: int | None):
+    def progress(self, description: str, total: int | None, unit: str = "items",
+                 enabled: bool = True):
         """A context manager yielding ``advance(n)``; draws a rich progress bar on stderr
-        when stderr is a terminal, and does nothing otherwise."""
-        return _Progress(self, description, total)
+        when ``enabled`` and stderr is a terminal, and does nothing otherwise. ``unit`` is
+        "bytes" or "items"; ``total`` None draws an open-ended bar."""
+        return _Progress(self, description, total, unit, enabled)
 
 
 class _Progress:
-    def __init__(self, out: Output, description: str, total: int | None) -> None:
+    def __init__(self, out: Output, description: str, total: int | None,
+                 unit: str = "items", enabled: bool = True) -> None:
+        self.enabled = enabled
         self.out = out
         self.description = description
         self.total = total
+        self.unit = unit
         self._progress = None
         self._task = None
 
     def __enter__(self):
-        if self.out.stderr_tty and not os.environ.get("GIT_PROLLY_NO_PROGRESS"):
+        if self.enabled and self.out.stderr_tty and not os.environ.get(
+                "GIT_PROLLY_NO_PROGRESS"):
             from rich.console import Console
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                       TimeRemainingColumn, TransferSpeedColumn)
+            from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn,
+                                       Progress, TextColumn, TimeRemainingColumn,
+                                       TransferSpeedColumn)
             console = Console(stderr=True, no_color=not self.out.err_colour)
+            if self.unit == "bytes":
+                counts = [DownloadColumn(), TransferSpeedColumn()]
+            else:
+                counts = [MofNCompleteColumn()]
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                TransferSpeedColumn(), TimeRemainingColumn(), console=console,
-                transient=True)
+                TextColumn("{task.description}"), BarColumn(), *counts,
+                TimeRemainingColumn(), console=console, transient=True)
             self._progress.start()
             self._task = self._progress.add_task(self.description, total=self.total)
         return self.advance

@@ -150,8 +150,8 @@ def parse_file(path: str, fmt: str, header: bool, progress) -> list[tuple[bytes,
         return list(read_records(sys.stdin.buffer, fmt, header))
     size = os.path.getsize(path)
     with open(path, "rb") as f:
-        with progress(f"reading {os.path.basename(path)}",
-                      size if size >= PROGRESS_BYTES else None) as advance:
+        with progress(f"reading {os.path.basename(path)}", size, "bytes",
+                      size >= PROGRESS_BYTES) as advance:
             src = f if size < PROGRESS_BYTES else io.BufferedReader(
                 _CountingReader(f, advance), 1 << 16)
             return list(read_records(src, fmt, header))
