@@ -199,3 +199,28 @@ def test_piped_output_has_no_colour_and_colour_is_forced(ds: Runner):
     # global --json works for every data command
     assert ds.ok("--json", "get", "k").json() == {"key": "k", "value": "v"}
     assert json.loads(ds.ok("--json", "branch").out)[0]["name"] == "main"
+
+
+def test_git_prolly_through_git_and_help(ds: Runner, gp: Runner):
+    # Git runs git-<name> from PATH: `git prolly ...` is the same program
+    ds.ok("set", "k", "v")
+    assert ds.git("prolly", "get", "k") == "v\n"
+    ds.git("prolly", "commit", "-m", "through git")
+    assert gp.git("log", "-1", "--format=%s") == "through git\n"
+    top = ds.ok("--help").stdout
+    assert "Commands:" in top and "verify-proof" in top
+    assert ds.ok("--version").stdout.startswith("git-prolly ")
+    # every command has --help text with an example (checked in-process: cheaper)
+    from click.testing import CliRunner
+
+    from prollytree.cli.main import cli
+    names = sorted(cli.commands)
+    assert set(names) >= {
+        "init", "set", "get", "delete", "list", "status", "commit", "log", "show",
+        "history", "keys-at", "branch", "checkout", "diff", "merge", "revert", "stats",
+        "proof", "verify-proof", "fsck", "gc", "import", "export"}
+    for name in names:
+        r = CliRunner().invoke(cli, [name, "--help"])
+        assert r.exit_code == 0, (name, r.output)
+        assert "Example" in r.output and "git-prolly " + name in r.output, name
+    assert "Usage: git-prolly get" in ds.ok("get", "-h").stdout
