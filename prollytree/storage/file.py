@@ -576,24 +576,26 @@ class FileNodeStore(NodeStore):
         with self._mutex:
             self._check_open()
             index = self._index
-            buf = bytearray()
+            pack, u32 = _REC_FIXED.pack, _U32.pack
+            parts: list[bytes] = []
             pending: dict[bytes, int] = {}
-            base = self._end
+            base = pos = self._end
             for address, data in items:
                 if address in index or address in pending:
                     continue            # content-addressed: the stored copy is the same
-                head = _REC_FIXED.pack(REC_MAGIC, REC_NODE, ADDRESS_SIZE, len(data),
-                                       xxh3_64_intdigest(data)) + address
-                buf += head
-                buf += _U32.pack(xxh32_intdigest(head))
-                pending[address] = ((base + len(buf)) << 32) | len(data)
-                buf += data
-                if len(buf) >= _WRITE_CHUNK:
-                    self._append(buf)
+                n = len(data)
+                head = pack(REC_MAGIC, REC_NODE, ADDRESS_SIZE, n, xxh3_64_intdigest(data)) + address
+                parts.append(head + u32(xxh32_intdigest(head)))
+                parts.append(data)
+                pos += _NODE_PREFIX
+                pending[address] = (pos << 32) | n
+                pos += n
+                if pos - base >= _WRITE_CHUNK:
+                    self._append(b"".join(parts))
                     index.update(pending)
-                    buf, pending, base = bytearray(), {}, self._end
-            if buf:
-                self._append(buf)
+                    parts, pending, base = [], {}, pos
+            if parts:
+                self._append(b"".join(parts))
                 index.update(pending)
             if self._lost:
                 # Writing a node again repairs one that was lost to damage.

@@ -21,6 +21,7 @@ import errno
 import math
 import os
 import time
+import weakref
 from typing import Iterable, NamedTuple
 
 from ..errors import StoreLockedError
@@ -65,6 +66,28 @@ def resolve_lock_timeout(lock_timeout: float | None) -> float:
         raise ValueError(f"{source} must be a non-negative number of seconds, "
                          f"got {lock_timeout!r}")
     return float(lock_timeout)
+
+
+#: Locks held by this process, so that a forked child can let go of them (see below).
+_HELD: "weakref.WeakSet[WriterLock]" = weakref.WeakSet()
+
+
+def _forget_locks_in_child() -> None:
+    # A forked child shares the parent's open file description, and with it the flock:
+    # if the child kept its copy, the lock would outlive the parent's close() for as long
+    # as the child runs (a multiprocessing pool, say), and block every later writer.
+    for lock in list(_HELD):
+        fd, lock._fd = lock._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks_in_child)
 
 
 class WriterLock:
@@ -118,10 +141,12 @@ class WriterLock:
         except OSError:
             pass
         self._fd = fd
+        _HELD.add(self)
 
     def release(self) -> None:
         """Drop the lock (closing the descriptor releases the flock)."""
         fd, self._fd = self._fd, None
+        _HELD.discard(self)
         if fd is not None:
             os.close(fd)
 
@@ -175,7 +200,14 @@ def check_data(data: object) -> bytes:
 def check_items(items: Iterable[object]) -> list[tuple[bytes, bytes]]:
     """Validate (address, bytes) pairs for put_many, all of them before any is written."""
     out = []
+    append = out.append
     for item in items:
+        # Fast path for the common case (what the tree layer passes), checked inline.
+        if type(item) is tuple and len(item) == 2:
+            a, d = item
+            if type(a) is bytes and len(a) == ADDRESS_SIZE and type(d) is bytes:
+                append(item)
+                continue
         if not isinstance(item, tuple) or len(item) != 2:
             raise TypeError(f"put_many expects (address, bytes) pairs, got {item!r:.80}")
         out.append((check_address(item[0]), check_data(item[1])))

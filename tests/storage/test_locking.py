@@ -61,3 +61,27 @@ def test_missing_optional_package_names_the_extra(tmp_path, monkeypatch, kind, m
         open_store(kind, tmp_path / kind)
     assert isinstance(err.value, ValueError)
     assert f"pip install 'prollytree-py[{extra}]'" in str(err.value)
+
+
+def test_forked_child_does_not_keep_the_lock(tmp_path):
+    """A child forked while the lock is held must not keep it alive after the parent
+    releases it (it shares the parent's open file description)."""
+    import os
+    import signal
+    import time
+
+    lock = WriterLock(str(tmp_path), 0)
+    lock.acquire()
+    pid = os.fork()
+    if pid == 0:                                          # child: just stay alive a while
+        time.sleep(30)
+        os._exit(0)
+    try:
+        lock.release()
+        again = WriterLock(str(tmp_path), 2)
+        again.acquire()                                   # would time out if the child held it
+        assert again.held
+        again.release()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
