@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Iterable
+from typing import Iterable
 
 import click
 
+from .._version import __version__
 from .output import Output, put_bytes, show, show_text, timestamp_text
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -122,8 +123,7 @@ _MARK = {"added": ("+", "green"), "deleted": ("-", "red"), "modified": ("~", "ye
               default="auto", show_default=True,
               help="Colour and tables: auto = only on a terminal (and not with NO_COLOR).")
 @click.option("--json", "json_mode", is_flag=True, help="Print JSON from every command.")
-@click.version_option(package_name="prollytree-py", prog_name="git-prolly",
-                      message="%(prog)s %(version)s")
+@click.version_option(__version__, prog_name="git-prolly", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, chdir: str | None, color: str, json_mode: bool) -> None:
     """A Git-like shell over a versioned prollytree key-value dataset.
@@ -144,13 +144,13 @@ def cli(ctx: click.Context, chdir: str | None, color: str, json_mode: bool) -> N
 
 @cli.command()
 @click.argument("path", required=False, default=".", type=click.Path(file_okay=False))
-@click.option("--storage", type=click.Choice(["git", "file", "rocksdb"]), default="git",
-              show_default=True,
-              help="git: commits are real Git commits in the enclosing repository (one is "
-                   "created when there is none); file/rocksdb: everything under PATH.")
+@click.option("--storage", type=click.Choice(["git", "file", "rocksdb"]),
+              help="git (the default): commits are real Git commits in the enclosing "
+                   "repository (one is created when there is none); file/rocksdb: "
+                   "everything under PATH.")
 @json_option
 @pass_app
-def init(app: App, path: str, storage: str) -> None:
+def init(app: App, path: str, storage: str | None) -> None:
     """Create a dataset in PATH (default: the current directory).
 
     \b
@@ -169,9 +169,11 @@ def init(app: App, path: str, storage: str) -> None:
                 existing = loc
         except NotADataset:
             pass
-    backend = {"git": "Git", "file": "File", "rocksdb": "RocksDB"}[storage]
-    if existing is not None and existing.backend != backend:
-        raise Fail(f"{target} is already a {existing.backend} dataset", 2)
+    backend = {"git": "Git", "file": "File", "rocksdb": "RocksDB"}[storage or "git"]
+    if existing is not None:
+        if storage is not None and existing.backend != backend:
+            raise Fail(f"{target} is already a {existing.backend} dataset", 2)
+        backend = existing.backend
     store = open_store(existing or Location(target, backend))
     app._store = store
     branch = store.current_branch()
@@ -211,7 +213,8 @@ def set_(app: App, key: str, value: str | None, file_: str | None) -> None:
         raise click.UsageError("give either VALUE or --file, not both")
     if value is not None:
         data = enc(value)
-    elif file_ == "-" or (file_ is None and not sys.stdin.isatty()):
+    elif file_ == "-" or (file_ is None and sys.stdin is not None
+                          and not sys.stdin.isatty()):
         data = sys.stdin.buffer.read()
     elif file_ is not None:
         with open(file_, "rb") as f:
@@ -347,7 +350,7 @@ def _graph(app: App, store, ref: str | None) -> None:
 
     lines: list[tuple[str, str]] = []
 
-    def walk(addr: bytes, prefix: str, tail: str, is_root: bool) -> None:
+    def walk(addr: bytes, prefix: str, tail: str) -> None:
         n, first, last = node_info(addr)
         kind = "leaf" if n.level == 0 else f"level {n.level}"
         span = f"[{show(first)} .. {show(last)}]" if n.keys else "(empty)"
@@ -359,9 +362,9 @@ def _graph(app: App, store, ref: str | None) -> None:
             for i, child in enumerate(kids):
                 last_child = i == len(kids) - 1
                 walk(child, tail + ("└── " if last_child else "├── "),
-                     tail + ("    " if last_child else "│   "), False)
+                     tail + ("    " if last_child else "│   "))
 
-    walk(root, "", "", True)
+    walk(root, "", "")
     out.line(f"commit {cid}  root {root.hex()}", style="yellow")
     for prefix, label in lines:
         out.styled([(prefix, "dim"), (label[:12], "yellow"), (label[12:], None)])

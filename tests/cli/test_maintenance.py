@@ -119,6 +119,9 @@ def test_fsck_and_gc_on_git(ds: Runner, gp: Runner, tmp_path, repo):
 def test_fsck_and_gc_on_file_backend(gp: Runner, tmp_path):
     r = gp.ok("init", "--storage", "file", str(tmp_path / "fds"))
     assert "(File backend, branch main)" in r.stdout
+    again = gp.ok("init", str(tmp_path / "fds"))         # the backend is detected
+    assert again.stdout.startswith("Reinitialized") and "(File backend" in again.stdout
+    gp.fails(2, "init", "--storage", "git", str(tmp_path / "fds"))
     fds = Runner(tmp_path / "fds", gp.env)
     fds.ok("set", "a", "DAMAGEME-old")
     fds.ok("set", "b", "b")
