@@ -86,6 +86,10 @@ class RocksDBNodeStore(NodeStore):
             raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
         if not isinstance(read_only, bool):
             raise TypeError(f"read_only must be a bool, not {type(read_only).__name__}")
+        if isinstance(block_cache_mb, bool) or not isinstance(block_cache_mb, int):
+            raise TypeError(f"block_cache_mb must be an int, not {type(block_cache_mb).__name__}")
+        if block_cache_mb <= 0:
+            raise ValueError(f"block_cache_mb must be positive, got {block_cache_mb}")
         timeout = resolve_lock_timeout(lock_timeout)
         rd = _rocksdict()
         self.path = os.path.abspath(os.fspath(path))
