@@ -354,7 +354,7 @@ def _empty_root() -> bytes:
     return EMPTY_ROOT
 
 
-def reachable(store) -> tuple[set, set]:
+def reachable(store, progress=None) -> tuple[set, set]:
     """(commit ids, node addresses) reachable from every branch, tag and HEAD."""
     b = store.backend
     load = b.cache.load
@@ -368,6 +368,8 @@ def reachable(store) -> tuple[set, set]:
                 continue
             live.add(addr)
             node = load(addr)
+            if progress is not None:
+                progress(1)
             if node.level > 1:
                 todo.extend(node.vals)
             elif node.level == 1:
@@ -375,20 +377,20 @@ def reachable(store) -> tuple[set, set]:
     return cids, live
 
 
-def gc(store, dry_run: bool = False) -> dict[str, Any]:
+def gc(store, dry_run: bool = False, progress=None) -> dict[str, Any]:
     """Remove what no branch, tag or HEAD reaches (File and RocksDB backends): tree nodes
     and commit records. On the Git backend nodes are Git objects whose lifetime Git
     manages: the unreachable ones are counted, not removed. Runs under the dataset's
     exclusive lock, so no commit can add nodes between the walk and the removal."""
     b = store.backend
     with b.lock.exclusive():
-        return _gc_locked(store, dry_run)
+        return _gc_locked(store, dry_run, progress)
 
 
-def _gc_locked(store, dry_run: bool) -> dict[str, Any]:
+def _gc_locked(store, dry_run: bool, progress) -> dict[str, Any]:
     import msgpack
 
-    cids, live = reachable(store)
+    cids, live = reachable(store, progress)
     b = store.backend
     st = b.store
     kind = store.storage_backend().name
@@ -401,6 +403,8 @@ def _gc_locked(store, dry_run: bool) -> dict[str, Any]:
     dead_nodes: list = []
     dead_commits: list = []
     for addr in list(st.addresses()):
+        if progress is not None:
+            progress(1)
         if addr in live:
             continue
         data = st.get(addr)

@@ -1180,7 +1180,8 @@ def gc(app: App, dry_run: bool) -> None:
     from .dataset import gc as _gc
     store = app.store()
     out = app.out
-    report = _gc(store, dry_run)
+    with out.progress("collecting", None) as advance:
+        report = _gc(store, dry_run, advance)
     if out.json_mode:
         out.json(report)
         return

@@ -83,6 +83,8 @@ def test_get_missing_and_errors(ds: Runner, gp: Runner, tmp_path):
     assert "Missing argument" in r.stderr
     r = ds.fails(2, "set", "k", "--file", str(tmp_path / "nope.bin"))
     assert "does not exist" in r.stderr
+    r = ds.fails(2, "-C", str(tmp_path / "nowhere"), "status")
+    assert "does not exist" in r.stderr
     r = ds.fails(2, "frobnicate")
     assert "No such command" in r.stderr
     r = ds.fails(2, "set", "k", "v", "--file", str(tmp_path / "nope.bin"))
