@@ -154,6 +154,7 @@ class _ScanResult:
         self.index: dict[bytes, int] = {}
         self.refs: dict[str, bytes | None] = {}     # None = deleted
         self.bad_refs: set[str] = set()
+        self.ref_pos: dict[str, int] = {}           # offset of each ref's last record
         self.lost: dict[bytes, str] = {}            # address -> why it cannot be read
         self.damaged: list[tuple[int, int]] = []    # unreadable byte ranges
         self.problems: list[StoreProblem] = []
@@ -247,11 +248,18 @@ class FileNodeStore(NodeStore):
                 refs.pop(name, None)
             else:
                 refs[name] = value
-        for name in scan.bad_refs:
+        bad_refs = set(scan.bad_refs)
+        if scan.damaged:
+            # A ref whose last intact record comes before a damaged region may have had a
+            # later update in it: its value is no longer known (refs from the checkpoint
+            # come before everything scanned).
+            last_damage = max(a for a, _ in scan.damaged)
+            bad_refs.update(n for n in refs if scan.ref_pos.get(n, -1) < last_damage)
+        for name in bad_refs:
             refs.pop(name, None)
         self._index = index
         self._refs = refs
-        self._bad_refs = scan.bad_refs
+        self._bad_refs = bad_refs
         # A damaged copy only matters if no intact copy of the node exists.
         self._lost = {a: why for a, why in scan.lost.items() if a not in index}
         self._damaged = scan.damaged
@@ -328,15 +336,18 @@ class FileNodeStore(NodeStore):
         end_nodes = pos + n_nodes * _IDX_NODE.size
         if end_nodes > len(data) - 8:
             return None
-        index = {a: (o << 32) | n
-                 for a, o, n in _IDX_NODE.iter_unpack(memoryview(data)[pos:end_nodes])}
-        pos = end_nodes
-        refs = {}
-        for _ in range(n_refs):
-            nlen, vlen = _IDX_REF.unpack_from(data, pos)
-            pos += _IDX_REF.size
-            refs[data[pos:pos + nlen].decode("utf-8")] = data[pos + nlen:pos + nlen + vlen]
-            pos += nlen + vlen
+        try:
+            index = {a: (o << 32) | n
+                     for a, o, n in _IDX_NODE.iter_unpack(memoryview(data)[pos:end_nodes])}
+            pos = end_nodes
+            refs = {}
+            for _ in range(n_refs):
+                nlen, vlen = _IDX_REF.unpack_from(data, pos)
+                pos += _IDX_REF.size
+                refs[data[pos:pos + nlen].decode("utf-8")] = data[pos + nlen:pos + nlen + vlen]
+                pos += nlen + vlen
+        except (struct.error, UnicodeDecodeError):
+            return None                            # malformed despite its checksum: rebuild
         return index, refs, covered
 
     def _scan(self, start: int, end: int, verify_nodes: bool) -> _ScanResult:
@@ -427,6 +438,7 @@ class FileNodeStore(NodeStore):
                                                    f"name that is not UTF-8"))
             return
         res.refs[name] = value if rtype == REC_REF_SET else None
+        res.ref_pos[name] = pos
         res.bad_refs.discard(name)
 
     @staticmethod
@@ -434,6 +446,8 @@ class FileNodeStore(NodeStore):
         """Offset of the next record whose header and value checksums hold, or ``end``."""
         while pos < end:
             chunk = reader.read(pos, min(_SCAN_CHUNK, end - pos))
+            if not chunk:
+                break                              # the file ended early (truncated meanwhile)
             i = chunk.find(bytes((REC_MAGIC,)))
             if i < 0:
                 pos += len(chunk)
@@ -619,10 +633,18 @@ class FileNodeStore(NodeStore):
         check_ref_name(name)
         with self._mutex:
             self._check_open()
-            if name in self._bad_refs:
-                raise StoreError(f"ref {name!r} is damaged in {self._log_path}; "
-                                 f"run check() for details")
+            self._check_ref_known(name)
             return self._refs.get(name)
+
+    def _check_ref_known(self, name: str) -> None:
+        """Raise if the ref's current value cannot be known because of damage."""
+        if name in self._bad_refs:
+            raise StoreError(f"ref {name!r} is damaged in {self._log_path} (its record, or "
+                             f"a later update of it, is unreadable); run check() for details")
+        if self._damaged and name not in self._refs:
+            a, b = self._damaged[0]
+            raise StoreError(f"ref {name!r} not found, and {LOG_NAME} has unreadable regions "
+                             f"(first at offsets {a}-{b}) that may have held it; run check()")
 
     def _set_ref(self, name: str, value: bytes | None, expected: object) -> bool:
         raw = check_ref_name(name)
@@ -632,7 +654,8 @@ class FileNodeStore(NodeStore):
             self._check_open()
             # The writer lock is held for the store's whole life, so the in-memory refs are
             # exactly what is on disk: no other process can have changed them.
-            damaged = name in self._bad_refs
+            # A ref whose value damage made unknowable matches no expected value.
+            damaged = name in self._bad_refs or (bool(self._damaged) and name not in self._refs)
             current = self._refs.get(name)
             if expected is not ANY and (damaged or current != expected):
                 return False
@@ -655,6 +678,9 @@ class FileNodeStore(NodeStore):
             if self._bad_refs:
                 raise StoreError(f"refs {sorted(self._bad_refs)} are damaged in "
                                  f"{self._log_path}; run check() for details")
+            if self._damaged:
+                raise StoreError(f"{self._log_path} has unreadable regions that may hold "
+                                 f"refs; the list would not be complete (run check())")
             return dict(self._refs)
 
     def addresses(self) -> Iterator[bytes]:
