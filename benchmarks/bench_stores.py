@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(workdir, exist_ok=True)
     try:
         print(f"{args.nodes:,} nodes x {args.size:,} B, put_many batches of {args.batch:,}, "
-              f"{reads:,} random gets, best of {args.repeat}; Python {platform.python_version()} on "
-              f"{platform.machine()}, {os.cpu_count()} CPUs, stores in {workdir}")
+              f"{reads:,} random gets, best of {args.repeat}; "
+              f"Python {platform.python_version()} on {platform.machine()}, "
+              f"{os.cpu_count()} CPUs, stores in {workdir}")
         print()
         print("| store | write nodes/s | write MB/s | of which flush ms | reopen ms "
               "| read nodes/s | read MB/s | disk MB |")

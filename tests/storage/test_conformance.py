@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 
 import pytest
@@ -324,6 +325,23 @@ def test_reader_alongside_writer_sees_flushed_data(disk_factory):
     writer.close()
 
 
+def test_writer_opened_after_a_reader_in_the_same_process(disk_factory):
+    with disk_factory() as store:
+        store.put(*node(b"first"))
+    reader = disk_factory(read_only=True)
+    assert reader.get(node(b"first")[0]) == b"first"
+    with disk_factory() as writer:
+        writer.put(*node(b"second"))
+        writer.flush()
+        assert reader.get(node(b"first")[0]) == b"first"     # the reader still works
+        got = reader.get(node(b"second")[0])
+        assert got in (None, b"second")                      # depending on the backend
+    assert reader.get(node(b"first")[0]) == b"first"
+    reader.close()
+    with disk_factory(read_only=True) as fresh:
+        assert fresh.get(node(b"second")[0]) == b"second"
+
+
 # -- integrity ----------------------------------------------------------------------------
 
 
@@ -400,6 +418,53 @@ def test_check_is_empty_on_a_healthy_store(disk_factory):
         assert store.check() == []
     with disk_factory() as store:
         assert store.check() == []
+
+
+# -- threads ------------------------------------------------------------------------------
+
+
+def test_threads_share_a_store(disk_factory):
+    """Concurrent put_many, reads and compare-and-swap increments from several threads:
+    no write is lost and no increment is counted twice."""
+    import threading
+
+    store = disk_factory()
+    store.set_ref("counter", b"0")
+    per_thread, n_threads = 300, 4
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            mine = nodes(per_thread, seed=100 + t)
+            for i, (a, d) in enumerate(mine):
+                store.put_many([(a, d)])
+                assert store.get(a) == d
+                while True:                                   # CAS retry loop
+                    cur = store.get_ref("counter")
+                    if store.set_ref("counter", b"%d" % (int(cur) + 1), expected=cur):
+                        break
+                if i % 10 == 0:
+                    store.flush()
+        except BaseException as e:                            # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)                               # interleave as much as possible
+    try:
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    finally:
+        sys.setswitchinterval(old_interval)
+    assert errors == []
+    assert store.get_ref("counter") == b"%d" % (per_thread * n_threads)
+    everything = [x for t in range(n_threads) for x in nodes(per_thread, seed=100 + t)]
+    assert store.get_many([a for a, _ in everything]) == dict(everything)
+    store = disk_factory.reopen(store)
+    assert store.get_ref("counter") == b"%d" % (per_thread * n_threads)
+    assert sorted(store.addresses()) == sorted(a for a, _ in everything)
 
 
 # -- processes: one writer at a time --------------------------------------------------------
