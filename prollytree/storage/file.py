@@ -34,7 +34,7 @@ from ..errors import CorruptNodeError, ReadOnlyError, StoreError
 from .base import ADDRESS_SIZE, ANY, NodeStore
 from .locking import (
     StoreProblem, WriterLock, check_address, check_expected, check_items, check_ref_name,
-    check_ref_value, resolve_lock_timeout,
+    check_ref_value, make_store_dir, resolve_lock_timeout,
 )
 
 __all__ = ["FileNodeStore"]
@@ -201,10 +201,7 @@ class FileNodeStore(NodeStore):
             if not os.path.isfile(self._log_path):
                 raise StoreError(f"no file store at {self.path} (missing {LOG_NAME})")
         else:
-            try:
-                os.makedirs(self.path, exist_ok=True)
-            except (FileExistsError, NotADirectoryError):
-                raise StoreError(f"file store path {self.path} is not a directory") from None
+            make_store_dir(self.path, "file store")
             self._lock = WriterLock(self.path, timeout)
             self._lock.acquire()
         try:

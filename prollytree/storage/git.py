@@ -402,8 +402,12 @@ class GitNodeStore(NodeStore):
             t = Tree()
             t.add(NODE_ENTRY, MODE_BLOB, node_blob(addr))
             used: set = set()
+            leaves = node.level == 1  # children are leaves: no need to load them
             for first_key, child in zip(node.keys, node.vals):
-                mode, csha = visit(child)
+                if leaves:
+                    mode, csha = MODE_BLOB, node_blob(child)
+                else:
+                    mode, csha = visit(child)
                 t.add(child_entry_name(first_key, used), mode, csha)
             body = t.as_raw_string()
             sha = git_object_id(b"tree", body)

@@ -29,7 +29,7 @@ from ..errors import CorruptNodeError, ReadOnlyError, StoreError
 from .base import ADDRESS_SIZE, ANY, NodeStore
 from .locking import (
     StoreProblem, WriterLock, check_address, check_expected, check_items, check_ref_name,
-    check_ref_value, resolve_lock_timeout,
+    check_ref_value, make_store_dir, resolve_lock_timeout,
 )
 
 __all__ = ["LMDBNodeStore"]
@@ -145,10 +145,7 @@ class LMDBNodeStore(NodeStore):
             if not os.path.isfile(os.path.join(self.path, "data.mdb")):
                 raise StoreError(f"no LMDB store at {self.path} (missing data.mdb)")
         else:
-            try:
-                os.makedirs(self.path, exist_ok=True)
-            except (FileExistsError, NotADirectoryError):
-                raise StoreError(f"LMDB store path {self.path} is not a directory") from None
+            make_store_dir(self.path, "LMDB store")
             self._lock = WriterLock(self.path, timeout)
             self._lock.acquire()
         try:

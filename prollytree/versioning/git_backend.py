@@ -353,7 +353,8 @@ class GitBackend(HistoryBackend):
 
     def write_head(self, branch: str | None, commit: str | None = None) -> None:
         data = (f"ref: refs/heads/{branch}\n" if branch is not None else f"{commit}\n")
-        _atomic_write(self.head_path, data.encode("utf-8"))
+        # atomic (rename) but not fsynced: a checkout lost to power failure is harmless
+        _atomic_write(self.head_path, data.encode("utf-8"), fsync=False)
 
     # -- the Git index ------------------------------------------------------------------------
 
