@@ -16,11 +16,10 @@ from abc import ABC, abstractmethod
 from typing import Iterable, Iterator, Mapping
 
 from ..errors import CorruptNodeError, ReadOnlyError
-
-ADDRESS_SIZE = 32
-
-#: Sentinel for :meth:`NodeStore.set_ref` meaning "whatever the ref holds now".
-ANY = object()
+from .checks import (
+    ADDRESS_SIZE, ANY, check_address, check_expected, check_items, check_ref_name,
+    check_ref_value,
+)
 
 
 def address_of(data: bytes) -> bytes:
@@ -73,7 +72,7 @@ class NodeStore(ABC):
 
         Raises CorruptNodeError when the stored bytes do not hash to ``address``.
         """
-        data = self._get(address)
+        data = self._get(check_address(address))
         if data is not None and self.verify_reads and address_of(data) != address:
             raise CorruptNodeError(address, "stored bytes do not hash to the address")
         return data
@@ -81,7 +80,7 @@ class NodeStore(ABC):
     def get_many(self, addresses: Iterable[bytes]) -> dict[bytes, bytes]:
         """The nodes present among ``addresses``, as a dict (absent ones are left out)."""
         out = {}
-        for a in addresses:
+        for a in map(check_address, addresses):
             data = self.get(a)
             if data is not None:
                 out[a] = data
@@ -95,16 +94,17 @@ class NodeStore(ABC):
         """Store many (address, bytes) pairs."""
         if self.read_only:
             raise ReadOnlyError(f"{self.kind} store is open read-only")
-        items = list(items)
+        items = check_items(items)
         if items:
             self._put_many(items)
 
     def has(self, address: bytes) -> bool:
         """Whether a node is stored at ``address``."""
-        return self._has(address)
+        return self._has(check_address(address))
 
     def get_ref(self, name: str) -> bytes | None:
         """The value of the named ref, or None when it does not exist."""
+        check_ref_name(name)
         return self._get_ref(name)
 
     def set_ref(self, name: str, value: bytes | None, expected: object = ANY) -> bool:
@@ -113,7 +113,8 @@ class NodeStore(ABC):
         Returns False, changing nothing, when the current value differs."""
         if self.read_only:
             raise ReadOnlyError(f"{self.kind} store is open read-only")
-        return self._set_ref(name, value, expected)
+        check_ref_name(name)
+        return self._set_ref(name, check_ref_value(value), check_expected(expected))
 
     def refs(self) -> Mapping[str, bytes]:
         """All refs, as a name -> value mapping."""

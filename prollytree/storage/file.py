@@ -32,10 +32,10 @@ from xxhash import xxh3_64_intdigest, xxh32_intdigest
 
 from ..errors import CorruptNodeError, ReadOnlyError, StoreError
 from .base import ADDRESS_SIZE, ANY, NodeStore
-from .locking import (
-    StoreProblem, WriterLock, check_address, check_expected, check_items, check_ref_name,
-    check_ref_value, make_store_dir, resolve_lock_timeout,
+from .checks import (
+    StoreProblem, check_address, check_expected, check_items, check_ref_name, check_ref_value,
 )
+from .locking import WriterLock, make_store_dir, resolve_lock_timeout
 
 __all__ = ["FileNodeStore"]
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator, Mapping
 
+import threading
+
 from .base import ANY, NodeStore
+from .checks import check_address
 
 
 class MemoryNodeStore(NodeStore):
@@ -15,13 +18,14 @@ class MemoryNodeStore(NodeStore):
     def __init__(self) -> None:
         self._nodes: dict[bytes, bytes] = {}
         self._refs: dict[str, bytes] = {}
+        self._lock = threading.Lock()
 
     def _get(self, address: bytes) -> bytes | None:
         return self._nodes.get(address)
 
     def get_many(self, addresses: Iterable[bytes]) -> dict[bytes, bytes]:
         nodes = self._nodes
-        return {a: nodes[a] for a in addresses if a in nodes}
+        return {a: nodes[a] for a in map(check_address, addresses) if a in nodes}
 
     def _put_many(self, items: list[tuple[bytes, bytes]]) -> None:
         self._nodes.update(items)
@@ -33,6 +37,10 @@ class MemoryNodeStore(NodeStore):
         return self._refs.get(name)
 
     def _set_ref(self, name: str, value: bytes | None, expected: object) -> bool:
+        with self._lock:  # compare-and-swap must be atomic between threads
+            return self._swap(name, value, expected)
+
+    def _swap(self, name: str, value: bytes | None, expected: object) -> bool:
         if expected is not ANY and self._refs.get(name) != expected:
             return False
         if value is None:
@@ -49,7 +57,7 @@ class MemoryNodeStore(NodeStore):
 
     def remove(self, addresses: Iterable[bytes]) -> int:
         n = 0
-        for a in addresses:
+        for a in [check_address(a) for a in addresses]:
             if self._nodes.pop(a, None) is not None:
                 n += 1
         return n

@@ -27,10 +27,10 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from ..errors import CorruptNodeError, ReadOnlyError, StoreError, StoreLockedError
 from .base import ADDRESS_SIZE, ANY, NodeStore
-from .locking import (
-    StoreProblem, WriterLock, check_address, check_expected, check_items, check_ref_name,
-    check_ref_value, make_store_dir, resolve_lock_timeout,
+from .checks import (
+    StoreProblem, check_address, check_expected, check_items, check_ref_name, check_ref_value,
 )
+from .locking import WriterLock, make_store_dir, resolve_lock_timeout
 
 __all__ = ["RocksDBNodeStore"]
 
