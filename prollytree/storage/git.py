@@ -5,8 +5,17 @@ data`` while the tree layer addresses nodes by SHA-256 of the data, so the store
 map ``sha256 -> git blob id`` in ``.git/prollytree/nodemap`` (an append-only file of fixed
 records; a cache that can always be rebuilt from the objects, see :meth:`learn_mirror`).
 
+**The map names objects; it does not vouch for them.** An object id is a function of the
+content, so a map entry is never *wrong* about an id, but the object it names may have
+been deleted since (``git gc --prune=now`` after the branch holding it was deleted). The
+store therefore never skips writing an object because the map knows its id: a write is
+skipped only when the object is part of a tree Git must keep — the mirror of a commit the
+new commit names as parent (see :meth:`mirror`). Reads through a map entry whose object is
+gone drop the entry and report the node absent; :meth:`prune_map` rewrites the map
+without such entries.
+
 Writes are buffered in memory and land in Git in one go, as a single pack file written by
-:meth:`write_objects` (with fsync of the pack, its index and the pack directory), so a
+:func:`write_pack` (with fsync of the pack, its index and the pack directory), so a
 commit of a few hundred nodes costs one pack rather than hundreds of loose files. The pack
 writer is a small, format-exact implementation of Git's pack v2 and index v2 (see
 ``gitformat-pack(5)``); ``git fsck``, ``git verify-pack`` and ``git gc`` accept its output.
@@ -17,10 +26,10 @@ a leaf is a blob; an internal node is a Git tree holding a blob named ``node`` (
 own bytes) and one entry per child (a tree for an internal child, a blob for a leaf), named
 by a short hash of the child's first key. Unchanged subtrees keep their Git tree ids, so a
 new root costs O(changed nodes) new objects, and a child keeps its path as long as its
-first key does (a Git index listing the blobs then changes in a few entries per commit).
-Whoever puts the mirror's top object into a commit makes every node of that tree
-reachable: ``git gc --prune=now``, ``git clone``, ``git push`` and ``git pull`` keep and
-carry the data.
+first key does (a Git index listing the blobs then changes in a few entries per commit,
+see :meth:`index_changes`). Whoever puts the mirror's top object into a commit makes every
+node of that tree reachable: ``git gc --prune=now``, ``git clone``, ``git push`` and
+``git pull`` keep and carry the data.
 
 Refs of the NodeStore interface (``get_ref``/``set_ref``) are Git refs
 ``refs/prollytree/store/<name>`` pointing at a blob that holds the value, updated with
@@ -34,7 +43,8 @@ import os
 import struct
 import threading
 import zlib
-from typing import Callable, Iterable, Iterator, Mapping
+from collections import OrderedDict
+from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
 
 from ..errors import StoreError
 from .base import ANY, NodeStore
@@ -53,10 +63,15 @@ KIND_TREE = b"T"
 MODE_BLOB = 0o100644
 MODE_TREE = 0o040000
 NODE_ENTRY = b"node"
+_MODE_TEXT = {MODE_TREE: b"40000 ", MODE_BLOB: b"100644 "}
+
+#: entry names of this many internal nodes are kept (they cost a hash per child to make)
+NAME_CACHE = 8192
 
 _TYPE_NUM = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 _sha1 = hashlib.sha1
 _sha256 = hashlib.sha256
+_blake2b = hashlib.blake2b
 
 
 def git_object_id(kind: bytes, data: bytes) -> bytes:
@@ -66,10 +81,17 @@ def git_object_id(kind: bytes, data: bytes) -> bytes:
     return h.hexdigest().encode("ascii")
 
 
+def git_raw_id(kind: bytes, data: bytes) -> bytes:
+    """The 20-byte Git id of an object of ``kind`` and body."""
+    h = _sha1(kind + b" %d\0" % len(data))
+    h.update(data)
+    return h.digest()
+
+
 def child_entry_name(first_key: bytes, used: set) -> bytes:
     """Name of a child's entry in its parent's mirror tree: a short hash of the child's
     first key (stable while the first key is), de-duplicated within the parent."""
-    name = hashlib.blake2b(first_key, digest_size=8).hexdigest().encode("ascii")
+    name = _blake2b(first_key, digest_size=8).hexdigest().encode("ascii")
     if name in used:
         i = 1
         while name + b"-%d" % i in used:
@@ -77,6 +99,18 @@ def child_entry_name(first_key: bytes, used: set) -> bytes:
         name = name + b"-%d" % i
     used.add(name)
     return name
+
+
+def tree_body(entries: list[tuple[bytes, int, bytes]], plain: bool = False) -> bytes:
+    """The body of a Git tree object holding ``entries`` ((name, mode, 20-byte id)),
+    sorted as Git sorts them (a tree's name compares as if it ended with "/"; ``plain``
+    says that no name is a prefix of another, so that bytes order is Git's order)."""
+    if plain:
+        entries.sort()
+    else:
+        entries.sort(key=lambda e: e[0] + b"/" if e[1] == MODE_TREE else e[0])
+    modes = _MODE_TEXT
+    return b"".join([(modes.get(m) or b"%o " % m) + n + b"\0" + s for n, m, s in entries])
 
 
 def _fsync_dir(path: str) -> None:
@@ -92,9 +126,9 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def write_pack(pack_dir: str, objects: list[tuple[bytes, bytes, bytes]],
-               compression: int = 1) -> str | None:
-    """Write ``objects`` ((kind, 40-hex id, body) triples) as one pack + index v2 in
+def write_pack(pack_dir: str, objects: list[tuple], compression: int = 1) -> str | None:
+    """Write ``objects`` ((kind, 20-byte id, body) triples, or (kind, id, body, zlib
+    level) to override ``compression`` for one object) as one pack + index v2 in
     ``pack_dir``, durably. Returns the pack's base path (None when nothing to write)."""
     if not objects:
         return None
@@ -104,7 +138,8 @@ def write_pack(pack_dir: str, objects: list[tuple[bytes, bytes, bytes]],
     entries = []  # (raw sha, crc, offset)
     compress = zlib.compress
     crc32 = zlib.crc32
-    for kind, hexid, body in objects:
+    for obj in objects:
+        kind, sha, body = obj[0], obj[1], obj[2]
         size = len(body)
         c = (_TYPE_NUM[kind] << 4) | (size & 15)
         size >>= 4
@@ -114,8 +149,8 @@ def write_pack(pack_dir: str, objects: list[tuple[bytes, bytes, bytes]],
             c = size & 0x7F
             size >>= 7
         hdr.append(c)
-        z = compress(body, compression)
-        entries.append((bytes.fromhex(hexid.decode("ascii")), crc32(z, crc32(hdr)), offset))
+        z = compress(body, obj[3] if len(obj) > 3 else compression)
+        entries.append((sha, crc32(z, crc32(hdr)), offset))
         chunks.append(bytes(hdr))
         chunks.append(z)
         offset += len(hdr) + len(z)
@@ -151,7 +186,7 @@ def write_pack(pack_dir: str, objects: list[tuple[bytes, bytes, bytes]],
     idx_body = b"".join(idx)
     idx_body += _sha1(idx_body).digest()
     base = os.path.join(pack_dir, "pack-" + pack_sha.hex())
-    if os.path.exists(base + ".idx"):
+    if os.path.exists(base + ".idx") and os.path.exists(base + ".pack"):
         return base  # the very same objects are already packed
     for suffix, data in ((".pack", b"".join(chunks)), (".idx", idx_body)):
         tmp = f"{base}{suffix}.tmp{os.getpid()}"
@@ -167,6 +202,15 @@ def write_pack(pack_dir: str, objects: list[tuple[bytes, bytes, bytes]],
         os.replace(tmp, base + suffix)  # .pack first: readers need the .idx to see it
     _fsync_dir(pack_dir)
     return base
+
+
+class Mirror(NamedTuple):
+    """What :meth:`GitNodeStore.mirror` made: the top entry and the objects to write."""
+
+    mode: int          #: MODE_TREE (internal root) or MODE_BLOB (leaf root)
+    sha: bytes         #: 20-byte id of the top object
+    objects: list      #: (kind, 20-byte id, body) of every object to write
+    records: list      #: node-map records for them
 
 
 class GitNodeStore(NodeStore):
@@ -208,8 +252,9 @@ class GitNodeStore(NodeStore):
         self.map_path = os.path.join(self.state_dir, "nodemap")
         self._lock = threading.RLock()
         self._pending: dict[bytes, bytes] = {}
-        self._blob: dict[bytes, bytes] = {}   # sha256 -> 40-hex blob id
-        self._tree: dict[bytes, bytes] = {}   # sha256 of internal node -> 40-hex mirror tree id
+        self._blob: dict[bytes, bytes] = {}   # sha256 -> 20-byte blob id
+        self._tree: dict[bytes, bytes] = {}   # sha256 of internal node -> 20-byte tree id
+        self._names: OrderedDict[bytes, tuple] = OrderedDict()
         self._map_offset = 0
         self._map_ino = None
         #: called with no argument on a lookup miss; may teach the store (learn_mirror)
@@ -236,7 +281,7 @@ class GitNodeStore(NodeStore):
         n = len(data) // MAP_RECORD.size
         blob, tree = self._blob, self._tree
         for kind, addr, sha in MAP_RECORD.iter_unpack(data[:n * MAP_RECORD.size]):
-            (blob if kind == KIND_BLOB else tree)[addr] = sha.hex().encode("ascii")
+            (blob if kind == KIND_BLOB else tree)[addr] = sha
         self._map_offset += n * MAP_RECORD.size
         return n > 0
 
@@ -244,15 +289,14 @@ class GitNodeStore(NodeStore):
         if not records or self.read_only:
             return
         os.makedirs(self.state_dir, exist_ok=True)
-        data = b"".join(MAP_RECORD.pack(k, a, bytes.fromhex(s.decode("ascii")))
-                        for k, a, s in records)
+        data = b"".join(MAP_RECORD.pack(k, a, s) for k, a, s in records)
         fd = os.open(self.map_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             os.write(fd, data)
         finally:
             os.close(fd)
 
-    def _remember(self, records: list[tuple[bytes, bytes, bytes]]) -> None:
+    def _remember(self, records: Iterable[tuple[bytes, bytes, bytes]]) -> None:
         new = []
         for kind, addr, sha in records:
             table = self._blob if kind == KIND_BLOB else self._tree
@@ -262,12 +306,65 @@ class GitNodeStore(NodeStore):
         self._append_map(new)
 
     def blob_id(self, address: bytes) -> bytes | None:
-        """40-hex id of the blob holding node ``address`` (None when not in Git)."""
-        return self._blob.get(address)
+        """40-hex id of the blob holding node ``address`` as far as the node map knows
+        (the object may have been deleted by ``git gc`` since; see the module doc)."""
+        sha = self._blob.get(address)
+        return None if sha is None else sha.hex().encode("ascii")
 
     def tree_id(self, address: bytes) -> bytes | None:
-        """40-hex id of the mirror tree of internal node ``address``, if known."""
-        return self._tree.get(address)
+        """40-hex id of the mirror tree of internal node ``address``, if known (same
+        caveat as :meth:`blob_id`)."""
+        sha = self._tree.get(address)
+        return None if sha is None else sha.hex().encode("ascii")
+
+    def known_id(self, address: bytes, level: int) -> bytes | None:
+        """20-byte id of node ``address``'s mirror entry (a tree for ``level`` >= 1, the
+        node's blob for a leaf) as far as the map knows."""
+        return (self._tree if level else self._blob).get(address)
+
+    def prune_map(self, progress: Callable[[int], None] | None = None,
+                  dry_run: bool = False) -> dict:
+        """Rewrite the node map keeping only entries whose object is still in the
+        repository (``git gc`` deletes unreachable ones). Returns ``{"kept",
+        "dropped"}`` (with ``dry_run``: what it would keep and drop)."""
+        with self._lock:
+            self._load_map()
+            present = self._present_set()
+            kept: list = []
+            dropped = 0
+            for kind, table in ((KIND_BLOB, self._blob), (KIND_TREE, self._tree)):
+                for addr, sha in list(table.items()):
+                    if sha in present or self._loose_exists(sha):
+                        kept.append((kind, addr, sha))
+                    else:
+                        if not dry_run:
+                            del table[addr]
+                        dropped += 1
+                    if progress is not None:
+                        progress(1)
+            if not self.read_only and not dry_run:
+                os.makedirs(self.state_dir, exist_ok=True)
+                tmp = f"{self.map_path}.tmp{os.getpid()}"
+                with open(tmp, "wb") as f:
+                    f.write(b"".join(MAP_RECORD.pack(k, a, s) for k, a, s in kept))
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.map_path)
+                st = os.stat(self.map_path)
+                self._map_ino = (st.st_dev, st.st_ino)
+                self._map_offset = st.st_size
+            return {"kept": len(kept), "dropped": dropped}
+
+    def _present_set(self) -> set:
+        """Ids of every packed object (read from the pack indexes)."""
+        out: set = set()
+        for pack in self.object_store.packs:
+            out.update(e[0] for e in pack.index.iterentries())
+        return out
+
+    def _loose_exists(self, sha: bytes) -> bool:
+        h = sha.hex()
+        return os.path.exists(os.path.join(self.repo.controldir(), "objects", h[:2], h[2:]))
 
     # -- NodeStore ------------------------------------------------------------------------
 
@@ -290,7 +387,13 @@ class GitNodeStore(NodeStore):
             sha = self._blob.get(address)
             if sha is None:
                 return None
-        return self._read_blob(sha)
+        data = self._read_blob(sha)
+        if data is None:
+            # the object is gone (git gc pruned it): forget the stale entry
+            with self._lock:
+                if self._blob.get(address) == sha:
+                    del self._blob[address]
+        return data
 
     def get_many(self, addresses: Iterable[bytes]) -> dict[bytes, bytes]:
         out = {}
@@ -301,14 +404,15 @@ class GitNodeStore(NodeStore):
         return out
 
     def _put_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        # Buffered even when the map knows the node: the map does not prove that the
+        # object still exists (see the module doc); mirror() decides what to write.
         with self._lock:
-            blob = self._blob
+            pending = self._pending
             for addr, data in items:
-                if addr not in blob:
-                    self._pending[addr] = data
+                pending[addr] = data
 
     def _has(self, address: bytes) -> bool:
-        if address in self._pending or address in self._blob:
+        if address in self._pending:
             return True
         return self._get(address) is not None
 
@@ -326,103 +430,243 @@ class GitNodeStore(NodeStore):
         referenced by any commit; use :meth:`mirror` + a commit for that."""
         with self._lock:
             if self._pending and not self.read_only:
-                self.write_objects([], nodes=list(self._pending))
+                objects, records = [], []
+                for addr, data in self._pending.items():
+                    sha = git_raw_id(b"blob", data)
+                    objects.append((b"blob", sha, data))
+                    records.append((KIND_BLOB, addr, sha))
+                self.write_objects(objects, records)
 
     def write_objects(self, objects: list[tuple[bytes, bytes, bytes]],
-                      nodes: Iterable[bytes] = (),
-                      records: list[tuple[bytes, bytes, bytes]] = ()) -> None:
-        """Write, durably and in one pack, the buffered ``nodes`` (addresses) and extra Git
-        ``objects`` ((kind, 40-hex id, body)); ``records`` are extra map records (mirror
-        trees) to remember once the pack is in place. Other buffered nodes are kept."""
+                      records: Iterable[tuple[bytes, bytes, bytes]] = ()) -> None:
+        """Write ``objects`` ((kind, 20-byte id, body)) durably in one pack, then remember
+        the map ``records``; buffered nodes among them stop being buffered."""
         with self._lock:
-            objs = list(objects)
-            recs = list(records)
-            for addr in nodes:
-                data = self._pending.get(addr)
-                if data is None:
-                    continue
-                sha = git_object_id(b"blob", data)
-                objs.append((b"blob", sha, data))
-                recs.append((KIND_BLOB, addr, sha))
             seen: set = set()
             unique = []
-            for o in objs:
+            for o in objects:
                 if o[1] not in seen:
                     seen.add(o[1])
                     unique.append(o)
             write_pack(self.pack_dir, unique)
+            recs = list(records)
+            pending = self._pending
             for kind, addr, _ in recs:
                 if kind == KIND_BLOB:
-                    self._pending.pop(addr, None)
+                    pending.pop(addr, None)
             self._remember(recs)
 
     # -- mirror -----------------------------------------------------------------------------
 
+    def entry_names(self, address: bytes, node) -> tuple:
+        """Names of the children's entries in the mirror tree of internal node
+        ``address`` (decoded as ``node``), in child order."""
+        names = self._names.get(address)
+        if names is None:
+            used: set = set()
+            out = []
+            for k in node.keys:
+                name = _blake2b(k, digest_size=8).hexdigest().encode("ascii")
+                if name in used:
+                    i = 1
+                    while name + b"-%d" % i in used:
+                        i += 1
+                    name = name + b"-%d" % i
+                used.add(name)
+                out.append(name)
+            names = tuple(out)
+            self._cache_names(address, names)
+        return names
+
+    def _cache_names(self, address: bytes, names: tuple) -> None:
+        cache = self._names
+        cache[address] = names
+        if len(cache) > NAME_CACHE:
+            cache.popitem(last=False)
+
     def mirror(self, root: bytes, load: Callable[[bytes], object],
-               raw: Callable[[bytes], bytes] | None = None
-               ) -> tuple[int, bytes, list, list, list]:
+               raw: Callable[[bytes], bytes] | None = None,
+               bases: Iterable[tuple[bytes, int]] = ()) -> Mirror:
         """Lay the tree under ``root`` out as Git objects.
 
         ``load(address)`` returns the decoded node (anything with ``level``, ``keys`` and
         ``vals``); ``raw(address)`` its bytes when the store lacks them (e.g. the empty
-        tree, which a node cache knows without storing). Returns (mode, 40-hex id of the top object, new Git objects, addresses of
-        buffered nodes to write, map records); known subtrees are reused, so the work and
-        the output grow with the nodes not yet in Git."""
+        tree, which a node cache knows without storing). ``bases`` are (root address,
+        level) of trees whose mirrors are *in Git with everything under them* — the
+        mirrors of the commits the new commit names as parents — and whose ids the node
+        map holds (check with :meth:`known_id`).
+
+        An entry is reused without writing only when it is the very entry a base has at
+        the same path, so everything the result names is either in a base's mirror or
+        in the returned objects: an object the map knows but that ``git gc`` deleted is
+        written again. The work and the output grow with the nodes that differ from the
+        bases along their paths."""
+        tree, blob, pending = self._tree, self._blob, self._pending
         objects: list = []
-        nodes: list = []
         records: list = []
-        blob, tree = self._blob, self._tree
         made_blob: dict[bytes, bytes] = {}
         made_tree: dict[bytes, bytes] = {}
+        names_of = self.entry_names
 
-        def node_blob(addr: bytes) -> bytes:
-            sha = blob.get(addr) or made_blob.get(addr)
+        def base_load(addr: bytes):
+            try:
+                return load(addr)
+            except (KeyError, ValueError):  # a base node we cannot read: not a base here
+                return None
+
+        def write_blob(addr: bytes, level: int = 1) -> bytes:
+            # level: zlib level; 0 (stored) for internal nodes, whose bytes are mostly
+            # addresses that deflate cannot shrink much (~0.8) but spends most time on
+            sha = made_blob.get(addr)
             if sha is None:
-                data = self.get(addr)
-                if data is None and raw is not None:
-                    data = raw(addr)
+                data = pending.get(addr)
                 if data is None:
-                    raise StoreError(f"node {addr.hex()} is missing from the store")
-                sha = git_object_id(b"blob", data)
+                    data = self._get(addr)
+                    if data is None and raw is not None:
+                        data = raw(addr)
+                    if data is None:
+                        raise StoreError(f"node {addr.hex()} is missing from the store")
+                sha = git_raw_id(b"blob", data)
+                objects.append((b"blob", sha, data, level))
+                records.append((KIND_BLOB, addr, sha))
                 made_blob[addr] = sha
-                if addr in self._pending:
-                    nodes.append(addr)
-                else:  # known to Git under a blob we had not mapped yet
-                    objects.append((b"blob", sha, data))
-                    records.append((KIND_BLOB, addr, sha))
             return sha
 
-        def visit(addr: bytes) -> tuple[int, bytes]:
-            sha = tree.get(addr) or made_tree.get(addr)
+        def visit(addr: bytes, level: int, olds: list) -> bytes:
+            # olds: (address, level) of the node each base has at this path
+            for oaddr, _ in olds:
+                if oaddr == addr:
+                    sha = (tree if level else blob).get(addr)
+                    if sha is not None:
+                        return sha
+                    break  # in a base but not mapped: build it (a duplicate is harmless)
+            if not level:
+                return write_blob(addr)
+            sha = made_tree.get(addr)
             if sha is not None:
-                return MODE_TREE, sha
+                return sha
             node = load(addr)
-            if not node.level:
-                return MODE_BLOB, node_blob(addr)
-            t = Tree()
-            t.add(NODE_ENTRY, MODE_BLOB, node_blob(addr))
-            used: set = set()
-            leaves = node.level == 1  # children are leaves: no need to load them
-            for first_key, child in zip(node.keys, node.vals):
-                if leaves:
-                    mode, csha = MODE_BLOB, node_blob(child)
-                else:
-                    mode, csha = visit(child)
-                t.add(child_entry_name(first_key, used), mode, csha)
-            body = t.as_raw_string()
-            sha = git_object_id(b"tree", body)
-            made_tree[addr] = sha
-            objects.append((b"tree", sha, body))
+            names = None
+            subs = []
+            for oaddr, olevel in olds:
+                if olevel:
+                    on = base_load(oaddr)
+                    if on is not None:
+                        onames = names_of(oaddr, on)
+                        if names is None and on.keys == node.keys:
+                            names = onames  # names depend on the keys only
+                        subs.append((dict(zip(onames, on.vals)), olevel - 1))
+            if names is None:
+                names = names_of(addr, node)
+            else:
+                self._cache_names(addr, names)
+            entries = [(NODE_ENTRY, MODE_BLOB, write_blob(addr, 0))]
+            clevel = level - 1
+            cmode = MODE_TREE if clevel else MODE_BLOB
+            known = tree if clevel else blob
+            for name, child in zip(names, node.vals):
+                csha = None
+                colds = []
+                for d, olevel in subs:
+                    oc = d.get(name)
+                    if oc is not None:
+                        if oc == child:
+                            csha = known.get(child)
+                            if csha is not None:
+                                break
+                        colds.append((oc, olevel))
+                if csha is None:
+                    csha = visit(child, clevel, colds)
+                entries.append((name, cmode, csha))
+            # bytes order is Git's unless a tree entry's name is a prefix of another's
+            body = tree_body(entries, not clevel or not any(len(n) != 16 for n in names))
+            sha = git_raw_id(b"tree", body)
+            objects.append((b"tree", sha, body, 0))
             records.append((KIND_TREE, addr, sha))
-            return MODE_TREE, sha
+            made_tree[addr] = sha
+            return sha
 
-        mode, sha = visit(root)
-        return mode, sha, objects, nodes, records
+        level = load(root).level
+        sha = visit(root, level, [(a, lv) for a, lv in bases])
+        return Mirror(MODE_TREE if level else MODE_BLOB, sha, objects, records)
+
+    def blob_sha(self, address: bytes, raw: Callable[[bytes], bytes] | None = None) -> bytes:
+        """20-byte blob id of node ``address`` (from the map, else from its bytes)."""
+        sha = self._blob.get(address)
+        if sha is None:
+            data = self._get(address)
+            if data is None and raw is not None:
+                data = raw(address)
+            if data is None:
+                raise StoreError(f"node {address.hex()} is missing from the store")
+            sha = git_raw_id(b"blob", data)
+        return sha
+
+    def index_changes(self, old: tuple[bytes, int] | None, new: tuple[bytes, int] | None,
+                      load: Callable[[bytes], object], top: bytes = b"tree",
+                      raw: Callable[[bytes], bytes] | None = None) -> list:
+        """How the list of blobs (the files a Git index lists) changes from the mirror of
+        ``old`` to that of ``new`` ((root address, level) or None), both laid out at
+        path ``top``: a list of (path, MODE_BLOB, 20-byte id) to add or replace and
+        (path, 0, None) to remove. Identical subtrees at the same path are skipped, so
+        the cost grows with the differences."""
+        out: list = []
+        names_of = self.entry_names
+
+        def blob_id(addr: bytes) -> bytes:
+            return self.blob_sha(addr, raw)
+
+        def listing(path: bytes, addr: bytes, level: int, add: bool) -> None:
+            if not level:
+                out.append((path, MODE_BLOB, blob_id(addr)) if add else (path, 0, None))
+                return
+            node = load(addr)
+            out.append((path + b"/node", MODE_BLOB, blob_id(addr)) if add
+                       else (path + b"/node", 0, None))
+            for name, child in zip(names_of(addr, node), node.vals):
+                listing(path + b"/" + name, child, level - 1, add)
+
+        def diff(path: bytes, o, n) -> None:
+            if o == n:
+                return
+            if n is None:
+                listing(path, o[0], o[1], False)
+                return
+            if o is None:
+                listing(path, n[0], n[1], True)
+                return
+            (oa, ol), (na, nl) = o, n
+            if not nl:
+                if ol:
+                    listing(path, oa, ol, False)
+                out.append((path, MODE_BLOB, blob_id(na)))
+                return
+            if not ol:
+                out.append((path, 0, None))
+                listing(path, na, nl, True)
+                return
+            on, nn = load(oa), load(na)
+            onames = dict(zip(names_of(oa, on), on.vals))
+            out.append((path + b"/node", MODE_BLOB, blob_id(na)))
+            ocl, ncl = ol - 1, nl - 1
+            for name, child in zip(names_of(na, nn), nn.vals):
+                oc = onames.pop(name, None)
+                if oc == child and ocl == ncl:
+                    continue
+                diff(path + b"/" + name, None if oc is None else (oc, ocl), (child, ncl))
+            for name, oc in onames.items():
+                listing(path + b"/" + name, oc, ocl, False)
+
+        diff(top, old, new)
+        return out
 
     def learn_mirror(self, mode: int, sha: bytes, decode: Callable[[bytes], object],
                      known_trees: set | None = None) -> int:
         """Learn the nodes of a mirror (as laid out by :meth:`mirror`) already in Git, e.g.
-        after ``git clone``. ``decode(data)`` decodes node bytes. Returns records learnt."""
+        after ``git clone``; ``sha`` is the 20-byte (or 40-hex) id of its top object.
+        ``decode(data)`` decodes node bytes. Returns records learnt."""
+        if len(sha) == 40:
+            sha = bytes.fromhex(sha.decode("ascii"))
         records: list = []
         seen = known_trees if known_trees is not None else set(self._tree.values())
         stack = [(mode, sha)]
@@ -437,10 +681,11 @@ class GitNodeStore(NodeStore):
                 continue
             seen.add(sha)
             try:
-                t = self.object_store[sha]
+                t = self.object_store[sha.hex().encode("ascii")]
             except KeyError:
                 continue
-            entries = {e.path: (e.mode, e.sha) for e in t.iteritems()}
+            entries = {e.path: (e.mode, bytes.fromhex(e.sha.decode("ascii")))
+                       for e in t.iteritems()}
             node_sha = entries.get(NODE_ENTRY, (None, None))[1]
             data = self._read_blob(node_sha) if node_sha else None
             if data is None:
@@ -449,14 +694,13 @@ class GitNodeStore(NodeStore):
             records.append((KIND_BLOB, addr, node_sha))
             records.append((KIND_TREE, addr, sha))
             node = decode(data)
-            used: set = set()
-            for first_key, child in zip(node.keys, node.vals):
-                e = entries.get(child_entry_name(first_key, used))
+            for name, child in zip(self.entry_names(addr, node), node.vals):
+                e = entries.get(name)
                 if e is None:
                     continue
                 if e[0] == MODE_TREE:
                     stack.append(e)
-                elif child not in self._blob:
+                elif self._blob.get(child) != e[1]:
                     records.append((KIND_BLOB, child, e[1]))
         with self._lock:
             self._remember(records)
@@ -509,6 +753,8 @@ class GitNodeStore(NodeStore):
         return out
 
     def addresses(self) -> Iterator[bytes]:
+        """Addresses of the nodes buffered or named by the node map (some of the latter
+        may have been deleted by ``git gc``; :meth:`prune_map` drops those)."""
         self._load_map()
         return iter(list(self._pending) + [a for a in self._blob if a not in self._pending])
 

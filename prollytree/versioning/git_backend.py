@@ -26,20 +26,21 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
+import warnings
+from typing import NamedTuple
 from urllib.parse import quote
 
-from dulwich.diff_tree import tree_changes
 from dulwich.objects import Commit as GitCommit
 from dulwich.objects import Tag, Tree
 from dulwich.repo import NotGitRepository, Repo
 
 from ..errors import StoreError
-from ..storage.git import MODE_BLOB, MODE_TREE, GitNodeStore, git_object_id
-from ..tree.codec import EMPTY_ROOT, decode
+from ..storage.git import MODE_BLOB, MODE_TREE, GitNodeStore, git_raw_id, tree_body
+from ..tree.codec import EMPTY_NODE_BYTES, EMPTY_ROOT, decode, encode
 from ..tree.config import TreeConfig
 from ..tree.node_cache import NodeCache
 from .backend import HEADS, LEAF_CACHE, TAGS, HistoryBackend
+from .git_index import IndexFile, IndexLocked, UnsupportedIndex
 from .lock import DatasetLock
 from .objects import Commit, identity, local_tz_offset
 
@@ -49,6 +50,20 @@ CONFIG_ENTRY = b"config"
 TREE_ENTRY = b"tree"
 ROOT_MAGIC = b"prollytree-dataset 1\n"
 ZERO = b"0" * 40
+SYNCED_FILE = "index-synced"
+
+
+class Dataset(NamedTuple):
+    """The dataset in one commit's tree."""
+
+    root: bytes                 #: root address (EMPTY_ROOT when there is no dataset)
+    tree_id: bytes | None       #: 20-byte id of the ``.prolly`` tree (None: no dataset)
+    files: dict                 #: {entry name: (mode, 20-byte id)} of ``.prolly``
+
+    @property
+    def mirror(self) -> tuple[int, bytes] | None:
+        """(mode, 20-byte id) of the ``.prolly/tree`` entry, if any."""
+        return self.files.get(TREE_ENTRY)
 
 
 def _atomic_write(path: str, data: bytes, fsync: bool = True) -> None:
@@ -59,6 +74,52 @@ def _atomic_write(path: str, data: bytes, fsync: bool = True) -> None:
             f.flush()
             os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def probe(path: str) -> bool:
+    """Whether ``path`` is a dataset directory of a Git repository: a store was opened
+    there (its state directory exists) or the repository's checked-out commit has the
+    dataset's ``.prolly/ROOT`` (e.g. in a fresh clone). Reads only."""
+    path = os.path.abspath(path)
+    if not os.path.isdir(path):
+        return False
+    try:
+        repo = Repo.discover(path)
+    except NotGitRepository:
+        return False
+    try:
+        if repo.bare:
+            workdir = repo.controldir()
+        else:
+            workdir = repo.path
+        rel = os.path.relpath(os.path.realpath(path), os.path.realpath(workdir))
+        if rel.startswith("..") or rel.split(os.sep)[0] == ".git":
+            return False
+        prefix = "" if rel == "." else rel.replace(os.sep, "/")
+        state = os.path.join(repo.controldir(), "prollytree", "datasets",
+                             quote(prefix, safe="") or "_root")
+        if os.path.isdir(state):
+            return True
+        try:
+            tree = repo[repo.head()].tree
+        except (KeyError, ValueError):
+            return False
+        parts = [p.encode() for p in prefix.split("/") if p] + [DATASET_DIR, ROOT_ENTRY]
+        store = repo.object_store
+        sha = tree
+        for i, part in enumerate(parts):
+            try:
+                t = store[sha]
+            except KeyError:
+                return False
+            if not isinstance(t, Tree) or part not in t:
+                return False
+            mode, sha = t[part]
+            if (mode == MODE_TREE) != (i < len(parts) - 1):
+                return False
+        return True
+    finally:
+        repo.close()
 
 
 def find_repo(path: str) -> Repo | None:
@@ -108,7 +169,7 @@ class GitBackend(HistoryBackend):
         self._learnt = False
         self.cache = NodeCache(self.store, LEAF_CACHE)
         self._init_common()
-        self._roots: dict[str, tuple[bytes, bytes | None]] = {}
+        self._datasets: dict[str, Dataset] = {}
         self.head_path = os.path.join(self.state_dir, "HEAD")
         if not os.path.exists(self.head_path):
             with self.lock.exclusive():
@@ -154,21 +215,26 @@ class GitBackend(HistoryBackend):
         t = store[sha]
         return t if isinstance(t, Tree) else None
 
-    def _root_of(self, cid: str, tree_id: bytes) -> tuple[bytes, bytes | None]:
-        """(root address, .prolly tree id) of the dataset in a commit's tree."""
-        hit = self._roots.get(cid)
+    def dataset_of(self, cid: str, tree_id: bytes | None = None) -> Dataset:
+        """The dataset in commit ``cid``'s tree (memoised: commits are immutable)."""
+        hit = self._datasets.get(cid)
         if hit is not None:
             return hit
+        if tree_id is None:
+            tree_id = self.read_commit(cid).extra["tree"]
         ds = self._dataset_tree(tree_id)
-        root, ds_id = EMPTY_ROOT, None
+        root, ds_id, files = EMPTY_ROOT, None, {}
         if ds is not None and ROOT_ENTRY in ds:
-            ds_id = ds.id
-            data = self.store._read_blob(ds[ROOT_ENTRY][1]) or b""
+            ds_id = bytes.fromhex(ds.id.decode("ascii"))
+            files = {e.path: (e.mode, bytes.fromhex(e.sha.decode("ascii")))
+                     for e in ds.iteritems()}
+            data = self.store._read_blob(files[ROOT_ENTRY][1]) or b""
             for line in data.splitlines():
                 if line.startswith(b"root "):
                     root = bytes.fromhex(line[5:].decode("ascii"))
-        self._roots[cid] = (root, ds_id)
-        return root, ds_id
+        info = Dataset(root, ds_id, files)
+        self._datasets[cid] = info
+        return info
 
     def _config_at(self, cid: str) -> TreeConfig:
         c = self.repo.object_store[cid.encode()]
@@ -186,7 +252,7 @@ class GitBackend(HistoryBackend):
             return None
         if not isinstance(obj, GitCommit):
             return None
-        root, _ = self._root_of(cid, obj.tree)
+        root = self.dataset_of(cid, obj.tree).root
         msg = obj.message.decode("utf-8", "replace")
         if msg.endswith("\n"):
             msg = msg[:-1]
@@ -239,23 +305,57 @@ class GitBackend(HistoryBackend):
 
     # -- writing commits --------------------------------------------------------------------
 
+    def _raw(self, addr: bytes) -> bytes:
+        """A node's bytes, re-encoded from the decoded node when the store lost them
+        (the canonical encoding makes that exact)."""
+        if addr == EMPTY_ROOT:
+            return EMPTY_NODE_BYTES
+        data = self.store.get(addr)
+        if data is None:
+            data = encode(self.cache.load(addr))
+        return data
+
+    def _mirror_bases(self, parents: list[str]) -> list[tuple[bytes, int]]:
+        """(root, level) of the parents' datasets whose mirrors the node map names
+        correctly: the new commit may reuse any entry of those (they are in Git, with
+        everything under them, for as long as the parents are)."""
+        bases = []
+        store, load = self.store, self.cache.load
+        for p in parents:
+            info = self.dataset_of(p)
+            if info.mirror is None:
+                continue
+            try:
+                level = load(info.root).level
+            except (KeyError, ValueError):
+                continue  # the parent's tree cannot be read: reuse nothing of it
+            mode, sha = info.mirror
+            if store.known_id(info.root, level) != sha:
+                # the map lacks or misnames this mirror (e.g. a fresh clone): relearn it
+                store.learn_mirror(mode, sha, decode, known_trees=set())
+                if store.known_id(info.root, level) != sha:
+                    continue
+            bases.append((info.root, level))
+        return bases
+
     def write_commit(self, root: bytes, parents: list[str], message: str, author: str,
                      committer: str, timestamp: int, tz_offset: int) -> str:
         store = self.store
-        mode, mirror_sha, objects, nodes, records = store.mirror(root, self.cache.load,
-                                                                self.cache.raw)
+        m = store.mirror(root, self.cache.load, self._raw, self._mirror_bases(parents))
+        objects = m.objects
         root_blob = ROOT_MAGIC + b"root " + root.hex().encode() + b"\n"
-        cfg_blob = self.config.to_bytes()
-        ds = Tree()
-        for name, m, body in ((ROOT_ENTRY, MODE_BLOB, root_blob),
-                              (CONFIG_ENTRY, MODE_BLOB, cfg_blob)):
-            sha = git_object_id(b"blob", body)
+        files = {}
+        for name, body in ((ROOT_ENTRY, root_blob), (CONFIG_ENTRY, self.config.to_bytes())):
+            sha = git_raw_id(b"blob", body)
             objects.append((b"blob", sha, body))
-            ds.add(name, m, sha)
-        ds.add(TREE_ENTRY, mode, mirror_sha)
-        top = self._replace_path(parents[0] if parents else None, ds, objects)
+            files[name] = (MODE_BLOB, sha)
+        files[TREE_ENTRY] = (m.mode, m.sha)
+        body = tree_body([(n, md, sh) for n, (md, sh) in files.items()])
+        ds_id = git_raw_id(b"tree", body)
+        objects.append((b"tree", ds_id, body))
+        top = self._replace_path(parents[0] if parents else None, ds_id, objects)
         c = GitCommit()
-        c.tree = top
+        c.tree = top.hex().encode("ascii")
         c.parents = [p.encode("ascii") for p in parents]
         c.author = author.encode("utf-8")
         c.committer = committer.encode("utf-8")
@@ -264,49 +364,47 @@ class GitBackend(HistoryBackend):
         c.encoding = None
         c.message = message.encode("utf-8") + (b"" if message.endswith("\n") else b"\n")
         body = c.as_raw_string()
-        cid = git_object_id(b"commit", body)
+        cid = git_raw_id(b"commit", body)
         objects.append((b"commit", cid, body))
-        store.write_objects(objects, nodes, records)
-        cid_s = cid.decode("ascii")
-        self._roots[cid_s] = (root, git_object_id(b"tree", ds.as_raw_string()))
+        store.write_objects(objects, m.records)
+        cid_s = cid.hex()
+        self._datasets[cid_s] = Dataset(root, ds_id, files)
         return cid_s
 
-    def _replace_path(self, parent: str | None, ds: Tree, objects: list) -> bytes:
-        """Id of ``parent``'s tree with ``<prefix>/.prolly`` replaced by ``ds``; new tree
-        objects are appended to ``objects``."""
-        store = self.repo.object_store
-        chain: list[Tree] = []
+    def _tree_entries(self, sha: bytes | None) -> list[tuple[bytes, int, bytes]]:
+        if sha is None:
+            return []
+        try:
+            t = self.repo.object_store[sha]
+        except KeyError:
+            return []
+        if not isinstance(t, Tree):
+            return []
+        return [(e.path, e.mode, bytes.fromhex(e.sha.decode("ascii"))) for e in t.iteritems()]
+
+    def _replace_path(self, parent: str | None, ds_id: bytes, objects: list) -> bytes:
+        """20-byte id of ``parent``'s tree with ``<prefix>/.prolly`` replaced by the tree
+        ``ds_id``; new tree objects are appended to ``objects``."""
+        chain: list[list] = []
         sha = None
         if parent is not None:
-            sha = store[parent.encode("ascii")].tree
+            sha = self.repo.object_store[parent.encode("ascii")].tree
         for part in self._path_parts[:-1]:
-            t = store[sha] if sha is not None else Tree()
-            if not isinstance(t, Tree):
-                t = Tree()
-            chain.append(t)
+            entries = self._tree_entries(sha)
+            chain.append(entries)
             sha = None
-            if part in t:
-                m, s = t[part]
-                if m == MODE_TREE:
-                    sha = s
-        top = store[sha] if sha is not None else Tree()
-        chain.append(top)
-        child_mode, child = MODE_TREE, ds
-        new = child
-        for t, part in zip(reversed(chain), reversed(self._path_parts)):
-            body = new.as_raw_string()
-            nid = git_object_id(b"tree", body)
-            objects.append((b"tree", nid, body))
-            t2 = Tree()
-            for e in t.iteritems():
-                if e.path != part:
-                    t2.add(e.path, e.mode, e.sha)
-            t2.add(part, child_mode, nid)
-            new = t2
-        body = new.as_raw_string()
-        top_id = git_object_id(b"tree", body)
-        objects.append((b"tree", top_id, body))
-        return top_id
+            for name, mode, s in entries:
+                if name == part and mode == MODE_TREE:
+                    sha = s.hex().encode("ascii")
+        chain.append(self._tree_entries(sha))
+        child = ds_id
+        for entries, part in zip(reversed(chain), reversed(self._path_parts)):
+            new = [e for e in entries if e[0] != part]
+            new.append((part, MODE_TREE, child))
+            body = tree_body(new)
+            child = git_raw_id(b"tree", body)
+            objects.append((b"tree", child, body))
+        return child
 
     # -- refs -------------------------------------------------------------------------------
 
@@ -356,6 +454,17 @@ class GitBackend(HistoryBackend):
         # atomic (rename) but not fsynced: a checkout lost to power failure is harmless
         _atomic_write(self.head_path, data.encode("utf-8"), fsync=False)
 
+    # -- garbage collection -------------------------------------------------------------------
+
+    def collect(self, commits: set, live: set, dry_run: bool, progress=None) -> dict:
+        """Git reclaims objects itself (``git gc``): count the nodes the node map names
+        that ``live`` lacks, and drop map entries whose objects Git already deleted."""
+        store = self.store
+        dead = sum(1 for a in store.addresses() if a not in live)
+        dropped = store.prune_map(progress, dry_run=dry_run)["dropped"]
+        return {"unreachable_nodes": dead, "unreachable_commits": 0, "removed": 0,
+                "removed_commits": 0, "map_entries_dropped": dropped, "managed_by_git": True}
+
     # -- the Git index ------------------------------------------------------------------------
 
     def after_branch_update(self, branch: str, old: str | None, new: str) -> None:
@@ -366,50 +475,129 @@ class GitBackend(HistoryBackend):
             return
         self.sync_index(new)
 
-    def _synced(self) -> str | None:
+    def _synced(self) -> tuple[str | None, str | None, str | None]:
+        """(commit, block digest, index checksum) of the Git index as this store last
+        wrote it: ``<commit> <sha1 of the dataset's entries> <index trailer>``."""
         try:
-            with open(os.path.join(self.state_dir, "index-synced"), "rb") as f:
-                return f.read().strip().decode("ascii") or None
-        except OSError:
-            return None
+            with open(os.path.join(self.state_dir, SYNCED_FILE), "rb") as f:
+                parts = f.read().decode("ascii").split()
+        except (OSError, UnicodeDecodeError):
+            return None, None, None
+        parts = [None if p == "-" else p for p in parts] + [None, None, None]
+        return parts[0], parts[1], parts[2]
+
+    def _write_synced(self, commit: str | None, digest: str | None = None,
+                      trailer: bytes | None = None) -> None:
+        path = os.path.join(self.state_dir, SYNCED_FILE)
+        if commit is None:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            return
+        text = f"{commit} {digest or '-'} {trailer.hex() if trailer else '-'}\n"
+        _atomic_write(path, text.encode(), fsync=False)
+
+    def _level(self, root: bytes) -> int:
+        return self.cache.load(root).level
+
+    def index_changes(self, old: str | None, new: str) -> list:
+        """Changes to the Git index entries under the dataset from commit ``old`` (None:
+        no entries) to ``new``: (path, mode, 20-byte id) to set, (path, 0, None) to
+        remove."""
+        pre = self.index_prefix.encode()
+        o = self.dataset_of(old) if old is not None else Dataset(EMPTY_ROOT, None, {})
+        n = self.dataset_of(new)
+        if o.tree_id == n.tree_id:
+            return []
+        out = []
+        for name in sorted(set(o.files) | set(n.files)):
+            if name == TREE_ENTRY:
+                continue
+            before, after = o.files.get(name), n.files.get(name)
+            if after is None:
+                if before is not None:
+                    out.append((pre + name, 0, None))
+            elif after != before:
+                out.append((pre + name, after[0], after[1]))
+        before = (o.root, self._level(o.root)) if o.mirror is not None else None
+        after = (n.root, self._level(n.root)) if n.mirror is not None else None
+        out.extend(self.store.index_changes(before, after, self.cache.load, pre + TREE_ENTRY,
+                                            self._raw))
+        return out
 
     def sync_index(self, commit: str, full: bool = False) -> None:
         """Make the Git index list exactly the dataset files of ``commit`` (other paths
-        untouched): incrementally from the last synced commit, or in full."""
-        synced_path = os.path.join(self.state_dir, "index-synced")
-        old = None if full else self._synced()
-        new_ds = self._root_of(commit, self.read_commit(commit).extra["tree"])[1]
-        changes: list[tuple[str, int, bytes | None]] = []  # (path, mode, sha or None)
-        if old is not None and self.has_commit(old):
-            old_ds = self._root_of(old, self.read_commit(old).extra["tree"])[1]
-            if old_ds == new_ds:
-                _atomic_write(synced_path, commit.encode() + b"\n", fsync=False)
-                return
-            for ch in tree_changes(self.repo.object_store, old_ds, new_ds):
-                if ch.old is not None and ch.old.path is not None and (
-                        ch.new is None or ch.new.path != ch.old.path):
-                    changes.append((ch.old.path.decode(), 0, None))
-                if ch.new is not None and ch.new.path is not None:
-                    changes.append((ch.new.path.decode(), ch.new.mode, ch.new.sha))
-        else:
-            for p in self._indexed_paths():
-                changes.append((p, 0, None))
-            if new_ds is not None:
-                for ch in tree_changes(self.repo.object_store, None, new_ds):
-                    changes.append((ch.new.path.decode(), ch.new.mode, ch.new.sha))
+        untouched): incrementally from the commit it was last synced to when the index
+        still holds what this store wrote then, else by rewriting the dataset's entries.
+        If the index cannot be written (another process holds ``index.lock``) a warning
+        is issued: the commit stands, and the next sync rewrites the entries."""
+        synced, digest, trailer = (None, None, None) if full else self._synced()
+        pre = self.index_prefix.encode()
+        written = None
+        try:
+            with IndexFile(self.repo.index_path()) as idx:
+                changes = None
+                # the entries are as this store wrote them if the file is (same checksum)
+                # or if they are (same digest of their bytes: another program changed
+                # other entries since)
+                if synced is not None and digest is not None and (
+                        (trailer is not None and idx.trailer is not None
+                         and idx.trailer.hex() == trailer)
+                        or idx.block_digest(pre) == digest) and self.has_commit(synced):
+                    if synced == commit:
+                        return
+                    try:
+                        changes = self.index_changes(synced, commit)
+                    except (KeyError, ValueError):  # the old tree cannot be read
+                        changes = None
+                if changes is None:
+                    new_digest = idx.edit(pre, None, self.index_changes(None, commit))
+                else:
+                    new_digest = idx.edit(pre, changes)
+                idx.write()
+                written = idx.written_trailer
+        except UnsupportedIndex:
+            self._sync_index_fallback(commit, synced)
+            new_digest = None
+        except IndexLocked as e:
+            self._write_synced(None)
+            warnings.warn(f"prollytree: the Git index was not updated: {e}; the dataset's "
+                          f"entries will be rewritten at the next commit", RuntimeWarning,
+                          stacklevel=4)
+            return
+        self._write_synced(commit, new_digest, written)
+
+    def _sync_index_fallback(self, commit: str, synced: str | None) -> None:
+        """Sync through ``git update-index`` (or dulwich) for an index format
+        :mod:`.git_index` does not edit."""
         pre = self.index_prefix
+        if synced is not None and self.has_commit(synced):
+            changes = self.index_changes(synced, commit)
+        else:
+            new = self.index_changes(None, commit)
+            keep = {p for p, _, _ in new}
+            changes = [((pre + p).encode(), 0, None) for p in self._indexed_paths()
+                       if (pre + p).encode() not in keep]
+            changes.extend(new)
+        items = [(p.decode(), m, None if s is None else s.hex().encode("ascii"))
+                 for p, m, s in changes]
         if shutil.which("git"):
-            self._update_index_git([(pre + p, m, s) for p, m, s in changes])
+            self._update_index_git(items)
         else:  # pragma: no cover - exercised only without a git executable
-            self._update_index_dulwich([(pre + p, m, s) for p, m, s in changes])
-        _atomic_write(synced_path, commit.encode() + b"\n", fsync=False)
+            self._update_index_dulwich(items)
 
     def _indexed_paths(self) -> list[str]:
-        idx = self.repo.open_index()
-        pre = self.index_prefix.encode()
-        return [p.decode()[len(self.index_prefix):] for p in idx.paths() if p.startswith(pre)]
+        """Paths (relative to the dataset's ``.prolly/``) the index lists."""
+        pre = self.index_prefix
+        if shutil.which("git"):  # reads every index format (split, sparse, v4)
+            out = self._git(["ls-files", "-z", "--", pre], b"")
+            paths = [p.decode() for p in out.split(b"\0") if p]
+        else:  # pragma: no cover - exercised only without a git executable
+            paths = [p.decode() for p in self.repo.open_index().paths()]
+        return [p[len(pre):] for p in paths if p.startswith(pre)]
 
-    def _git(self, args: list[str], data: bytes) -> None:
+    def _git(self, args: list[str], data: bytes) -> bytes:
         env = dict(os.environ)
         env["GIT_DIR"] = self.repo.controldir()
         env["GIT_WORK_TREE"] = self.repo.path
@@ -419,6 +607,7 @@ class GitBackend(HistoryBackend):
         if r.returncode:
             raise StoreError(f"git {' '.join(args)} failed: "
                              f"{r.stderr.decode('utf-8', 'replace').strip()}")
+        return r.stdout
 
     def _update_index_git(self, changes: list) -> None:
         if not changes:
