@@ -101,6 +101,13 @@ class HistoryBackend(ABC):
     def after_branch_update(self, branch: str, old: str | None, new: str) -> None:
         """Hook run (under the lock) after a branch moved from ``old`` to ``new``."""
 
+    @abstractmethod
+    def collect(self, commits: set, live: set, dry_run: bool, progress=None) -> dict:
+        """Garbage collection (under the exclusive lock): reclaim what is neither in
+        ``commits`` (ids) nor in ``live`` (node addresses). Returns the counts
+        ``unreachable_nodes``, ``unreachable_commits``, ``removed``,
+        ``removed_commits``, ``map_entries_dropped`` and ``managed_by_git``."""
+
     # -- ref resolution support (refs.RefSource) --------------------------------------------
 
     def head_commit(self) -> str | None:

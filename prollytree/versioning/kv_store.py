@@ -13,26 +13,37 @@ from __future__ import annotations
 
 import atexit
 import enum
+import hashlib
 import os
 import time
 import weakref
 from typing import Any, Callable, Iterator
 
-from ..errors import MergeConflictError, ReadOnlyError, StoreError, UnknownRefError
-from ..tree.codec import EMPTY_ROOT
+from ..errors import (CorruptNodeError, MergeConflictError, MissingNodeError, ProllyError,
+                      ReadOnlyError, StoreError, UnknownRefError)
+from ..storage import NodeStore
+from ..tree.codec import EMPTY_ROOT, decode
 from ..tree.cursor import iter_items, lookup
 from ..tree.diff import diff_roots
 from ..tree.merge import ConflictResolution, MergeConflict, three_way_merge
 from ..tree.mutate import apply_edits
 from ..tree.proof import generate_proof as _generate_proof
 from ..tree.proof import verify_proof as _verify_proof
+from ..tree.prolly_tree import ProllyTree
 from . import refs as _refs
 from .backend import HEADS, TAGS, HistoryBackend
 from .objects import Commit, local_tz_offset
 from .staging import StagingArea
 
 __all__ = ["StorageBackend", "VersionedKvStore", "KvDiff", "DiffOperation", "Unresolved",
-           "ConflictResolution", "MergeConflict"]
+           "ConflictResolution", "MergeConflict", "RevertConflictError"]
+
+
+class RevertConflictError(MergeConflictError):
+    """:meth:`VersionedKvStore.revert` stopped: keys the reverted commit changed were
+    changed again since. ``conflicts`` are :class:`MergeConflict` objects with
+    ``base_value`` = the value the commit made, ``source_value`` = the value before it
+    (what the revert would restore) and ``destination_value`` = the current value."""
 
 
 class StorageBackend(enum.Enum):
@@ -179,6 +190,7 @@ def _make_backend(path: str, kind: "StorageBackend") -> HistoryBackend:
 
 
 _CHECKOUT_STAGED = ("error", "carry", "discard")
+_sha256 = hashlib.sha256
 
 
 class VersionedKvStore:
@@ -217,8 +229,42 @@ class VersionedKvStore:
 
     @staticmethod
     def open(path: str | os.PathLike, storage_backend: Any = None) -> "VersionedKvStore":
-        """Open the store at ``path`` (same as the constructor)."""
-        return VersionedKvStore(path, storage_backend)
+        """Open the *existing* store at ``path``; ValueError ``not a dataset: PATH`` when
+        there is none (nothing is created). ``storage_backend`` None: whichever backend
+        holds the dataset at ``path`` (see :meth:`probe`). An InMemory store cannot be
+        reopened. (The constructor opens or creates.)"""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
+        found = VersionedKvStore.probe(path)
+        kind = found if storage_backend is None else StorageBackend.coerce(storage_backend)
+        if found is None or found is not kind:
+            where = os.path.abspath(os.fspath(path))
+            what = "" if storage_backend is None or found is None else \
+                f" of the {kind.name} backend (it holds a {found.name} dataset)"
+            raise ValueError(f"not a dataset{what}: {where}")
+        return VersionedKvStore(path, kind)
+
+    @staticmethod
+    def probe(path: str | os.PathLike) -> "StorageBackend | None":
+        """The backend of the dataset at exactly ``path`` (a directory), or None when there
+        is none. Reads only: nothing is created or changed.
+
+        * File / RocksDB: ``path`` holds the node store ``nodes/`` and the staging
+          journal (RocksDB keeps its ``CURRENT`` file in ``nodes/``);
+        * Git: ``path`` is a directory of a Git repository in which a store was opened
+          (``.git/prollytree/datasets/<path>`` exists), or whose checked-out commit has
+          the dataset files ``<path>/.prolly/ROOT`` (e.g. a fresh clone)."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
+        path = os.path.abspath(os.fspath(path))
+        if not os.path.isdir(path):
+            return None
+        from .store_backend import probe as store_probe
+        kind = store_probe(path)
+        if kind is not None:
+            return StorageBackend(kind)
+        from .git_backend import probe as git_probe
+        return StorageBackend.Git if git_probe(path) else None
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -326,6 +372,35 @@ class VersionedKvStore:
         self._staging.stage(key, None)
         return True
 
+    def insert_batch(self, items: Any) -> int:
+        """Stage many ``(key, value)`` pairs (an iterable of pairs, or a mapping) with
+        one append to the staging journal; returns how many. Every pair is checked
+        first: a bad one raises (TypeError / ValueError) and stages nothing. A later
+        pair for the same key wins, as with successive :meth:`insert` calls."""
+        if self._closed:
+            raise ValueError("store is closed")
+        if isinstance(items, (bytes, str)):
+            raise TypeError("items must be an iterable of (key, value) pairs")
+        if hasattr(items, "items") and callable(items.items):
+            items = items.items()
+        pairs = []
+        for item in items:
+            if not isinstance(item, tuple) or len(item) != 2:
+                raise TypeError(f"items must be (key, value) pairs, not {item!r:.60}")
+            _check_key(item[0])
+            _check_value(item[1])
+            pairs.append(item)
+        self._writable()
+        self._staging.stage_many(pairs)
+        return len(pairs)
+
+    def staged(self) -> list[tuple[bytes, bytes | None]]:
+        """Every staged write, sorted by key: ``(key, value)`` for an insert or update,
+        ``(key, None)`` for a delete (including writes that change nothing, which
+        :meth:`status` leaves out)."""
+        self._sync()
+        return sorted(self._staging.changes.items())
+
     # -- commits ---------------------------------------------------------------------------------
 
     def _commit_locked(self, branch: str, tip: str | None, root: bytes, parents: list[str],
@@ -396,25 +471,80 @@ class VersionedKvStore:
         """Every branch name, sorted."""
         return sorted(self._backend.list_refs(HEADS))
 
-    def branch(self, name: str) -> None:
-        """Create branch ``name`` at the current commit (without switching to it)."""
+    def list_refs(self) -> dict[str, str]:
+        """Every branch and tag: ``{"refs/heads/<name>" | "refs/tags/<name>": commit
+        id}``, sorted by name (annotated tags peeled to their commit)."""
+        self._sync()
+        b = self._backend
+        out = {HEADS + n: c for n, c in b.list_refs(HEADS).items()}
+        out.update({TAGS + n: c for n, c in b.list_refs(TAGS).items()})
+        return dict(sorted(out.items()))
+
+    def resolve_ref(self, ref: str) -> str:
+        """The 40-hex id of the commit ``ref`` names: a branch, tag, ``HEAD``, a full or
+        abbreviated commit id, with any ``~N``/``^N`` suffixes. UnknownRefError (a
+        ValueError) when it names none, or several."""
+        self._sync()
+        return self._resolve(ref)
+
+    def _new_branch_locked(self, name: str, cid: str | None) -> str:
+        if cid is None:
+            raise UnknownRefError("cannot branch: HEAD has no commit yet")
+        b = self._backend
+        if b.get_ref(HEADS + name) is not None or not b.cas_ref(HEADS + name, cid, None):
+            raise ValueError(f"branch {name!r} already exists")
+        return cid
+
+    def branch(self, name: str, start: str | None = None) -> str:
+        """Create branch ``name`` at ``start`` (any ref; default the current commit)
+        without switching to it; returns the commit id it points at. ValueError when
+        the branch exists."""
         _refs.check_branch_name(name)
+        if start is not None and not isinstance(start, str):
+            raise TypeError(f"start must be a str, not {type(start).__name__}")
+        with self._backend.lock.exclusive():
+            self._sync()
+            self._load_head()
+            return self._new_branch_locked(
+                name, self._head if start is None else self._resolve(start))
+
+    def create_branch(self, name: str, start: str | None = None, *,
+                      staged: str = "error") -> str:
+        """Create branch ``name`` at ``start`` (default the current commit) and switch to
+        it, in one step under the dataset's lock; returns the commit id. Staged changes
+        stay staged when the base does not change; when ``start`` is another commit,
+        ``staged`` decides as in :meth:`checkout` ("error", "carry" or "discard"), and
+        with "error" nothing is created."""
+        _refs.check_branch_name(name)
+        if start is not None and not isinstance(start, str):
+            raise TypeError(f"start must be a str, not {type(start).__name__}")
+        if staged not in _CHECKOUT_STAGED:
+            raise ValueError(f"staged must be one of {_CHECKOUT_STAGED}, not {staged!r}")
         b = self._backend
         with b.lock.exclusive():
-            self._staging.sync()
+            self._sync()
             self._load_head()
-            if self._head is None:
-                raise UnknownRefError("cannot branch: HEAD has no commit yet")
-            if not b.cas_ref(HEADS + name, self._head, None):
+            if b.get_ref(HEADS + name) is not None:
                 raise ValueError(f"branch {name!r} already exists")
-
-    def create_branch(self, name: str) -> None:
-        """Create branch ``name`` at the current commit and switch to it (staged changes
-        stay staged: the base commit does not change)."""
-        self.branch(name)
-        with self._backend.lock.exclusive():
-            self._backend.write_head(name)
+            target = self._head if start is None else self._resolve(start)
+            if target is None:
+                raise UnknownRefError("cannot branch: HEAD has no commit yet")
+            self._staged_policy(target, staged, f"create branch {name!r} at {start!r}")
+            cid = self._new_branch_locked(name, target)
+            b.write_head(name)
             self._moved()
+            return cid
+
+    def _staged_policy(self, target: str, staged: str, what: str) -> None:
+        """Apply the ``staged`` policy before moving HEAD to ``target`` (under the lock)."""
+        if len(self._staging) and target != self._head:
+            if staged == "error":
+                raise ValueError(
+                    f"cannot {what}: {len(self._staging)} staged change(s) would be lost; "
+                    f"commit them, or pass staged='carry' or staged='discard'")
+            if staged == "discard":
+                self._staging.clear()
+                self._gen = self._staging._gen
 
     def tag(self, name: str, ref: str = "HEAD") -> str:
         """Create tag ``name`` at ``ref`` (an extension of the reference API); returns the
@@ -431,8 +561,9 @@ class VersionedKvStore:
         """Every tag name, sorted."""
         return sorted(self._backend.list_refs(TAGS))
 
-    def delete_branch(self, name: str) -> None:
-        """Delete branch ``name`` (not the current one)."""
+    def delete_branch(self, name: str) -> str:
+        """Delete branch ``name`` (not the current one); returns the commit id it
+        pointed at."""
         _refs.check_branch_name(name)
         b = self._backend
         with b.lock.exclusive():
@@ -444,6 +575,7 @@ class VersionedKvStore:
                 raise UnknownRefError(f"unknown branch {name!r}")
             if not b.cas_ref(HEADS + name, None, cur):
                 raise StoreError(f"branch {name!r} moved concurrently; retry")
+            return cur
 
     def checkout(self, branch_or_commit: str, *, staged: str = "error") -> None:
         """Switch to a branch, or detach at a commit (any ref expression: abbreviated id,
@@ -468,27 +600,70 @@ class VersionedKvStore:
                 target = b.get_ref(HEADS + name)
             else:
                 target = self._resolve(branch_or_commit)
-            if len(self._staging) and target != self._head:
-                if staged == "error":
-                    raise ValueError(
-                        f"cannot checkout {branch_or_commit!r}: {len(self._staging)} staged "
-                        f"change(s) would be lost; commit them, or pass staged='carry' or "
-                        f"staged='discard'")
-                if staged == "discard":
-                    self._staging.clear()
-                    self._gen = self._staging._gen
+            self._staged_policy(target, staged, f"checkout {branch_or_commit!r}")
             b.write_head(target_branch, None if target_branch else target)
             self._moved()
 
     # -- history ------------------------------------------------------------------------------------
 
-    def log(self) -> list[dict]:
-        """The history of the current commit, newest first: dicts with id, author,
-        committer, message and timestamp (seconds)."""
+    def log(self, ref: str | None = None, limit: int | None = None) -> list[dict]:
+        """The history of the current commit (or of ``ref``), newest first, at most
+        ``limit`` entries: dicts with id, parents (ids, first parent first), author,
+        committer, message, timestamp (seconds) and tz_offset (seconds east of UTC)."""
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"limit must be a non-negative int, not {limit!r}")
         self._sync()
-        if self._head is None:
+        start = self._head if ref is None else self._resolve(ref)
+        if start is None:
             return []
-        return [c.as_dict() for c in self._backend.history.walk([self._head])]
+        out = []
+        for c in self._backend.history.walk([start]):
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(c.as_dict())
+        return out
+
+    def commit_info(self, ref: str = "HEAD") -> dict:
+        """The commit ``ref`` names, as a :meth:`log` entry plus ``root`` (the 32-byte
+        root address of its tree)."""
+        self._sync()
+        c = self._backend.read_commit(self._resolve(ref))
+        d = c.as_dict()
+        d["root"] = c.root
+        return d
+
+    def get_at(self, ref: str, key: bytes) -> bytes | None:
+        """The value of ``key`` in the commit ``ref`` names (None when absent there)."""
+        _check_key(key)
+        self._sync()
+        cache = self._backend.cache
+        return lookup(cache, cache.load(self._root_at(ref)), key)
+
+    def _root_at(self, ref: str) -> bytes:
+        return self._backend.read_commit(self._resolve(ref)).root
+
+    def tree_at(self, ref: str = "HEAD") -> ProllyTree:
+        """A read-only :class:`ProllyTree` over the tree of the commit ``ref`` names
+        (no copy: it reads the store's nodes; writes raise ReadOnlyError). Use it for
+        ``stats()``, proofs, range scans at that commit; it is valid while the store is
+        open."""
+        self._sync()
+        b = self._backend
+        return ProllyTree.from_root(self._root_at(ref), _ReadOnlyNodes(b.store), b.config)
+
+    def iter_items(self, start: bytes | None = None,
+                   end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs with ``start <= key < end`` of the current view (the
+        current commit with the staged changes applied), in key order, lazily (the
+        committed part streams; the staged changes are read when the call is made)."""
+        for bound in (start, end):
+            if bound is not None:
+                _check_key(bound)
+        self._sync()
+        overlay = sorted((k, v) for k, v in self._staging.changes.items()
+                         if (start is None or k >= start) and (end is None or k < end))
+        committed = iter_items(self._backend.cache, self._root_node, start, end)
+        return _overlay(committed, overlay)
 
     def get_commit_history(self) -> list[dict]:
         """Same as :meth:`log`."""
@@ -530,9 +705,11 @@ class VersionedKvStore:
     def iter_items_at(self, reference: str, start: bytes | None = None,
                       end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """(key, value) pairs with ``start <= key < end`` at ``reference``, lazily."""
-        cid = self._resolve(reference)
+        for bound in (start, end):
+            if bound is not None:
+                _check_key(bound)
         cache = self._backend.cache
-        return iter_items(cache, cache.load(self._backend.read_commit(cid).root), start, end)
+        return iter_items(cache, cache.load(self._root_at(reference)), start, end)
 
     def diff(self, from_ref: str, to_ref: str) -> list[KvDiff]:
         """Keys added, removed or modified from ``from_ref`` to ``to_ref``, sorted by key.
@@ -681,6 +858,48 @@ class VersionedKvStore:
         """The best common ancestor of two refs (None for unrelated histories)."""
         return self._backend.history.merge_base(self._resolve(a), self._resolve(b))
 
+    def revert(self, ref: str, message: str | None = None) -> str | None:
+        """Record a new commit on the current branch undoing the changes of commit
+        ``ref`` (for a merge commit: its changes against its first parent): each key it
+        changed goes back to its value before it (a key it added is deleted). Returns
+        the new commit id, or None when those changes are already undone (nothing is
+        committed).
+
+        A key changed again since ``ref`` (its current value is neither the one ``ref``
+        made nor the one before) is a conflict: RevertConflictError (a ValueError, with
+        ``conflicts``) and nothing changes. Refused with staged changes (ValueError) or
+        a detached HEAD (ReadOnlyError). The default message is Git's: ``Revert
+        "<subject>"`` and ``This reverts commit <id>.``"""
+        if message is not None and not isinstance(message, str):
+            raise TypeError(f"message must be a str, not {type(message).__name__}")
+        b = self._backend
+        with b.lock.exclusive():
+            self._sync()
+            self._load_head()
+            self._writable()
+            self._check_clean("revert")
+            cid = self._resolve(ref)
+            c = b.read_commit(cid)
+            before = b.read_commit(c.parents[0]).root if c.parents else EMPTY_ROOT
+            # a three-way merge of the state before the commit into HEAD, with the
+            # commit itself as the base: only the commit's changes move
+            edits, conflicts = three_way_merge(b.cache, c.root, self._root, before, None)
+            if conflicts:
+                raise RevertConflictError(
+                    f"cannot revert {cid[:12]}: {len(conflicts)} key(s) changed since: "
+                    + ", ".join(repr(x.key) for x in conflicts[:20])
+                    + (" ..." if len(conflicts) > 20 else "") + "; nothing was changed",
+                    conflicts)
+            if not edits:
+                return None
+            subject = (c.message.splitlines() or [""])[0]
+            if message is None:
+                message = f'Revert "{subject}"\n\nThis reverts commit {cid}.'
+            root = apply_edits(b.cache, b.config, self._root, edits)
+            new = self._commit_locked(self._branch, self._head, root, [self._head], message)
+            self._moved()
+            return new
+
     # -- proofs -----------------------------------------------------------------------------------
 
     def root_hash(self) -> bytes:
@@ -701,6 +920,142 @@ class VersionedKvStore:
         (with ``expected_value``, when given)."""
         self._sync()
         return _verify_proof(self._root, proof_bytes, key, expected_value)
+
+    # -- maintenance ------------------------------------------------------------------------------
+
+    def _ref_tips(self) -> dict[str, str]:
+        """{label: commit id} of every branch, tag and a detached HEAD."""
+        b = self._backend
+        tips = {f"branch {n}": c for n, c in sorted(b.list_refs(HEADS).items())}
+        tips.update({f"tag {n}": c for n, c in sorted(b.list_refs(TAGS).items())})
+        if self._branch is None and self._head:
+            tips["HEAD"] = self._head
+        return tips
+
+    def fsck(self, progress: Callable[[int], None] | None = None) -> dict:
+        """Check every commit reachable from every branch, tag and (detached) HEAD, and
+        every node of their trees (each distinct node once): present, hashing to its
+        address (SHA-256), decodable. ``progress(n)`` is called as nodes are checked.
+
+        Returns ``{"ok", "refs", "commits", "trees", "nodes", "bytes", "problems"}``;
+        each problem is a dict with ``kind`` ("missing-commit", "missing-node",
+        "damaged-node", "unreadable-node"), ``object`` (hex), ``commit``,
+        ``reached_from`` (the ref label) and ``detail``. (On Git, Git's own objects are
+        ``git fsck``'s job; this checks the dataset's nodes.)"""
+        self._sync()
+        b = self._backend
+        store = b.store
+        problems: list[dict] = []
+        tips = self._ref_tips()
+        origin: dict[str, str] = {}
+        for label, cid in tips.items():
+            origin.setdefault(cid, label)
+        commits = []
+        seen_commits: set = set()
+        stack = list(dict.fromkeys(tips.values()))
+        while stack:
+            cid = stack.pop()
+            if cid in seen_commits:
+                continue
+            seen_commits.add(cid)
+            try:
+                c = b.read_commit(cid)
+            except (ProllyError, ValueError, KeyError) as e:
+                problems.append({"kind": "missing-commit", "object": cid, "commit": cid,
+                                 "reached_from": origin.get(cid, ""), "detail": str(e)})
+                continue
+            commits.append(c)
+            for p in c.parents:
+                origin.setdefault(p, origin.get(cid, ""))
+                stack.append(p)
+        seen: set = set()
+        trees = nodes = nbytes = 0
+        for c in commits:
+            if c.root in seen:
+                continue
+            trees += 1
+            todo = [c.root]
+            where = {"commit": c.id, "reached_from": origin.get(c.id, "")}
+            while todo:
+                addr = todo.pop()
+                if addr in seen:
+                    continue
+                seen.add(addr)
+                nodes += 1
+                if progress is not None:
+                    progress(1)
+                try:
+                    data = store.get(addr)
+                except CorruptNodeError as e:
+                    problems.append({"kind": "damaged-node", "object": addr.hex(),
+                                     "detail": str(e), **where})
+                    continue
+                except (ProllyError, ValueError, KeyError, OSError) as e:
+                    problems.append({"kind": "unreadable-node", "object": addr.hex(),
+                                     "detail": str(e), **where})
+                    continue
+                if data is None:
+                    if addr != EMPTY_ROOT:  # the canonical empty tree need not be stored
+                        problems.append({"kind": "missing-node", "object": addr.hex(),
+                                         "detail": "not in the store", **where})
+                    continue
+                nbytes += len(data)
+                if _sha256(data).digest() != addr:
+                    problems.append({"kind": "damaged-node", "object": addr.hex(),
+                                     "detail": "content does not hash to its address",
+                                     **where})
+                    continue
+                try:
+                    node = decode(data, addr)
+                except (ProllyError, ValueError) as e:
+                    problems.append({"kind": "damaged-node", "object": addr.hex(),
+                                     "detail": str(e), **where})
+                    continue
+                if node.level:
+                    todo.extend(node.vals)
+        return {"ok": not problems, "refs": len(tips), "commits": len(commits),
+                "trees": trees, "nodes": nodes, "bytes": nbytes, "problems": problems}
+
+    def gc(self, dry_run: bool = False, progress: Callable[[int], None] | None = None
+           ) -> dict:
+        """Reclaim what no branch, tag or HEAD reaches, under the dataset's exclusive
+        lock (no commit can add nodes between the walk and the removal).
+
+        * File, RocksDB, InMemory: removes the unreachable tree nodes and commit records.
+        * Git: nodes are Git objects and **Git's own gc owns their reclamation** (run
+          ``git gc``; this method does not, as it would repack the whole repository).
+          It counts the nodes the repository's node map names that this dataset's refs
+          do not reach, and drops from the node map the entries whose objects ``git
+          gc`` already deleted (``map_entries_dropped``).
+
+        ``dry_run`` counts without removing. Returns ``{"backend", "commits",
+        "live_nodes", "unreachable_nodes", "unreachable_commits", "removed",
+        "removed_commits", "map_entries_dropped", "dry_run", "managed_by_git"}``."""
+        b = self._backend
+        with b.lock.exclusive():
+            self._sync()
+            self._load_head()
+            cids = {c.id for c in b.history.walk(self._ref_tips().values())}
+            live: set = set()
+            load = b.cache.load
+            for cid in cids:
+                todo = [b.read_commit(cid).root]
+                while todo:
+                    addr = todo.pop()
+                    if addr in live:
+                        continue
+                    live.add(addr)
+                    node = load(addr)
+                    if progress is not None:
+                        progress(1)
+                    if node.level > 1:
+                        todo.extend(node.vals)
+                    elif node.level == 1:
+                        live.update(node.vals)
+            report = b.collect(cids, live, dry_run, progress)
+        report.update({"backend": self._kind.name, "commits": len(cids),
+                       "live_nodes": len(live), "dry_run": bool(dry_run)})
+        return report
 
     # -- misc -----------------------------------------------------------------------------------------
 
@@ -737,3 +1092,54 @@ class VersionedKvStore:
     def __repr__(self) -> str:
         where = self._branch if self._branch is not None else f"detached {self._head[:12]}"
         return f"<VersionedKvStore {self._kind.name} {self._path} on {where}>"
+
+
+def _overlay(committed: Iterator[tuple[bytes, bytes]],
+             staged: list[tuple[bytes, bytes | None]]) -> Iterator[tuple[bytes, bytes]]:
+    """Merge committed (key, value) pairs with sorted staged writes (value None deletes)."""
+    i, n = 0, len(staged)
+    for k, v in committed:
+        while i < n and staged[i][0] < k:
+            sk, sv = staged[i]
+            i += 1
+            if sv is not None:
+                yield sk, sv
+        if i < n and staged[i][0] == k:
+            sv = staged[i][1]
+            i += 1
+            if sv is not None:
+                yield k, sv
+            continue
+        yield k, v
+    for sk, sv in staged[i:]:
+        if sv is not None:
+            yield sk, sv
+
+
+class _ReadOnlyNodes(NodeStore):
+    """A read-only view of a store's nodes (for :meth:`VersionedKvStore.tree_at`)."""
+
+    kind = "read-only view"
+    read_only = True
+
+    def __init__(self, store: NodeStore) -> None:
+        self._inner = store
+        self.kind = f"read-only view of {store.kind}"
+
+    def _get(self, address: bytes) -> bytes | None:
+        return self._inner.get(address)
+
+    def _put_many(self, items: list) -> None:  # pragma: no cover - put_many refuses first
+        raise ReadOnlyError("a snapshot tree is read-only")
+
+    def _has(self, address: bytes) -> bool:
+        return self._inner.has(address)
+
+    def _get_ref(self, name: str) -> bytes | None:
+        return None
+
+    def _set_ref(self, name: str, value: bytes | None, expected: object) -> bool:  # pragma: no cover
+        raise ReadOnlyError("a snapshot tree is read-only")
+
+    def close(self) -> None:
+        """Nothing to release: the store owns the nodes."""

@@ -30,9 +30,11 @@ class Commit:
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def as_dict(self) -> dict:
-        """The public dict form used by ``log()`` and ``get_commit_history()``."""
-        return {"id": self.id, "author": self.author, "committer": self.committer,
-                "message": self.message, "timestamp": self.timestamp}
+        """The public dict form used by ``log()``, ``get_commit_history()`` and
+        ``commit_info()``."""
+        return {"id": self.id, "parents": list(self.parents), "author": self.author,
+                "committer": self.committer, "message": self.message,
+                "timestamp": self.timestamp, "tz_offset": self.tz_offset}
 
 
 def local_tz_offset(when: float | None = None) -> int:

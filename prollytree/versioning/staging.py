@@ -136,6 +136,23 @@ class StagingArea:
                 os.write(self._fd, rec)
         self.changes[key] = value
 
+    def stage_many(self, items: list[tuple[bytes, bytes | None]]) -> None:
+        """Record many staged writes with a single append (one ``os.write``): after a
+        ``kill -9`` either all of them are in the journal or, if the write itself was
+        cut, a prefix of whole records (a torn record ends the journal)."""
+        if not items:
+            return
+        if self._fd is not None:
+            data = b"".join([encode_record(k, v) for k, v in items])
+            with self.lock.shared():
+                view = memoryview(data)
+                while view:
+                    n = os.write(self._fd, view)
+                    view = view[n:]
+        ch = self.changes
+        for k, v in items:
+            ch[k] = v
+
     def _write_header_locked(self, gen: int) -> None:
         # called under the exclusive lock only
         os.ftruncate(self._fd, 0)

@@ -33,6 +33,17 @@ from .objects import Commit
 MAGIC = b"prollytree-commit"
 HEAD_REF = "HEAD"
 CONFIG_REF = "versioning/config"
+JOURNAL = "staging.journal"
+NODES = "nodes"
+
+
+def probe(path: str) -> str | None:
+    """"file" or "rocksdb" when ``path`` holds a dataset of that kind (its node store
+    ``nodes/`` and its staging journal; RocksDB keeps a ``CURRENT`` file), else None."""
+    nodes = os.path.join(path, NODES)
+    if os.path.isdir(nodes) and os.path.isfile(os.path.join(path, JOURNAL)):
+        return "rocksdb" if os.path.exists(os.path.join(nodes, "CURRENT")) else "file"
+    return None
 
 
 class StoreBackend(HistoryBackend):
@@ -51,7 +62,7 @@ class StoreBackend(HistoryBackend):
             os.makedirs(path, exist_ok=True)
             self.state_dir = path
             self.lock = DatasetLock(os.path.join(path, "lock"))
-            self.store = open_store(kind, os.path.join(path, "nodes"))
+            self.store = open_store(kind, os.path.join(path, NODES))
         self.cache = NodeCache(self.store, LEAF_CACHE)
         self._addr: dict[str, bytes] = {}
         self._init_common()
@@ -163,6 +174,43 @@ class StoreBackend(HistoryBackend):
             v = b"detached:" + self._addr[commit]
         self.store.set_ref(HEAD_REF, v)
         self.store.flush()
+
+    def collect(self, commits: set, live: set, dry_run: bool, progress=None) -> dict:
+        """Remove the tree nodes and commit records no ref reaches. Anything in the
+        store that is neither a node nor a commit record is kept."""
+        st = self.store
+        dead_nodes: list = []
+        dead_commits: list = []
+        for addr in list(st.addresses()):
+            if progress is not None:
+                progress(1)
+            if addr in live:
+                continue
+            data = st.get(addr)
+            if data is None:
+                continue
+            try:
+                obj = msgpack.unpackb(data, raw=False)
+            except Exception:  # not ours to judge: keep it
+                continue
+            if isinstance(obj, list) and obj and obj[0] == MAGIC:
+                if addr[:20].hex() not in commits:
+                    dead_commits.append(addr)
+            elif isinstance(obj, list) and obj and type(obj[0]) is int:
+                dead_nodes.append(addr)
+        removed = removed_commits = 0
+        if not dry_run:
+            if dead_nodes:
+                removed = st.remove(dead_nodes)
+            if dead_commits:
+                removed_commits = st.remove(dead_commits)
+                for a in dead_commits:
+                    self._addr.pop(a[:20].hex(), None)
+                    self._commits.pop(a[:20].hex(), None)
+            st.flush()
+        return {"unreachable_nodes": len(dead_nodes), "unreachable_commits": len(dead_commits),
+                "removed": removed, "removed_commits": removed_commits,
+                "map_entries_dropped": 0, "managed_by_git": False}
 
     def close(self) -> None:
         try:

@@ -40,8 +40,10 @@ def test_staging_and_commit(make_store):
     assert [e["id"] for e in log[:3]] == [c3, c2, c1]
     assert [e["message"] for e in log[:3]] == ["third", "second", "first"]
     for e in log:
-        assert set(e) == {"id", "author", "committer", "message", "timestamp"}
-        assert isinstance(e["timestamp"], int)
+        assert set(e) == {"id", "parents", "author", "committer", "message", "timestamp",
+                          "tz_offset"}
+        assert isinstance(e["timestamp"], int) and isinstance(e["tz_offset"], int)
+    assert log[0]["parents"] == [c2] and log[1]["parents"] == [c1]
     assert s.get_commit_history() == log
     assert s.storage_backend() in list(StorageBackend)
 
