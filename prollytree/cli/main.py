@@ -87,10 +87,11 @@ def first_line(message: str) -> str:
     return (message.splitlines() or [""])[0]
 
 
-def commit_json(c, changes: dict | None = None) -> dict:
-    d = {"id": c.id, "parents": list(c.parents), "author": c.author,
-         "committer": c.committer, "timestamp": c.timestamp,
-         "date": timestamp_text(c.timestamp, c.tz_offset), "message": c.message}
+def commit_json(c: dict, changes: dict | None = None) -> dict:
+    """The JSON form of a commit (a ``log``/``commit_info`` entry of the store)."""
+    d = {"id": c["id"], "parents": list(c["parents"]), "author": c["author"],
+         "committer": c["committer"], "timestamp": c["timestamp"],
+         "date": timestamp_text(c["timestamp"], c["tz_offset"]), "message": c["message"]}
     if changes is not None:
         d["changes"] = changes
     return d
@@ -174,7 +175,7 @@ def init(app: App, path: str, storage: str | None) -> None:
         if storage is not None and existing.backend != backend:
             raise Fail(f"{target} is already a {existing.backend} dataset", 2)
         backend = existing.backend
-    store = open_store(existing or Location(target, backend))
+    store = open_store(existing or Location(target, backend), create=existing is None)
     app._store = store
     branch = store.current_branch()
     out = app.out
@@ -243,11 +244,7 @@ def get(app: App, key: str, ref: str | None, raw: bool) -> None:
     """
     store = app.store()
     k = enc(key)
-    if ref is None:
-        value = store.get(k)
-    else:
-        from .dataset import resolve, value_at
-        value = value_at(store, resolve(store, ref), k)
+    value = store.get(k) if ref is None else store.get_at(ref, k)
     if value is None:
         where = f" at {ref}" if ref else ""
         raise Fail(f"key not found{where}: {show(k)}", 1)
@@ -321,11 +318,11 @@ def list_(app: App, values: bool, prefix: str, ref: str | None, graph: bool) -> 
 
 
 def _graph(app: App, store, ref: str | None) -> None:
-    from .dataset import node_loader, read_commit, resolve
     out = app.out
-    cid = resolve(store, ref or "HEAD")
-    root = read_commit(store, cid).root
-    load = node_loader(store)
+    cid = store.resolve_ref(ref or "HEAD")
+    tree = store.tree_at(cid)
+    root = tree.get_root_hash()
+    load = tree.node_cache.load
     if ref is None and store.status():
         out.warn("staged changes are not in the graph: it shows the current commit")
 
@@ -380,7 +377,6 @@ def status(app: App) -> None:
     Example:
       git-prolly status
     """
-    from .dataset import read_commit
     store = app.store()
     out = app.out
     branch = store.current_branch()
@@ -395,9 +391,9 @@ def status(app: App) -> None:
     else:
         out.line(f"HEAD detached at {short(head)} (read-only: 'git-prolly checkout -b NAME' "
                  f"to write from here)")
-    c = read_commit(store, head)
+    c = store.commit_info(head)
     out.styled([("Commit ", None), (short(head), "yellow"),
-                (" " + first_line(c.message), None)])
+                (" " + first_line(c["message"]), None)])
     if not changes:
         out.line("nothing to commit (stage changes with 'git-prolly set' or 'delete')")
         return
@@ -465,42 +461,33 @@ def log(app: App, ref: str, limit: int | None, kv_summary: bool, oneline: bool) 
       git-prolly log --limit 5 --kv-summary
       git-prolly log feature --oneline
     """
-    from .dataset import change_counts, commit_changes, ref_labels, resolve
+    from .dataset import change_counts, commit_changes, ref_labels
     store = app.store()
     out = app.out
-    start = resolve(store, ref)
     labels = ref_labels(store) if not out.json_mode else {}
     docs = []
-    n = 0
-    for c in store.backend.history.walk([start]):
-        if limit is not None and n >= limit:
-            break
-        n += 1
-        counts = change_counts(commit_changes(store, c.id)) if kv_summary else None
+    for c in store.log(ref, limit):
+        counts = change_counts(commit_changes(store, c)) if kv_summary else None
         if out.json_mode:
             docs.append(commit_json(c, counts))
             continue
-        deco = labels.get(c.id)
+        deco = labels.get(c["id"])
         deco_text = f" ({', '.join(deco)})" if deco else ""
         summary = (f"+{counts['added']} ~{counts['modified']} -{counts['deleted']}"
                    if counts else "")
         if oneline:
-            parts = [(c.id[:12], "yellow"), (deco_text, "cyan"),
-                     (" " + first_line(c.message), None)]
+            parts = [(c["id"][:12], "yellow"), (deco_text, "cyan"),
+                     (" " + first_line(c["message"]), None)]
             if summary:
                 parts.append((f"  [{summary}]", "green"))
             out.styled(parts)
             continue
-        out.styled([("commit " + c.id, "yellow"), (deco_text, "cyan")])
-        if len(c.parents) > 1:
-            out.line("Merge:  " + " ".join(p[:12] for p in c.parents))
-        out.line(f"Author: {c.author}")
-        out.line(f"Date:   {timestamp_text(c.timestamp, c.tz_offset)}")
+        _commit_header(out, c, deco_text)
         if summary:
             out.line(f"Keys:   {counts['added']} added, {counts['modified']} modified, "
                      f"{counts['deleted']} deleted", style="green")
         out.line()
-        _message_lines(out, c.message)
+        _message_lines(out, c["message"])
     if out.json_mode:
         out.json(docs)
 
@@ -518,26 +505,29 @@ def show_(app: App, ref: str, keys_only: bool) -> None:
       git-prolly show HEAD
       git-prolly show main~2 --keys-only
     """
-    from .dataset import commit_changes, read_commit, resolve
+    from .dataset import commit_changes
     store = app.store()
     out = app.out
-    cid = resolve(store, ref)
-    c = read_commit(store, cid)
-    changes = commit_changes(store, cid)
+    c = store.commit_info(ref)
+    changes = commit_changes(store, c)
     if out.json_mode:
         doc = commit_json(c)
         doc["changes"] = [dict(put_bytes({}, "key", d.key), change=_kind(d)) if keys_only
                           else diff_json(d) for d in changes]
         out.json(doc)
         return
-    out.line("commit " + c.id, style="yellow")
-    if len(c.parents) > 1:
-        out.line("Merge:  " + " ".join(p[:12] for p in c.parents))
-    out.line(f"Author: {c.author}")
-    out.line(f"Date:   {timestamp_text(c.timestamp, c.tz_offset)}")
+    _commit_header(out, c, "")
     out.line()
-    _message_lines(out, c.message)
+    _message_lines(out, c["message"])
     _print_changes(out, changes, "compact" if not keys_only else "keys")
+
+
+def _commit_header(out: Output, c: dict, deco_text: str) -> None:
+    out.styled([("commit " + c["id"], "yellow"), (deco_text, "cyan")])
+    if len(c["parents"]) > 1:
+        out.line("Merge:  " + " ".join(p[:12] for p in c["parents"]))
+    out.line(f"Author: {c['author']}")
+    out.line(f"Date:   {timestamp_text(c['timestamp'], c['tz_offset'])}")
 
 
 def _message_lines(out: Output, message: str) -> None:
@@ -577,7 +567,6 @@ def history(app: App, key: str, limit: int | None) -> None:
     Example:
       git-prolly history user:alice
     """
-    from .dataset import read_commit, value_at
     store = app.store()
     out = app.out
     k = enc(key)
@@ -585,10 +574,9 @@ def history(app: App, key: str, limit: int | None) -> None:
     if limit is not None:
         commits = commits[:limit]
     rows = []
-    for cd in commits:
-        c = read_commit(store, cd["id"])
-        new = value_at(store, c.id, k)
-        old = value_at(store, c.parents[0], k) if c.parents else None
+    for c in commits:
+        new = store.get_at(c["id"], k)
+        old = store.get_at(c["parents"][0], k) if c["parents"] else None
         change = "added" if old is None else "deleted" if new is None else "modified"
         rows.append((c, change, new))
     if out.json_mode:
@@ -599,9 +587,9 @@ def history(app: App, key: str, limit: int | None) -> None:
         out.note(f"no commit changed {show(k)}")
         return
     out.table(["Commit", "Date", "Change", "Value", "Message"],
-              ([c.id[:12], timestamp_text(c.timestamp, c.tz_offset), change,
+              ([c["id"][:12], timestamp_text(c["timestamp"], c["tz_offset"]), change,
                 show(v) if v is not None else "(deleted)",
-                first_line(c.message).replace("\t", " ")] for c, change, v in rows),
+                first_line(c["message"]).replace("\t", " ")] for c, change, v in rows),
               styles=["yellow", None, "cyan", None, None], nowrap=(0, 1, 2))
 
 
@@ -644,10 +632,7 @@ def branch(app: App, name: str | None, delete_name: str | None) -> None:
     if name and delete_name:
         raise click.UsageError("give either NAME or -d NAME")
     if delete_name:
-        from .dataset import resolve
-        cid = resolve(store, "refs/heads/" + delete_name) \
-            if delete_name in store.list_branches() else None
-        store.delete_branch(delete_name)
+        cid = store.delete_branch(delete_name)
         if out.json_mode:
             out.json({"deleted": delete_name, "commit": cid})
         else:
@@ -660,9 +645,9 @@ def branch(app: App, name: str | None, delete_name: str | None) -> None:
         else:
             out.line(f"Created branch {name} at {short(store.current_commit())}")
         return
-    from prollytree.versioning.backend import HEADS
     current = store.current_branch()
-    tips = store.backend.list_refs(HEADS)
+    tips = {r[len("refs/heads/"):]: c for r, c in store.list_refs().items()
+            if r.startswith("refs/heads/")}
     if out.json_mode:
         out.json([{"name": n, "commit": tips[n], "current": n == current}
                   for n in sorted(tips)])
@@ -704,16 +689,9 @@ def checkout(app: App, ref: str | None, start: str | None, new_branch: str | Non
     out = app.out
     mode = staged or "error"
     if new_branch:
-        from prollytree.versioning.refs import check_branch_name
         if ref and start:
             raise click.UsageError("checkout -b takes one START ref")
-        check_branch_name(new_branch)
-        if new_branch in store.list_branches():
-            raise Fail(f"branch {new_branch!r} already exists", 2)
-        start = start or ref
-        if start:
-            store.checkout(start, staged=mode)
-        store.create_branch(new_branch)
+        store.create_branch(new_branch, start or ref, staged=mode)
         if out.json_mode:
             out.json({"branch": new_branch, "commit": store.current_commit(),
                       "created": True})
@@ -757,10 +735,9 @@ def diff(app: App, from_ref: str, to_ref: str, fmt: str, patterns: tuple[str, ..
       git-prolly diff main feature
       git-prolly diff HEAD~1 HEAD --keys 'user:*' --format detailed
     """
-    from .dataset import resolve
     store = app.store()
     out = app.out
-    changes = store.diff(resolve(store, from_ref), resolve(store, to_ref))
+    changes = store.diff(from_ref, to_ref)
     if patterns:
         import fnmatch
         changes = [d for d in changes
@@ -810,11 +787,10 @@ def merge(app: App, source: str, strategy: str | None) -> None:
       git-prolly merge feature
       git-prolly merge feature --strategy take-source
     """
-    from .dataset import resolve
     store = app.store()
     out = app.out
     before = store.current_commit()
-    src = resolve(store, source)
+    src = store.resolve_ref(source)
     conflicts: list = []
     if strategy is None:
         ok, conflicts = store.try_merge(source)
@@ -891,50 +867,37 @@ def revert(app: App, ref: str, message: str | None) -> None:
     Example:
       git-prolly revert HEAD~2
     """
-    from .dataset import read_commit, resolve, revert_plan
+    from prollytree.versioning import RevertConflictError
     store = app.store()
     out = app.out
-    if store.current_branch() is None:
-        raise Fail("HEAD is detached: checkout a branch to revert on", 2)
-    staged = store.status()
-    if staged:
-        raise Fail(f"cannot revert with {len(staged)} staged change(s): commit them first",
-                   2)
-    cid = resolve(store, ref)
-    c = read_commit(store, cid)
-    edits, conflicts = revert_plan(store, cid)
-    if conflicts:
+    cid = store.resolve_ref(ref)
+    head = store.current_commit()
+    try:
+        new = store.revert(cid, message)
+    except RevertConflictError as e:
         if out.json_mode:
             docs = []
-            for k, old, new, cur in conflicts:
-                d = put_bytes({}, "key", k)
-                put_bytes(d, "before", old)
-                put_bytes(d, "after", new)
-                put_bytes(d, "current", cur)
+            for c in e.conflicts:
+                d = put_bytes({}, "key", c.key)
+                put_bytes(d, "before", c.source_value)
+                put_bytes(d, "after", c.base_value)
+                put_bytes(d, "current", c.destination_value)
                 docs.append(d)
             out.json({"result": "conflicts", "conflicts": docs})
         else:
             def cell(v):
                 return show(v) if v is not None else "(absent)"
             out.table(["Key", f"Before {cid[:12]}", f"After {cid[:12]}", "Now"],
-                      ([show(k), cell(o), cell(n), cell(cur)] for k, o, n, cur in conflicts),
-                      title=f"{len(conflicts)} conflict(s)")
-        raise Fail(f"cannot revert {cid[:12]}: {len(conflicts)} key(s) changed since; "
-                   f"nothing was changed", 1)
-    if not edits:
+                      ([show(c.key), cell(c.source_value), cell(c.base_value),
+                        cell(c.destination_value)] for c in e.conflicts),
+                      title=f"{len(e.conflicts)} conflict(s)")
+        raise Fail(f"cannot revert {cid[:12]}: {len(e.conflicts)} key(s) changed since; "
+                   f"nothing was changed", 1) from None
+    if new is None:
         raise Fail(f"nothing to revert: the changes of {cid[:12]} are already undone", 1)
-    counts = {"added": 0, "modified": 0, "deleted": 0}
-    for k, v in edits:
-        before = store.get(k)
-        if v is None:
-            store.delete(k)
-            counts["deleted"] += 1
-        else:
-            store.insert(k, v)
-            counts["added" if before is None else "modified"] += 1
-    msg = message or f'Revert "{first_line(c.message)}"\n\nThis reverts commit {cid}.'
-    new = store.commit(msg)
-    _report_commit(app, store, new, msg, counts)
+    from .dataset import change_counts
+    _report_commit(app, store, new, store.commit_info(new)["message"],
+                   change_counts(store.diff(head, new)))
 
 
 # -- stats / proofs / fsck / gc -------------------------------------------------------------------
@@ -951,13 +914,13 @@ def stats(app: App, ref: str) -> None:
     Example:
       git-prolly stats main
     """
-    from .dataset import read_commit, resolve, tree_at
     store = app.store()
     out = app.out
-    cid = resolve(store, ref)
-    s = tree_at(store, cid).stats()
+    cid = store.resolve_ref(ref)
+    tree = store.tree_at(cid)
+    s = tree.stats()
     nodes = s["num_nodes"]
-    doc = {"commit": cid, "root": read_commit(store, cid).root.hex(),
+    doc = {"commit": cid, "root": tree.get_root_hash().hex(),
            "backend": store.storage_backend().name,
            "keys": s["total_key_value_pairs"], "depth": s["depth"], "nodes": nodes,
            "leaves": s["num_leaves"], "internal_nodes": s["num_internal_nodes"],
@@ -997,15 +960,14 @@ def proof(app: App, key: str, ref: str, output: str | None) -> None:
     import base64
     import json
 
-    from .dataset import read_commit, resolve, tree_at
     store = app.store()
     out = app.out
     k = enc(key)
-    cid = resolve(store, ref)
-    tree = tree_at(store, cid)
+    cid = store.resolve_ref(ref)
+    tree = store.tree_at(cid)
     value = tree.find(k)
     doc = {"format": "prollytree-proof", "version": 1, "commit": cid,
-           "root": read_commit(store, cid).root.hex()}
+           "root": tree.get_root_hash().hex()}
     put_bytes(doc, "key", k)
     doc["present"] = value is not None
     put_bytes(doc, "value", value)
@@ -1085,9 +1047,7 @@ def verify_proof(app: App, file: str, root_hex: str | None, ref: str | None,
         except ValueError:
             raise Fail(f"--root must be 64 hex digits, got {root_hex!r}", 2) from None
     else:
-        from .dataset import read_commit, resolve
-        store = app.store()
-        root = read_commit(store, resolve(store, ref or "HEAD")).root
+        root = app.store().commit_info(ref or "HEAD")["root"]
     reason = None
     try:
         proven = proven_value(root, proof_bytes, key)
@@ -1129,8 +1089,6 @@ def fsck(app: App) -> None:
       git-prolly fsck
     """
     from prollytree.errors import CorruptNodeError, MissingNodeError
-
-    from .dataset import fsck as _fsck
     out = app.out
     try:
         store = app.store()
@@ -1143,7 +1101,7 @@ def fsck(app: App) -> None:
                                 "detail": f"the dataset cannot be opened: {e}"}]}
     else:
         with out.progress("checking nodes", None) as advance:
-            report = _fsck(store, advance)
+            report = store.fsck(advance)
     if out.json_mode:
         out.json(report)
     else:
@@ -1177,18 +1135,22 @@ def gc(app: App, dry_run: bool) -> None:
     Example:
       git-prolly gc --dry-run
     """
-    from .dataset import gc as _gc
     store = app.store()
     out = app.out
     with out.progress("collecting", None) as advance:
-        report = _gc(store, dry_run, advance)
+        report = store.gc(dry_run, advance)
     if out.json_mode:
         out.json(report)
         return
     out.line(f"{report['commits']} reachable commit(s), {report['live_nodes']} live node(s)")
     if report["managed_by_git"]:
         out.line(f"{report['unreachable_nodes']} node(s) no branch reaches; on the Git "
-                 f"backend Git manages object lifetime, nothing removed")
+                 f"backend Git manages object lifetime, nothing removed ('git gc' "
+                 f"reclaims them)")
+        if report["map_entries_dropped"]:
+            verb = "would drop" if dry_run else "dropped"
+            out.line(f"{verb} {report['map_entries_dropped']} node map entries of objects "
+                     f"git gc deleted")
     elif dry_run:
         out.line(f"would remove {report['unreachable_nodes']} node(s) and "
                  f"{report['unreachable_commits']} commit(s)")
@@ -1220,7 +1182,7 @@ def import_(app: App, file: str, fmt: str | None, no_header: bool, message: str 
       git-prolly import users.jsonl -m "Load users"
       git-prolly import prices.csv
     """
-    from .transfer import PROGRESS_ITEMS, guess_format, parse_file
+    from .transfer import guess_format, parse_file
     out = app.out
     if file == "-" and not fmt:
         raise click.UsageError("--format is needed to import from standard input")
@@ -1229,13 +1191,7 @@ def import_(app: App, file: str, fmt: str | None, no_header: bool, message: str 
     if store.current_branch() is None:
         raise Fail("HEAD is detached: checkout a branch to import into", 2)
     records = parse_file(file, fmt, not no_header, out.progress)
-    with store.backend.lock.shared():
-        with out.progress("staging", len(records),
-                          enabled=len(records) >= PROGRESS_ITEMS) as advance:
-            for i, (k, v) in enumerate(records, 1):
-                store.insert(k, v)
-                if i % 4096 == 0:
-                    advance(4096)
+    store.insert_batch(records)  # one append to the staging journal
     cid = store.commit(message) if message else None
     if out.json_mode:
         out.json({"imported": len(records), "format": fmt, "commit": cid})
@@ -1273,10 +1229,8 @@ def export(app: App, file: str, fmt: str | None, ref: str | None, prefix: str) -
     p = enc(prefix)
     binary = fmt == "csv" and needs_binary_columns(items_at(store, ref, p))
     total = None
-    if file != "-":
-        from .dataset import resolve, tree_at
-        if not p:
-            total = tree_at(store, resolve(store, ref or "HEAD")).size()
+    if file != "-" and not p:
+        total = store.tree_at(ref or "HEAD").size()
     if file == "-":
         import io
         stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="",
