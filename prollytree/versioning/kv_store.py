@@ -748,9 +748,15 @@ class VersionedKvStore:
         return dest_root, edits, conflicts
 
     def _check_clean(self, what: str) -> None:
+        """Refuse ``what`` with staged changes (under the exclusive lock); staged writes
+        that change nothing (see :meth:`status`) are dropped instead."""
         if len(self._staging):
-            raise ValueError(f"cannot {what} with {len(self._staging)} staged change(s): "
-                             f"commit them first")
+            changes = self.status()
+            if changes:
+                raise ValueError(f"cannot {what} with {len(changes)} staged change(s): "
+                                 f"commit them first")
+            self._staging.clear()
+            self._gen = self._staging._gen
 
     def merge(self, source_branch: str, conflict_resolution: Any = None) -> str:
         """Three-way merge ``source_branch`` (any ref expression) into the current branch;
