@@ -67,6 +67,8 @@ _MODE_TEXT = {MODE_TREE: b"40000 ", MODE_BLOB: b"100644 "}
 
 #: entry names of this many internal nodes are kept (they cost a hash per child to make)
 NAME_CACHE = 8192
+#: tree bodies of this many mirror trees built are kept, to patch into the next version
+LAYOUT_CACHE = 2048
 
 _TYPE_NUM = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 _sha1 = hashlib.sha1
@@ -111,6 +113,33 @@ def tree_body(entries: list[tuple[bytes, int, bytes]], plain: bool = False) -> b
         entries.sort(key=lambda e: e[0] + b"/" if e[1] == MODE_TREE else e[0])
     modes = _MODE_TEXT
     return b"".join([(modes.get(m) or b"%o " % m) + n + b"\0" + s for n, m, s in entries])
+
+
+def tree_layout(entries: list[tuple[bytes, int, bytes, int]], plain: bool = False
+                ) -> tuple[bytes, list[int], int]:
+    """Like :func:`tree_body` for entries (name, mode, 20-byte id, index), index -1 for
+    one entry and 0..n-1 for the others: returns (body, offset of each indexed entry's
+    id in the body, offset of the -1 entry's id)."""
+    if plain:
+        entries.sort()
+    else:
+        entries.sort(key=lambda e: e[0] + b"/" if e[1] == MODE_TREE else e[0])
+    modes = _MODE_TEXT
+    offsets = [0] * (len(entries) - 1)
+    special = -1
+    parts = []
+    pos = 0
+    for n, m, s, i in entries:
+        head = (modes.get(m) or b"%o " % m) + n + b"\0"
+        pos += len(head)
+        if i < 0:
+            special = pos
+        else:
+            offsets[i] = pos
+        parts.append(head)
+        parts.append(s)
+        pos += 20
+    return b"".join(parts), offsets, special
 
 
 def _fsync_dir(path: str) -> None:
@@ -255,6 +284,9 @@ class GitNodeStore(NodeStore):
         self._blob: dict[bytes, bytes] = {}   # sha256 -> 20-byte blob id
         self._tree: dict[bytes, bytes] = {}   # sha256 of internal node -> 20-byte tree id
         self._names: OrderedDict[bytes, tuple] = OrderedDict()
+        #: internal node address -> (mirror tree body, offset of each child's id in it,
+        #: offset of the node blob's id) of trees this process built
+        self._layouts: OrderedDict[bytes, tuple] = OrderedDict()
         self._map_offset = 0
         self._map_ino = None
         #: called with no argument on a lookup miss; may teach the store (learn_mirror)
@@ -478,6 +510,12 @@ class GitNodeStore(NodeStore):
             self._cache_names(address, names)
         return names
 
+    def _cache_layout(self, address: bytes, layout: tuple) -> None:
+        cache = self._layouts
+        cache[address] = layout
+        if len(cache) > LAYOUT_CACHE:
+            cache.popitem(last=False)
+
     def _cache_names(self, address: bytes, names: tuple) -> None:
         cache = self._names
         cache[address] = names
@@ -507,6 +545,7 @@ class GitNodeStore(NodeStore):
         made_blob: dict[bytes, bytes] = {}
         made_tree: dict[bytes, bytes] = {}
         names_of = self.entry_names
+        layouts = self._layouts
 
         def base_load(addr: bytes):
             try:
@@ -547,39 +586,73 @@ class GitNodeStore(NodeStore):
                 return sha
             node = load(addr)
             names = None
-            subs = []
+            subs = []        # (names, child addresses, child level) of each base here
+            like = None      # a base node with the same keys and level, its tree cached
             for oaddr, olevel in olds:
                 if olevel:
                     on = base_load(oaddr)
                     if on is not None:
                         onames = names_of(oaddr, on)
-                        if names is None and on.keys == node.keys:
-                            names = onames  # names depend on the keys only
-                        subs.append((dict(zip(onames, on.vals)), olevel - 1))
+                        if on.keys == node.keys:
+                            if names is None:
+                                names = onames  # names depend on the keys only
+                            if like is None and olevel == level:
+                                layout = layouts.get(oaddr)
+                                if layout is not None:
+                                    like = (on, layout)
+                        subs.append((onames, on.vals, olevel - 1))
             if names is None:
                 names = names_of(addr, node)
             else:
                 self._cache_names(addr, names)
-            entries = [(NODE_ENTRY, MODE_BLOB, write_blob(addr, 0))]
             clevel = level - 1
-            cmode = MODE_TREE if clevel else MODE_BLOB
-            known = tree if clevel else blob
-            for name, child in zip(names, node.vals):
-                csha = None
-                colds = []
-                for d, olevel in subs:
+            dicts: list = []
+
+            def olds_of(i: int, name: bytes) -> list:
+                # the children the bases have at this child's path
+                if not dicts:
+                    dicts.extend((dict(zip(n, v)), lv) for n, v, lv in subs)
+                out = []
+                for d, lv in dicts:
                     oc = d.get(name)
                     if oc is not None:
-                        if oc == child:
-                            csha = known.get(child)
-                            if csha is not None:
+                        out.append((oc, lv))
+                return out
+
+            if like is not None:
+                # same names and modes as a base node whose tree this process built: copy
+                # its body (entries equal to the base's are in Git) and patch the ids of
+                # the children that differ, and of the node's own blob
+                on, (obody, offsets, node_off) = like
+                body = bytearray(obody)
+                body[node_off:node_off + 20] = write_blob(addr, 0)
+                for i, (child, oc) in enumerate(zip(node.vals, on.vals)):
+                    if child != oc:
+                        o = offsets[i]
+                        body[o:o + 20] = visit(child, clevel, olds_of(i, names[i]))
+                body = bytes(body)
+            else:
+                entries = [(NODE_ENTRY, MODE_BLOB, write_blob(addr, 0), -1)]
+                cmode = MODE_TREE if clevel else MODE_BLOB
+                known = tree if clevel else blob
+                for i, (name, child) in enumerate(zip(names, node.vals)):
+                    csha = None
+                    for n, v, lv in subs:
+                        if len(v) > i and v[i] == child and n[i] == name:
+                            csha = known.get(child)  # the very entry a base has here
+                            break
+                    else:
+                        for oc, lv in olds_of(i, name):
+                            if oc == child:
+                                csha = known.get(child)
                                 break
-                        colds.append((oc, olevel))
-                if csha is None:
-                    csha = visit(child, clevel, colds)
-                entries.append((name, cmode, csha))
-            # bytes order is Git's unless a tree entry's name is a prefix of another's
-            body = tree_body(entries, not clevel or not any(len(n) != 16 for n in names))
+                    if csha is None:
+                        csha = visit(child, clevel, olds_of(i, name))
+                    entries.append((name, cmode, csha, i))
+                # bytes order is Git's unless a tree entry's name is a prefix of another's
+                body, offsets, node_off = tree_layout(
+                    entries, not clevel or not any(len(n) != 16 for n in names))
+            self._cache_layout(addr, (body, offsets, node_off))
             sha = git_raw_id(b"tree", body)
             objects.append((b"tree", sha, body, 0))
             records.append((KIND_TREE, addr, sha))

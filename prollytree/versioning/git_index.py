@@ -40,6 +40,11 @@ XFLAG_SKIP_WORKTREE = 0x4000
 _ENTRY_HEAD = struct.Struct(">10I20sHH")
 #: how long to wait for another process's ``index.lock`` (seconds)
 LOCK_WAIT = 5.0
+_STATE = ("data", "version", "count", "offsets", "extensions", "skip_hash", "conflicts",
+          "trailer")
+#: index path -> (file identity, parsed state) of the index as this process last wrote
+#: it: the next edit skips reading and walking the file when it is still that file
+_LAST_WRITTEN: dict[str, tuple] = {}
 
 
 class UnsupportedIndex(Exception):
@@ -110,9 +115,21 @@ class IndexFile:
 
     # -- reading -----------------------------------------------------------------------
 
+    @staticmethod
+    def _identity(st: os.stat_result) -> tuple:
+        return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
     def _parse(self) -> None:
         try:
             with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                last = _LAST_WRITTEN.get(self.path)
+                if last is not None and last[0] == self._identity(st):
+                    state = last[1]
+                    if state["trailer"] is None or os.pread(
+                            f.fileno(), 20, st.st_size - 20) == state["trailer"]:
+                        self.__dict__.update(state)  # the file as this process wrote it
+                        return
                 data = f.read()
         except FileNotFoundError:
             data = b""
@@ -218,16 +235,21 @@ class IndexFile:
         lo, hi = self.block(prefix)
         data, offsets = self.data, self.offsets
         pieces: list[bytes] = []
+        # offsets of the new block's entries, from the start of the block
+        new_offsets: list[int] = []
+        pos = 0
+        start = offsets[lo]  # absolute offset of the block
         if entries is not None:
             entries = sorted(entries)
             for path, mode, sha in entries:
                 if not path.startswith(prefix):
                     raise ValueError(f"{path!r} is not under {prefix!r}")
-                pieces.append(make_entry(path, mode, sha))
-            count = self.count - (hi - lo) + len(entries)
+                e = make_entry(path, mode, sha)
+                pieces.append(e)
+                new_offsets.append(start + pos)
+                pos += len(e)
         else:
             i = lo
-            count = self.count
             last = None
             for path, mode, sha in sorted(changes, key=lambda c: c[0]):
                 if not path.startswith(prefix):
@@ -237,21 +259,30 @@ class IndexFile:
                 last = path
                 j = self._bisect(path, i, hi)
                 if j > i:
+                    shift = start + pos - offsets[i]
+                    new_offsets.extend([o + shift for o in offsets[i:j]])
                     pieces.append(data[offsets[i]:offsets[j]])
+                    pos += offsets[j] - offsets[i]
                 i = j
                 if i < hi and self.path_at(i) == path:
                     i += 1
-                    count -= 1
                 if sha is not None:
-                    pieces.append(make_entry(path, mode, sha))
-                    count += 1
+                    e = make_entry(path, mode, sha)
+                    pieces.append(e)
+                    new_offsets.append(start + pos)
+                    pos += len(e)
             if hi > i:
+                shift = start + pos - offsets[i]
+                new_offsets.extend([o + shift for o in offsets[i:hi]])
                 pieces.append(data[offsets[i]:offsets[hi]])
-        block = b"".join(pieces)
-        self._new = (lo, hi, block, count, prefix)
-        return hashlib.sha1(block).hexdigest()
+                pos += offsets[hi] - offsets[i]
+        digest = hashlib.sha1()
+        for piece in pieces:
+            digest.update(piece)
+        self._new = (lo, hi, pieces, pos, new_offsets, prefix)
+        return digest.hexdigest()
 
-    def _extensions(self, prefix: bytes) -> list[bytes]:
+    def _extensions(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
         out = []
         for sig, body in self.extensions:
             if sig == b"TREE":
@@ -261,27 +292,38 @@ class IndexFile:
                     continue  # not understood: dropping the cache tree is always valid
             elif sig != b"REUC":
                 continue
-            out.append(sig + struct.pack(">I", len(body)) + body)
+            out.append((sig, body))
         return out
 
     def write(self) -> None:
         """Write the edited index (to ``index.lock``, then renamed into place)."""
-        lo, hi, block, count, prefix = self._new
+        lo, hi, pieces, block_len, block_offsets, prefix = self._new
         data, offsets = self.data, self.offsets
+        count = self.count - (hi - lo) + len(block_offsets)
         version = self.version
-        if version == 2 and block:
+        if version == 2 and pieces:
             version = 3  # entries with extended flags need version 3
         parts = [HEADER.pack(SIGNATURE, version, count)]
         if data:
             parts.append(data[12:offsets[lo]])
-        parts.append(block)
+        parts.extend(pieces)
         if data:
             parts.append(data[offsets[hi]:offsets[self.count]])
-        parts.extend(self._extensions(prefix))
-        body = b"".join(parts)
-        trailer = b"\0" * 20 if self.skip_hash else hashlib.sha1(body).digest()
+        delta = block_len - (offsets[hi] - offsets[lo])
+        new_offsets = offsets[:lo] + block_offsets + [o + delta for o in offsets[hi:]]
+        extensions = self._extensions(prefix)
+        parts.extend(sig + struct.pack(">I", len(body)) + body for sig, body in extensions)
+        if self.skip_hash:
+            trailer = b"\0" * 20
+        else:
+            h = hashlib.sha1()
+            for part in parts:
+                h.update(part)
+            trailer = h.digest()
+        parts.append(trailer)
+        out = b"".join(parts)
         self.written_trailer = None if self.skip_hash else trailer
-        view = memoryview(body + trailer)
+        view = memoryview(out)
         while view:
             n = os.write(self._fd, view)
             view = view[n:]
@@ -289,12 +331,19 @@ class IndexFile:
         self._fd = None
         try:
             os.replace(self.lock_path, self.path)
+            st = os.stat(self.path)  # (a rename changes the ctime)
         except BaseException:
             try:
                 os.unlink(self.lock_path)
             except OSError:
                 pass
+            _LAST_WRITTEN.pop(self.path, None)
             raise
+        state = {"data": out, "version": version, "count": count, "offsets": new_offsets,
+                 "extensions": extensions, "skip_hash": self.skip_hash,
+                 "conflicts": self.conflicts, "trailer": None if self.skip_hash else trailer}
+        _LAST_WRITTEN.clear()  # one index at a time is enough
+        _LAST_WRITTEN[self.path] = (self._identity(st), state)
 
 
 def invalidate_cache_tree(body: bytes, prefix: bytes) -> bytes:

@@ -246,3 +246,32 @@ def test_index_at_repository_root_dataset(tmp_path):
     r = subprocess.run(["git", "diff", "--cached", "--stat"], cwd=repo, capture_output=True,
                        text=True, env=env)
     assert r.stdout == ""
+
+
+def test_index_across_commits_of_one_process(tmp_path):
+    """Consecutive commits reuse this process's parsed index; a git command in between
+    (another writer) is noticed; the result is always what git would write."""
+    repo = _user_repo(tmp_path)
+    s = VersionedKvStore(str(repo / "data"))
+    model = {}
+    for r in range(12):
+        for i in range(150):
+            k = b"k%05d" % ((i * 37 + r * 11) % 3000)
+            model[k] = b"%d" % r
+        s.insert_batch([(k, v) for k, v in model.items() if v == b"%d" % r])
+        if r % 4 == 3:
+            for k in list(model)[r::7]:
+                s.delete(k)
+                del model[k]
+        s.commit(f"r{r}")
+        if r == 5:   # the user stages a file of their own between two store commits
+            (repo / "new.txt").write_text("hello\n")
+            git(repo, "add", "new.txt")
+    assert git(repo, "diff", "--cached", "--name-only").stdout == "new.txt\n"
+    git(repo, "commit", "-q", "-m", "user adds new.txt")
+    _index_matches_head(repo)
+    assert dict(s.get_keys_at_ref("HEAD")) == model
+    ls = git(repo, "ls-files", "-s", "data/.prolly").stdout.splitlines()
+    tree = git(repo, "ls-tree", "-r", "HEAD", "data/.prolly").stdout.splitlines()
+    assert [ln.split()[1] for ln in ls] == [ln.split()[2] for ln in tree]
+    s.close()
