@@ -76,30 +76,54 @@ def _atomic_write(path: str, data: bytes, fsync: bool = True) -> None:
     os.replace(tmp, path)
 
 
+def _work_tree_of(path: str) -> tuple[str, str] | None:
+    """(work tree root, Git directory) of the non-bare repository containing ``path``,
+    found without opening it (``.git`` is a directory, or a file ``gitdir: <dir>`` in a
+    linked worktree or a submodule); None outside any."""
+    d = path
+    while True:
+        dotgit = os.path.join(d, ".git")
+        if os.path.isdir(dotgit):
+            return d, dotgit
+        if os.path.isfile(dotgit):
+            try:
+                with open(dotgit, encoding="utf-8") as f:
+                    line = f.readline().strip()
+            except OSError:
+                return None
+            if not line.startswith("gitdir:"):
+                return None
+            g = line[len("gitdir:"):].strip()
+            return d, g if os.path.isabs(g) else os.path.normpath(os.path.join(d, g))
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
+
+
 def probe(path: str) -> bool:
-    """Whether ``path`` is a dataset directory of a Git repository: a store was opened
-    there (its state directory exists) or the repository's checked-out commit has the
-    dataset's ``.prolly/ROOT`` (e.g. in a fresh clone). Reads only."""
-    path = os.path.abspath(path)
+    """Whether ``path`` is a dataset directory of a Git work tree: a store was opened
+    there (its state directory exists) or the checked-out commit has the dataset's
+    ``.prolly/ROOT`` (e.g. in a fresh clone). Reads only."""
+    path = os.path.realpath(path)
     if not os.path.isdir(path):
         return False
+    found = _work_tree_of(path)
+    if found is None:
+        return False
+    workdir, gitdir = found
+    rel = os.path.relpath(path, os.path.realpath(workdir))
+    if rel.startswith("..") or rel.split(os.sep)[0] == ".git":
+        return False
+    prefix = "" if rel == "." else rel.replace(os.sep, "/")
+    state = os.path.join(gitdir, "prollytree", "datasets", quote(prefix, safe="") or "_root")
+    if os.path.isdir(state):
+        return True
     try:
-        repo = Repo.discover(path)
+        repo = Repo(workdir)
     except NotGitRepository:
         return False
     try:
-        if repo.bare:
-            workdir = repo.controldir()
-        else:
-            workdir = repo.path
-        rel = os.path.relpath(os.path.realpath(path), os.path.realpath(workdir))
-        if rel.startswith("..") or rel.split(os.sep)[0] == ".git":
-            return False
-        prefix = "" if rel == "." else rel.replace(os.sep, "/")
-        state = os.path.join(repo.controldir(), "prollytree", "datasets",
-                             quote(prefix, safe="") or "_root")
-        if os.path.isdir(state):
-            return True
         try:
             tree = repo[repo.head()].tree
         except (KeyError, ValueError):
