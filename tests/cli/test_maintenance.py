@@ -163,3 +163,29 @@ def test_fsck_and_gc_on_file_backend(gp: Runner, tmp_path):
     r = fds("fsck", "--json")
     assert r.code == 1 and r.json()["problems"][0]["reached_from"] == "HEAD"
     fds.fails(2, "list")
+
+
+def test_node_pruned_by_git_gc_comes_back(ds: Runner, gp: Runner, tmp_path, repo):
+    """The reported data loss, through the command line: a value only a deleted branch
+    had, pruned by git gc, set again on main: the new commit carries its node."""
+    ds.ok("set", "a", "1")
+    ds.ok("commit", "-m", "1")
+    ds.ok("checkout", "-b", "side")
+    ds.ok("set", "b", "unique")
+    ds.ok("commit", "-m", "2")
+    ds.ok("checkout", "main")
+    ds.ok("branch", "-d", "side")
+    gp.git("reflog", "expire", "--expire=now", "--all")
+    gp.git("gc", "--prune=now", "-q")
+    g = ds.ok("gc", "--dry-run", "--json").json()
+    assert g["managed_by_git"] and g["map_entries_dropped"] >= 1
+    r = ds.ok("gc")
+    assert r.lines[-1].startswith("dropped ") and "git gc deleted" in r.lines[-1]
+    ds.ok("set", "b", "unique")
+    ds.ok("commit", "-m", "3")
+    gp.git("fsck", "--strict")
+    assert ds.ok("fsck", "--json").json()["ok"] is True
+    assert gp.git("status", "--porcelain") == ""
+    gp.git("clone", "-q", str(repo), str(tmp_path / "clone"), cwd=tmp_path)
+    clone = Runner(tmp_path / "clone" / "data", ds.env)
+    assert clone.ok("list", "--values").lines == ["a\t1", "b\tunique"]
