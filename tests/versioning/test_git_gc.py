@@ -3,6 +3,7 @@ when a later commit needs them (blobs and mirror trees), and the Git index the s
 edits in-process stays what Git itself would write."""
 
 import os
+import random
 import subprocess
 import warnings
 
@@ -275,3 +276,63 @@ def test_index_across_commits_of_one_process(tmp_path):
     tree = git(repo, "ls-tree", "-r", "HEAD", "data/.prolly").stdout.splitlines()
     assert [ln.split()[1] for ln in ls] == [ln.split()[2] for ln in tree]
     s.close()
+
+
+def _random_gc_run(tmp_path, rounds, seed):
+    rng = random.Random(seed)
+    repo = tmp_path / "repo"
+    s = VersionedKvStore(str(repo))
+    branches = {"main": {}}
+    cur = "main"
+    keys = [b"k%03d" % i for i in range(300)]
+    values = [b"a", b"b", b"c"]            # few values: old nodes recur often
+    for r in range(rounds):
+        op = rng.random()
+        if op < 0.15 and len(branches) > 1:
+            victim = rng.choice([b for b in branches if b != cur])
+            s.delete_branch(victim)
+            del branches[victim]
+        elif op < 0.35:
+            name = f"b{r}"
+            s.create_branch(name)
+            branches[name] = dict(branches[cur])
+            cur = name
+        elif op < 0.5:
+            cur = rng.choice(sorted(branches))
+            s.checkout(cur)
+        else:
+            model = branches[cur]
+            for _ in range(rng.randrange(1, 40)):
+                k = rng.choice(keys)
+                if rng.random() < 0.2:
+                    if s.delete(k):
+                        del model[k]
+                else:
+                    v = rng.choice(values)
+                    s.insert(k, v)
+                    model[k] = v
+            s.commit(f"r{r}")
+        if r % 7 == 6:
+            s.close()
+            _gc(repo)
+            _fsck_clean(repo)
+            s = VersionedKvStore(str(repo))
+            s.checkout(cur)
+        for b, model in branches.items():
+            assert dict(s.get_keys_at_ref(b)) == model, (r, b)
+    s.close()
+    _gc(repo)
+    _fsck_clean(repo)
+    s = VersionedKvStore(str(repo))
+    assert s.fsck()["ok"]
+    s.close()
+
+
+def test_random_branches_deleted_and_gc(tmp_path):
+    _random_gc_run(tmp_path, 30, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(6))
+def test_random_branches_deleted_and_gc_long(tmp_path, seed):
+    _random_gc_run(tmp_path, 150, seed)
