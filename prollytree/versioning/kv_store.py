@@ -385,11 +385,14 @@ class VersionedKvStore:
             items = items.items()
         pairs = []
         for item in items:
-            if not isinstance(item, tuple) or len(item) != 2:
-                raise TypeError(f"items must be (key, value) pairs, not {item!r:.60}")
-            _check_key(item[0])
-            _check_value(item[1])
-            pairs.append(item)
+            try:
+                key, value = item
+            except (TypeError, ValueError):
+                raise TypeError(f"items must be (key, value) pairs, not {item!r:.60}") \
+                    from None
+            _check_key(key)
+            _check_value(value)
+            pairs.append((key, value))
         self._writable()
         self._staging.stage_many(pairs)
         return len(pairs)

@@ -358,6 +358,8 @@ def test_staged_and_insert_batch_against_model(make_store, backend, tmp_path, mo
         assert len(calls) == 1                          # one append to the journal
     s.insert_batch({b"a": b"1"})                         # a mapping; a no-op write
     staged[b"a"] = b"1"
+    s.insert_batch(iter([[b"list", b"pair"]]))           # any (key, value) pairs
+    staged[b"list"] = b"pair"
     assert s.delete(b"b")
     staged[b"b"] = None
     assert s.staged() == sorted(staged.items())
@@ -372,7 +374,7 @@ def test_staged_and_insert_batch_against_model(make_store, backend, tmp_path, mo
     # bad input stages nothing
     before = s.staged()
     for bad in ([(b"x", b"1"), ("y", b"1")], [(b"x", b"1"), (b"y", 2)], [(b"x",)],
-                b"xy", [[b"x", b"1"]]):
+                b"xy", [b"xy"], [(b"x", b"1", b"2")], 5):
         with pytest.raises(TypeError):
             s.insert_batch(bad)
         assert s.staged() == before
