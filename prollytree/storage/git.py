@@ -50,7 +50,7 @@ from ..errors import StoreError
 from .base import ANY, NodeStore
 
 try:  # pragma: no cover - import probe
-    from dulwich.objects import Blob, Tree
+    from dulwich.objects import Blob
     from dulwich.repo import Repo
 except ImportError:  # pragma: no cover
     Repo = None  # type: ignore[assignment]

@@ -42,7 +42,7 @@ from ..tree.node_cache import NodeCache
 from .backend import HEADS, LEAF_CACHE, TAGS, HistoryBackend
 from .git_index import IndexFile, IndexLocked, UnsupportedIndex
 from .lock import DatasetLock
-from .objects import Commit, identity, local_tz_offset
+from .objects import Commit, identity
 
 DATASET_DIR = b".prolly"
 ROOT_ENTRY = b"ROOT"

@@ -19,7 +19,7 @@ import time
 import weakref
 from typing import Any, Callable, Iterator
 
-from ..errors import (CorruptNodeError, MergeConflictError, MissingNodeError, ProllyError,
+from ..errors import (CorruptNodeError, MergeConflictError, ProllyError,
                       ReadOnlyError, StoreError, UnknownRefError)
 from ..storage import NodeStore
 from ..tree.codec import EMPTY_ROOT, decode
@@ -32,7 +32,7 @@ from ..tree.proof import verify_proof as _verify_proof
 from ..tree.prolly_tree import ProllyTree
 from . import refs as _refs
 from .backend import HEADS, TAGS, HistoryBackend
-from .objects import Commit, local_tz_offset
+from .objects import local_tz_offset
 from .staging import StagingArea
 
 __all__ = ["StorageBackend", "VersionedKvStore", "KvDiff", "DiffOperation", "Unresolved",
