@@ -1128,8 +1128,8 @@ def fsck(app: App) -> None:
 def gc(app: App, dry_run: bool) -> None:
     """Remove nodes and commits that no branch, tag or HEAD reaches.
 
-    On a Git dataset the nodes are Git objects: Git decides their lifetime, so gc only
-    counts the unreachable ones.
+    On a Git dataset the nodes are Git objects: 'git gc' reclaims them, so gc only
+    counts the unreachable ones and forgets the ones 'git gc' already deleted.
 
     \b
     Example:
