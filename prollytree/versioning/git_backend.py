@@ -355,8 +355,9 @@ class GitBackend(HistoryBackend):
                 continue  # the parent's tree cannot be read: reuse nothing of it
             mode, sha = info.mirror
             if store.known_id(info.root, level) != sha:
-                # the map lacks or misnames this mirror (e.g. a fresh clone): relearn it
-                store.learn_mirror(mode, sha, decode, known_trees=set())
+                # the map lacks this mirror (e.g. commits fetched since the map was
+                # learnt): learn the subtrees it does not know yet
+                store.learn_mirror(mode, sha, decode)
                 if store.known_id(info.root, level) != sha:
                     continue
             bases.append((info.root, level))

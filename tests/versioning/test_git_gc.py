@@ -336,3 +336,28 @@ def test_random_branches_deleted_and_gc(tmp_path):
 @pytest.mark.parametrize("seed", range(6))
 def test_random_branches_deleted_and_gc_long(tmp_path, seed):
     _random_gc_run(tmp_path, 150, seed)
+
+
+def test_commit_on_top_of_fetched_commits_with_an_empty_node_map(tmp_path):
+    """The parent's mirror is unknown to the node map (deleted here; likewise for
+    commits fetched from elsewhere): the store learns it and reuses it."""
+    repo = tmp_path / "repo"
+    s = VersionedKvStore(str(repo))
+    model = {b"k%04d" % i: b"v" for i in range(3000)}
+    s.insert_batch(model.items())
+    s.commit("load")
+    s.close()
+    os.unlink(repo / ".git" / "prollytree" / "nodemap")
+    packs = set(os.listdir(repo / ".git" / "objects" / "pack"))
+    s = VersionedKvStore(str(repo))
+    s.insert(b"k0001", b"changed")
+    model[b"k0001"] = b"changed"
+    s.commit("small change")
+    assert dict(s.get_keys_at_ref("HEAD")) == model
+    s.close()
+    new = [p for p in os.listdir(repo / ".git" / "objects" / "pack")
+           if p.endswith(".pack") and p not in packs]
+    assert len(new) == 1
+    # the commit's pack holds the changed path only, not a copy of the whole tree
+    assert os.path.getsize(repo / ".git" / "objects" / "pack" / new[0]) < 20_000
+    _fsck_clean(repo)
