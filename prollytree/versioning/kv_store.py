@@ -532,20 +532,24 @@ class VersionedKvStore:
             target = self._head if start is None else self._resolve(start)
             if target is None:
                 raise UnknownRefError("cannot branch: HEAD has no commit yet")
-            self._staged_policy(target, staged, f"create branch {name!r} at {start!r}")
+            what = f"create branch {name!r} at {start!r}"
+            self._staged_policy(target, staged, what, check_only=True)
             cid = self._new_branch_locked(name, target)
+            self._staged_policy(target, staged, what)
             b.write_head(name)
             self._moved()
             return cid
 
-    def _staged_policy(self, target: str, staged: str, what: str) -> None:
-        """Apply the ``staged`` policy before moving HEAD to ``target`` (under the lock)."""
+    def _staged_policy(self, target: str, staged: str, what: str,
+                       check_only: bool = False) -> None:
+        """Apply the ``staged`` policy before moving HEAD to ``target`` (under the lock):
+        refuse ("error"), keep ("carry") or drop ("discard") the staged changes."""
         if len(self._staging) and target != self._head:
             if staged == "error":
                 raise ValueError(
                     f"cannot {what}: {len(self._staging)} staged change(s) would be lost; "
                     f"commit them, or pass staged='carry' or staged='discard'")
-            if staged == "discard":
+            if staged == "discard" and not check_only:
                 self._staging.clear()
                 self._gen = self._staging._gen
 
