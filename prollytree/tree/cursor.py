@@ -118,7 +118,7 @@ def iter_leaves(cache: NodeCache, root: Node, start: bytes | None = None,
         while True:
             yield cur.node
             node = cur.node
-            if start is not None and node.keys and node.keys[0] <= start:
+            if start is not None and node.size and node.first_key <= start:
                 return
             if not cur.retreat():
                 return
@@ -129,19 +129,20 @@ def iter_items(cache: NodeCache, root: Node, start: bytes | None = None,
     """(key, value) pairs with ``start <= key < end`` (None = unbounded), in key order or
     reversed."""
     for leaf in iter_leaves(cache, root, start, end, reverse):
-        keys = leaf.keys
-        lo = 0 if start is None else bisect_left(keys, start)
-        hi = len(keys) if end is None else bisect_left(keys, end)
+        lo = 0 if start is None else leaf.index(start)
+        hi = leaf.size if end is None else leaf.index(end)
         if lo >= hi:
             continue
-        if not reverse:
-            yield from zip(keys[lo:hi], leaf.vals[lo:hi])
+        if lo == 0 and hi == leaf.size:
+            ks, vs = leaf.keys, leaf.vals
         else:
-            ks = keys[lo:hi]
-            vs = leaf.vals[lo:hi]
+            key_at, value_at = leaf.key_at, leaf.value_at
+            ks = [key_at(i) for i in range(lo, hi)]
+            vs = [value_at(i) for i in range(lo, hi)]
+        if reverse:
             ks.reverse()
             vs.reverse()
-            yield from zip(ks, vs)
+        yield from zip(ks, vs)
 
 
 def lookup(cache: NodeCache, root: Node, key: bytes) -> bytes | None:
@@ -153,8 +154,4 @@ def lookup(cache: NodeCache, root: Node, key: bytes) -> bytes | None:
         if i < 0:
             return None
         node = load(node.vals[i])
-    keys = node.keys
-    i = bisect_left(keys, key)
-    if i < len(keys) and keys[i] == key:
-        return node.vals[i]
-    return None
+    return node.get(key)

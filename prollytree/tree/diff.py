@@ -2,8 +2,9 @@
 
 Both trees are walked as streams of *items*: a subtree (first key, level, address) or a
 leaf entry (key, value). Heads with the same first key, level and address are skipped
-whole, without being read; otherwise the head that starts first (or sits higher) is
-expanded into its children. Chunk boundaries depend only on content, so outside the
+whole, without being read; two nodes covering the same key range with the same keys are
+compared entry-wise in C, keeping only the children (or values) that differ; otherwise the
+head that starts first (or sits higher) is expanded into its children. Chunk boundaries depend only on content, so outside the
 changed regions both trees contain the very same subtrees and the walk re-synchronises:
 the cost grows with the number of differences times the depth, not with tree size.
 """
@@ -11,6 +12,8 @@ the cost grows with the number of differences times the depth, not with tree siz
 from __future__ import annotations
 
 from collections import deque
+from itertools import compress
+from operator import ne
 from typing import Iterator
 
 from .node_cache import NodeCache
@@ -21,11 +24,13 @@ from .node_cache import NodeCache
 
 def _expand(cache: NodeCache, q: deque, item: tuple) -> None:
     node = cache.load(item[2])
-    lv = node.level
-    if lv == 0:
-        q.extendleft(zip(reversed(node.keys), [0] * len(node.keys), reversed(node.vals)))
-    else:
-        q.extendleft(zip(reversed(node.keys), [lv] * len(node.keys), reversed(node.vals)))
+    keys = node.keys
+    q.extendleft(zip(reversed(keys), [node.level] * len(keys), reversed(node.vals)))
+
+
+def _next_key(q: deque) -> bytes | None:
+    """First key of the item after the head (None: the head runs to the end)."""
+    return q[1][0] if len(q) > 1 else None
 
 
 def diff_roots(cache: NodeCache, old_root: bytes, new_root: bytes,
@@ -40,8 +45,8 @@ def diff_roots(cache: NodeCache, old_root: bytes, new_root: bytes,
     a: deque = deque()
     b: deque = deque()
     ra, rb = cache.load(old_root), ncache.load(new_root)
-    a.append((ra.keys[0] if ra.keys else b"", ra.level + 1, old_root))
-    b.append((rb.keys[0] if rb.keys else b"", rb.level + 1, new_root))
+    a.append((ra.first_key if ra.size else b"", ra.level + 1, old_root))
+    b.append((rb.first_key if rb.size else b"", rb.level + 1, new_root))
     while a and b:
         x, y = a[0], b[0]
         if x == y:
@@ -66,6 +71,27 @@ def diff_roots(cache: NodeCache, old_root: bytes, new_root: bytes,
             a.popleft()
             b.popleft()
             yield kx, x[2], y[2]
+        elif lx == ly and _next_key(a) == _next_key(b):
+            # Two nodes over the same key range (same first key, and the same key starts
+            # whatever follows). When their keys agree - always so after updates - the
+            # entries that differ are found in C and only those are looked at: changed
+            # values are reported, changed children are compared pairwise.
+            a.popleft()
+            b.popleft()
+            na, nb = cache.load(x[2]), ncache.load(y[2])
+            ka, kb = na.keys, nb.keys
+            va, vb = na.vals, nb.vals
+            if ka != kb:
+                a.extendleft(zip(reversed(ka), [na.level] * len(ka), reversed(va)))
+                b.extendleft(zip(reversed(kb), [nb.level] * len(kb), reversed(vb)))
+            elif lx == 1:
+                for i in compress(range(len(ka)), map(ne, va, vb)):
+                    yield ka[i], va[i], vb[i]
+            else:
+                changed = list(compress(range(len(ka)), map(ne, va, vb)))
+                lv = na.level
+                a.extendleft([(ka[i], lv, va[i]) for i in reversed(changed)])
+                b.extendleft([(kb[i], lv, vb[i]) for i in reversed(changed)])
         else:
             if lx >= ly:
                 a.popleft()

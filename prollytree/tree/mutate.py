@@ -30,8 +30,8 @@ Edit = tuple
 
 def _merge_entries(node: Node, edits: list, lo: int, hi: int):
     """Copies of ``node``'s entry lists with ``edits[lo:hi]`` (sorted) applied."""
-    keys = node.keys[:]
-    vals = node.vals[:]
+    keys = list(node.keys)
+    vals = list(node.vals)
     counts = None if node.counts is None else node.counts[:]
     if hi - lo > 16 or not keys:
         return _merge_linear(keys, vals, counts, edits, lo, hi)
@@ -166,17 +166,19 @@ def _rewrite_level(cache: NodeCache, config: TreeConfig, root: Node, level: int,
                 j = i
                 while j < n and edits[j][0] < nxt:
                     j += 1
-            if node.keys:
-                removed.append(node.keys[0])
+            size = node.size
+            if size:
+                removed.append(node.first_key)
             if j > i:
                 keys, vals, counts = _merge_entries(node, edits, i, j)
                 candidates = [e[0] for e in edits[i:j] if e[1] is not None]
             else:  # an untouched node re-chunked only because the cut before it moved
                 keys, vals, counts = node.keys, node.vals, node.counts
                 candidates = []
-            if node.keys:
-                candidates += node.keys[:skip]
-                candidates.append(node.keys[-1])
+            if size:
+                key_at = node.key_at
+                candidates += [key_at(x) for x in range(min(skip, size))]
+                candidates.append(node.last_key)
             i = j
             out.add(keys, vals, counts, candidates)
             if nxt is None:
@@ -201,7 +203,7 @@ def _grow(cache: NodeCache, config: TreeConfig, made: list, level: int) -> bytes
         made = w.made
     root = made[0][1]
     node = cache.load(root)
-    while node.level and len(node.keys) == 1:
+    while node.level and node.size == 1:
         root = node.vals[0]
         node = cache.load(root)
     return root
@@ -221,7 +223,7 @@ def apply_edits(cache: NodeCache, config: TreeConfig, root_addr: bytes, edits: l
     if not edits:
         return root_addr
     root = cache.load(root_addr)
-    if not root.keys:
+    if not root.size:
         inserts = [e for e in edits if e[1] is not None]
         return build(cache, config, [e[0] for e in inserts], [e[1] for e in inserts])
     top = root.level

@@ -74,7 +74,8 @@ class NodeCache:
             data = encode(node)
             addr = address(data)
             items.append((addr, data))
-            self._remember(addr, node)
+            # a written leaf is cached as a Leaf over the very bytes the store keeps
+            self._remember(addr, node if node.level else decode(data, addr))
         self.store.put_many(items)
         return [a for a, _ in items]
 

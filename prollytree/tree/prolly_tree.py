@@ -355,7 +355,7 @@ class ProllyTree:
                 internal += 1
             else:
                 leaves += 1
-            entries += len(node.keys)
+            entries += node.size
             nbytes += len(raw(addr))
         nodes = leaves + internal
         return {
@@ -376,10 +376,9 @@ class ProllyTree:
 
         def show(addr: bytes, indent: int) -> None:
             node = load(addr)
-            keys = node.keys
-            span = f"{keys[0]!r}..{keys[-1]!r}" if keys else "empty"
+            span = f"{node.first_key!r}..{node.last_key!r}" if node.size else "empty"
             kind = "leaf" if node.level == 0 else f"L{node.level}"
-            lines.append(f"{'  ' * indent}{kind} {addr.hex()[:12]} entries={len(keys)} "
+            lines.append(f"{'  ' * indent}{kind} {addr.hex()[:12]} entries={node.size} "
                          f"pairs={node.total} keys={span}")
             if node.level:
                 for child in node.vals:

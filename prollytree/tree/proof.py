@@ -14,7 +14,7 @@ provably is not in that subtree; such an absence proof may stop above the leaf l
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 
 import msgpack
 
@@ -81,10 +81,7 @@ def proven_value(root_hash: bytes, proof: bytes, key: bytes) -> bytes | None:
         if node.level == 0:
             if not last:
                 raise ProofError("proof continues past a leaf")
-            i = bisect_left(node.keys, key)
-            if i < len(node.keys) and node.keys[i] == key:
-                return node.vals[i]
-            return None
+            return node.get(key)
         i = bisect_right(node.keys, key) - 1
         if i < 0:
             if not last:

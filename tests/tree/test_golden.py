@@ -13,28 +13,39 @@ import msgpack
 
 from prollytree import ProllyTree, TreeConfig
 from prollytree.tree import EMPTY_ROOT
-from prollytree.tree.codec import Node, encode
+from prollytree.tree.codec import Node, decode, encode
 
 from .helpers import naive_root
 
 
+EMPTY_LEAF = bytes.fromhex("9500" "c400" "c40400000000" "c400" "c40400000000")
+
+
 def test_empty_root():
-    assert encode(Node(0, [], [])) == b"\x93\x00\x90\x90"
-    assert EMPTY_ROOT.hex() == hashlib.sha256(b"\x93\x00\x90\x90").hexdigest()
+    assert encode(Node(0, [], [])) == EMPTY_LEAF
+    assert EMPTY_ROOT.hex() == hashlib.sha256(EMPTY_LEAF).hexdigest()
     assert ProllyTree().get_root_hash() == EMPTY_ROOT
 
 
-def test_leaf_encoding_is_plain_msgpack():
+def test_leaf_encoding_by_hand():
     leaf = encode(Node(0, [b"a", b"b"], [b"1", b"22"]))
-    assert leaf == bytes.fromhex("9300" "92c40161c40162" "92c40131c4023232")
-    assert msgpack.unpackb(leaf) == [0, [b"a", b"b"], [b"1", b"22"]]
+    assert leaf == bytes.fromhex(
+        "9500"                                      # [0, ...
+        "c4026162"                                  # keys blob "ab"
+        "c40c" "00000000" "01000000" "02000000"     # key starts 0, 1, 2 (u32 LE)
+        "c403313232"                                # values blob "1" "22"
+        "c40c" "00000000" "01000000" "03000000")    # value starts 0, 1, 3
+    assert msgpack.unpackb(leaf)[0] == 0 and msgpack.unpackb(leaf)[1] == b"ab"
+    decoded = decode(leaf)
+    assert decoded.keys == [b"a", b"b"] and decoded.vals == [b"1", b"22"]
+    assert decoded.get(b"b") == b"22" and decoded.get(b"c") is None
     inner = encode(Node(1, [b"a"], [b"\x00" * 32], [300]))
     assert msgpack.unpackb(inner) == [1, [b"a"], [b"\x00" * 32], [300]]
 
 
-GOLDEN_SMALL = 'dbd13f1d40d7240eda76c6b4b6c4644aa5e86ac043674b0325b1356b78f50343'
-GOLDEN_10K = '437ea3d43d0732fa6129d4905282bfc79d5ada6b4042983018f5f38a8b8524f4'
-GOLDEN_10K_SMALL_CONFIG = '7c22d95ca24b9f9b9b2b0be77072a3a99acffdeb45359ddfdd96e3e31729addc'
+GOLDEN_SMALL = '80679037ee006fa37d28799c0eba6e5177e4d709a934611b0557e198b5e93a53'
+GOLDEN_10K = 'e671f3ce2849228c2cd02101c3e4dae9b98fe2e6e5ab2f8e039f4a629215e92e'
+GOLDEN_10K_SMALL_CONFIG = 'fed6cb8851318c0a411f556dec6d9ef27eed42c097ef031e81929aa74b27af0a'
 
 
 def test_two_pairs():
