@@ -2,8 +2,10 @@
 
 Trees read nodes through a :class:`NodeCache`: it decodes on a miss and keeps recently
 used nodes decoded. Nodes are immutable and content-addressed, so a cached node can never
-be stale. Internal nodes (about 1 in 64) get their own, larger cache so that the top of
-every tree stays decoded while leaves churn.
+be stale. Internal nodes (about 1 in 64) get their own cache so that the top of every tree
+stays decoded while leaves churn. Leaves are budgeted in bytes: a decoded leaf is its
+encoded bytes plus a few offsets (shared with the memory store, which holds the same bytes
+object), so the budget is what the cache can add to memory at most.
 """
 
 from __future__ import annotations
@@ -14,23 +16,28 @@ from ..errors import MissingNodeError
 from ..storage.base import NodeStore
 from .codec import EMPTY_NODE, EMPTY_NODE_BYTES, EMPTY_ROOT, Node, address, decode, encode
 
-DEFAULT_LEAF_CACHE = 4096
+#: Bytes of leaf data kept decoded (64 MiB: every leaf of a 1M-pair tree of 16/32-byte pairs).
+DEFAULT_LEAF_CACHE_BYTES = 64 << 20
 DEFAULT_INNER_CACHE = 65536
 
 
 class NodeCache:
     """Loads, decodes, caches and writes nodes of one store."""
 
-    __slots__ = ("store", "_leaves", "_inner", "_leaf_cap", "_inner_cap", "_pending")
+    __slots__ = ("store", "_leaves", "_inner", "_leaf_budget", "_leaf_bytes", "_inner_cap")
 
-    def __init__(self, store: NodeStore, leaf_capacity: int = DEFAULT_LEAF_CACHE,
+    def __init__(self, store: NodeStore, leaf_bytes: int = DEFAULT_LEAF_CACHE_BYTES,
                  inner_capacity: int = DEFAULT_INNER_CACHE) -> None:
+        if isinstance(leaf_bytes, bool) or not isinstance(leaf_bytes, int):
+            raise TypeError("leaf_bytes must be an int")
+        if leaf_bytes < 0:
+            raise ValueError("leaf_bytes must be >= 0")
         self.store = store
         self._leaves: OrderedDict[bytes, Node] = OrderedDict()
         self._inner: OrderedDict[bytes, Node] = OrderedDict()
-        self._leaf_cap = max(1, leaf_capacity)
+        self._leaf_budget = leaf_bytes
+        self._leaf_bytes = 0
         self._inner_cap = max(1, inner_capacity)
-        self._leaves[EMPTY_ROOT] = EMPTY_NODE
 
     def load(self, addr: bytes) -> Node:
         """The node at ``addr``; MissingNodeError if the store lacks it."""
@@ -40,10 +47,10 @@ class NodeCache:
         node = self._leaves.get(addr)
         if node is not None:
             return node
+        if addr == EMPTY_ROOT:
+            return EMPTY_NODE
         data = self.store.get(addr)
         if data is None:
-            if addr == EMPTY_ROOT:
-                return EMPTY_NODE
             raise MissingNodeError(addr)
         node = decode(data, addr)
         self._remember(addr, node)
@@ -60,12 +67,18 @@ class NodeCache:
 
     def _remember(self, addr: bytes, node: Node) -> None:
         if node.level:
-            cache, cap = self._inner, self._inner_cap
-        else:
-            cache, cap = self._leaves, self._leaf_cap
-        cache[addr] = node
-        if len(cache) > cap:
-            cache.popitem(last=False)
+            cache = self._inner
+            cache[addr] = node
+            if len(cache) > self._inner_cap:
+                cache.popitem(last=False)
+            return
+        leaves = self._leaves
+        if addr in leaves:
+            return
+        leaves[addr] = node
+        self._leaf_bytes += len(node.data)
+        while self._leaf_bytes > self._leaf_budget and leaves:
+            self._leaf_bytes -= len(leaves.popitem(last=False)[1].data)
 
     def write(self, nodes: list[Node]) -> list[bytes]:
         """Encode and store nodes; returns their addresses in order."""
@@ -87,4 +100,4 @@ class NodeCache:
         """Forget every decoded node (after a store's contents changed underneath)."""
         self._leaves.clear()
         self._inner.clear()
-        self._leaves[EMPTY_ROOT] = EMPTY_NODE
+        self._leaf_bytes = 0

@@ -26,7 +26,7 @@ from .config import TreeConfig
 from .cursor import iter_items, lookup
 from .diff import diff_roots
 from .mutate import apply_edits
-from .node_cache import DEFAULT_LEAF_CACHE, NodeCache
+from .node_cache import DEFAULT_LEAF_CACHE_BYTES, NodeCache
 from .proof import generate_proof, proven_value, verify_proof
 
 ROOT_REF = "root"
@@ -79,12 +79,12 @@ class ProllyTree:
     ``ProllyTree(storage_type="memory", path=None, config=None)``: ``storage_type`` is
     ``"memory"``, ``"file"``, ``"rocksdb"`` or ``"lmdb"``; persistent kinds need ``path``
     and reopen whatever tree is stored there (``config`` must then match the stored one,
-    or be None).
+    or be None). ``cache_bytes`` bounds the leaf data kept decoded (default 64 MiB).
     """
 
     def __init__(self, storage_type: str = "memory", path: str | os.PathLike | None = None,
                  config: TreeConfig | None = None, *, read_only: bool = False,
-                 cache_size: int = DEFAULT_LEAF_CACHE) -> None:
+                 cache_bytes: int = DEFAULT_LEAF_CACHE_BYTES) -> None:
         if config is not None and not isinstance(config, TreeConfig):
             raise TypeError(f"config must be a TreeConfig, not {type(config).__name__}")
         if storage_type == "memory" and read_only:
@@ -108,15 +108,15 @@ class ProllyTree:
             store.close()
             raise
         self._init(store, config, root, ROOT_REF if storage_type != "memory" else None,
-                   cache_size)
+                   cache_bytes)
         if self._root_ref is not None and not read_only:
             _OPEN_TREES.add(self)
 
     def _init(self, store: NodeStore, config: TreeConfig, root: bytes,
-              root_ref: str | None, cache_size: int = DEFAULT_LEAF_CACHE) -> None:
+              root_ref: str | None, cache_bytes: int = DEFAULT_LEAF_CACHE_BYTES) -> None:
         self._store = store
         self._config = config
-        self._cache = NodeCache(store, cache_size)
+        self._cache = NodeCache(store, cache_bytes)
         self._root = root
         self._root_node: Node = self._cache.load(root)
         self._pending: dict[bytes, bytes | None] = {}

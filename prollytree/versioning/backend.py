@@ -19,9 +19,6 @@ from .history import History
 from .lock import DatasetLock
 from .objects import Commit
 
-#: Leaf nodes kept decoded by the store's shared node cache.
-LEAF_CACHE = 8192
-
 HEADS = "refs/heads/"
 TAGS = "refs/tags/"
 

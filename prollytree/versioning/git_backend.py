@@ -39,7 +39,7 @@ from ..storage.git import MODE_BLOB, MODE_TREE, GitNodeStore, git_raw_id, tree_b
 from ..tree.codec import EMPTY_NODE_BYTES, EMPTY_ROOT, decode, encode
 from ..tree.config import TreeConfig
 from ..tree.node_cache import NodeCache
-from .backend import HEADS, LEAF_CACHE, TAGS, HistoryBackend
+from .backend import HEADS, TAGS, HistoryBackend
 from .git_index import IndexFile, IndexLocked, UnsupportedIndex
 from .lock import DatasetLock
 from .objects import Commit, identity
@@ -191,7 +191,7 @@ class GitBackend(HistoryBackend):
         self.store = GitNodeStore(repo=repo)
         self.store.miss_handler = self._learn_all
         self._learnt = False
-        self.cache = NodeCache(self.store, LEAF_CACHE)
+        self.cache = NodeCache(self.store)
         self._init_common()
         self._datasets: dict[str, Dataset] = {}
         self.head_path = os.path.join(self.state_dir, "HEAD")

@@ -26,7 +26,7 @@ from ..errors import StoreError
 from ..storage import NodeStore, open_store
 from ..tree.config import TreeConfig
 from ..tree.node_cache import NodeCache
-from .backend import HEADS, LEAF_CACHE, TAGS, HistoryBackend
+from .backend import HEADS, TAGS, HistoryBackend
 from .lock import DatasetLock
 from .objects import Commit
 
@@ -63,7 +63,7 @@ class StoreBackend(HistoryBackend):
             self.state_dir = path
             self.lock = DatasetLock(os.path.join(path, "lock"))
             self.store = open_store(kind, os.path.join(path, NODES))
-        self.cache = NodeCache(self.store, LEAF_CACHE)
+        self.cache = NodeCache(self.store)
         self._addr: dict[str, bytes] = {}
         self._init_common()
         cfg = self.store.get_ref(CONFIG_REF)
