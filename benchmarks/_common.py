@@ -15,7 +15,6 @@ import platform
 import random
 import statistics
 import subprocess
-import sys
 import time
 
 #: The published wheel we measure against, and where its private virtualenv lives.

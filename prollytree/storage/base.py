@@ -21,6 +21,8 @@ from .checks import (
     check_ref_value,
 )
 
+__all__ = ["ADDRESS_SIZE", "ANY", "NodeStore", "address_of"]
+
 
 def address_of(data: bytes) -> bytes:
     """The content address of encoded node bytes: their SHA-256 digest."""

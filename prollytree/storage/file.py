@@ -35,7 +35,8 @@ from .base import ADDRESS_SIZE, ANY, NodeStore
 from .checks import (
     StoreProblem, check_address, check_expected, check_items, check_ref_name, check_ref_value,
 )
-from .locking import WriterLock, make_store_dir, resolve_lock_timeout
+from .durable import fsync_dir, make_store_dir
+from .locking import WriterLock, resolve_lock_timeout
 
 __all__ = ["FileNodeStore"]
 
@@ -88,15 +89,6 @@ _fdatasync = getattr(os, "fdatasync", os.fsync)
 def _encode_record(rtype: int, key: bytes, value: bytes) -> bytes:
     head = _REC_FIXED.pack(REC_MAGIC, rtype, len(key), len(value), xxh3_64_intdigest(value)) + key
     return head + _U32.pack(xxh32_intdigest(head)) + value
-
-
-def _fsync_dir(path: str) -> None:
-    """Make a rename or file creation in ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
@@ -291,7 +283,7 @@ class FileNodeStore(NodeStore):
         finally:
             os.close(fd)
         os.replace(tmp, self._log_path)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
 
     def _read_header(self, size: int) -> tuple[bytes, int, int]:
         head = os.pread(self._fd, HEADER_SIZE, 0)
@@ -744,7 +736,7 @@ class FileNodeStore(NodeStore):
             except OSError:
                 pass
             raise
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
         # Swap in the new log. Read-only openers keep the old file through their own fd.
         os.close(self._fd)
         self._fd = fd

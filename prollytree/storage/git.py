@@ -48,6 +48,7 @@ from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
 
 from ..errors import StoreError
 from .base import ANY, NodeStore
+from .durable import fsync_dir
 
 try:  # pragma: no cover - import probe
     from dulwich.objects import Blob
@@ -142,19 +143,6 @@ def tree_layout(entries: list[tuple[bytes, int, bytes, int]], plain: bool = Fals
     return b"".join(parts), offsets, special
 
 
-def _fsync_dir(path: str) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_pack(pack_dir: str, objects: list[tuple], compression: int = 1) -> str | None:
     """Write ``objects`` ((kind, 20-byte id, body) triples, or (kind, id, body, zlib
     level) to override ``compression`` for one object) as one pack + index v2 in
@@ -229,7 +217,7 @@ def write_pack(pack_dir: str, objects: list[tuple], compression: int = 1) -> str
         finally:
             os.close(fd)
         os.replace(tmp, base + suffix)  # .pack first: readers need the .idx to see it
-    _fsync_dir(pack_dir)
+    fsync_dir(pack_dir, required=False)
     return base
 
 

@@ -30,7 +30,8 @@ from .base import ADDRESS_SIZE, ANY, NodeStore
 from .checks import (
     StoreProblem, check_address, check_expected, check_items, check_ref_name, check_ref_value,
 )
-from .locking import WriterLock, make_store_dir, resolve_lock_timeout
+from .durable import make_store_dir
+from .locking import WriterLock, resolve_lock_timeout
 
 __all__ = ["LMDBNodeStore"]
 

@@ -1,5 +1,5 @@
 """The one-writer-at-a-time lock shared by the persistent backends, and the small helpers
-they all use: durable creation of the store directory.
+they all use.
 
 Every persistent store (file, RocksDB, LMDB) is a directory. A store opened for writing
 holds an exclusive ``flock`` on ``<directory>/prollytree.lock`` for as long as it is open;
@@ -23,7 +23,7 @@ import os
 import time
 import weakref
 
-from ..errors import StoreError, StoreLockedError
+from ..errors import StoreLockedError
 
 try:  # pragma: no cover - the import itself is what is being probed
     import fcntl
@@ -162,29 +162,3 @@ class WriterLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
-
-
-def make_store_dir(path: str, what: str) -> None:
-    """Create a store directory (and its parents) for a writable open, durably.
-
-    Raises StoreError if ``path`` exists and is not a directory. When the directory is
-    new, its parent is fsynced so that the directory entry itself survives a power loss
-    (the backends take care of the files inside it).
-    """
-    if os.path.isdir(path):
-        return
-    try:
-        os.makedirs(path, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise StoreError(f"{what} path {path} is not a directory") from None
-    parent = os.path.dirname(os.path.abspath(path)) or "."
-    try:
-        fd = os.open(parent, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass                 # some filesystems refuse fsync on directories; nothing to do
-    finally:
-        os.close(fd)

@@ -35,11 +35,12 @@ from dulwich.objects import Tag, Tree
 from dulwich.repo import NotGitRepository, Repo
 
 from ..errors import StoreError
+from ..storage.durable import atomic_write
 from ..storage.git import MODE_BLOB, MODE_TREE, GitNodeStore, git_raw_id, tree_body
 from ..tree.codec import EMPTY_NODE_BYTES, EMPTY_ROOT, decode, encode
 from ..tree.config import TreeConfig
 from ..tree.node_cache import NodeCache
-from .backend import HEADS, TAGS, HistoryBackend
+from .backend import TAGS, HistoryBackend
 from .git_index import IndexFile, IndexLocked, UnsupportedIndex
 from .lock import DatasetLock
 from .objects import Commit, identity
@@ -64,16 +65,6 @@ class Dataset(NamedTuple):
     def mirror(self) -> tuple[int, bytes] | None:
         """(mode, 20-byte id) of the ``.prolly/tree`` entry, if any."""
         return self.files.get(TREE_ENTRY)
-
-
-def _atomic_write(path: str, data: bytes, fsync: bool = True) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _work_tree_of(path: str) -> tuple[str, str] | None:
@@ -200,9 +191,9 @@ class GitBackend(HistoryBackend):
                 if not os.path.exists(self.head_path):
                     target = repo.refs.read_ref(b"HEAD") or b"ref: refs/heads/main"
                     if target.startswith(b"ref: refs/heads/"):
-                        _atomic_write(self.head_path, target.strip() + b"\n")
+                        atomic_write(self.head_path, target.strip() + b"\n")
                     else:  # the repository is detached: the store starts on "main"
-                        _atomic_write(self.head_path, b"ref: refs/heads/main\n")
+                        atomic_write(self.head_path, b"ref: refs/heads/main\n")
         head = self.head_commit()
         self.config = self._config_at(head) if head else TreeConfig()
 
@@ -477,7 +468,7 @@ class GitBackend(HistoryBackend):
     def write_head(self, branch: str | None, commit: str | None = None) -> None:
         data = (f"ref: refs/heads/{branch}\n" if branch is not None else f"{commit}\n")
         # atomic (rename) but not fsynced: a checkout lost to power failure is harmless
-        _atomic_write(self.head_path, data.encode("utf-8"), fsync=False)
+        atomic_write(self.head_path, data.encode("utf-8"), fsync=False)
 
     # -- garbage collection -------------------------------------------------------------------
 
@@ -521,7 +512,7 @@ class GitBackend(HistoryBackend):
                 pass
             return
         text = f"{commit} {digest or '-'} {trailer.hex() if trailer else '-'}\n"
-        _atomic_write(path, text.encode(), fsync=False)
+        atomic_write(path, text.encode(), fsync=False)
 
     def _level(self, root: bytes) -> int:
         return self.cache.load(root).level

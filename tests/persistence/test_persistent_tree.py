@@ -12,7 +12,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
 
-from prollytree import ProllyTree, ReadOnlyError, StoreError, StoreLockedError, TreeConfig
+from prollytree import ProllyTree, ReadOnlyError, StoreError, TreeConfig
 
 KINDS = ["file", "rocksdb", "lmdb"]
 DATA = {b"key%05d" % i: b"value%d" % i for i in range(5000)}

@@ -1,13 +1,11 @@
 """Staged changes survive kill -9; two processes committing never lose a commit."""
 
-import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from prollytree.errors import StoreLockedError
 from prollytree.versioning import StorageBackend, VersionedKvStore
 
 from .conftest import git

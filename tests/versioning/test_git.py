@@ -1,10 +1,5 @@
 """The Git backend checked with git itself: fsck, log, show, status, gc, clone."""
 
-import os
-import subprocess
-
-import pytest
-
 from prollytree.versioning import StorageBackend, VersionedKvStore
 
 from .conftest import git
