@@ -48,3 +48,16 @@ def test_console_block_runs(index, tmp_path):
              if ln.strip() and not ln.startswith("$ ")]
     for line in shown:
         assert line in proc.stdout, (line, proc.stdout)
+
+
+def test_demo_runs(tmp_path):
+    demo = README.parent / "examples" / "demo.py"
+    env = {k: v for k, v in git_env(tmp_path).items() if not k.startswith("GIT_")}
+    proc = subprocess.run([sys.executable, str(demo)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "after merge, jp -> b'Tokyo'" in out
+    assert "Correct the capital of Japan" in out       # printed by `git log`
+    assert "same root from another order: True" in out
+    assert "proof verifies: True" in out and "forged value verifies: False" in out
