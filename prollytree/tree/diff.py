@@ -28,6 +28,14 @@ def _expand(cache: NodeCache, q: deque, item: tuple) -> None:
     q.extendleft(zip(reversed(keys), [node.level] * len(keys), reversed(node.vals)))
 
 
+def _leaf_changes(ka: list, va: list, kb: list, vb: list
+                  ) -> Iterator[tuple[bytes, bytes | None, bytes | None]]:
+    """Changes between two leaves over the same key range, in key order."""
+    old, new = dict(zip(ka, va)), dict(zip(kb, vb))
+    for key in sorted({k for k, _ in old.items() ^ new.items()}):
+        yield key, old.get(key), new.get(key)
+
+
 def _next_key(q: deque) -> bytes | None:
     """First key of the item after the head (None: the head runs to the end)."""
     return q[1][0] if len(q) > 1 else None
@@ -82,8 +90,11 @@ def diff_roots(cache: NodeCache, old_root: bytes, new_root: bytes,
             ka, kb = na.keys, nb.keys
             va, vb = na.vals, nb.vals
             if ka != kb:
-                a.extendleft(zip(reversed(ka), [na.level] * len(ka), reversed(va)))
-                b.extendleft(zip(reversed(kb), [nb.level] * len(kb), reversed(vb)))
+                if lx == 1:  # leaves: set operations on the pairs, in C
+                    yield from _leaf_changes(ka, va, kb, vb)
+                else:
+                    a.extendleft(zip(reversed(ka), [na.level] * len(ka), reversed(va)))
+                    b.extendleft(zip(reversed(kb), [nb.level] * len(kb), reversed(vb)))
             elif lx == 1:
                 for i in compress(range(len(ka)), map(ne, va, vb)):
                     yield ka[i], va[i], vb[i]
