@@ -39,6 +39,18 @@ AUTO_FLUSH_PENDING = 1 << 17
 _MISSING = object()
 
 
+class _ClosedRoot:
+    """Stands in for the root node of a closed tree: any read through it raises."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str):
+        raise ValueError("tree is closed")
+
+
+_CLOSED_ROOT = _ClosedRoot()
+
+
 def _check_key(key: Any) -> None:
     if not isinstance(key, bytes):
         raise TypeError(f"key must be bytes, not {type(key).__name__}")
@@ -95,6 +107,11 @@ class ProllyTree:
             raise TypeError(f"config must be a TreeConfig, not {type(config).__name__}")
         if storage_type == "memory" and read_only:
             raise ValueError("a memory tree cannot be read-only")
+        # checked before the store is opened: a failed call must not create a tree on disk
+        if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int):
+            raise TypeError(f"cache_bytes must be an int, not {type(cache_bytes).__name__}")
+        if cache_bytes < 0:
+            raise ValueError(f"cache_bytes must be >= 0, got {cache_bytes}")
         store = open_store(storage_type, path if storage_type != "memory" else None,
                            read_only=read_only)
         try:
@@ -110,11 +127,11 @@ class ProllyTree:
             if stored_config is None and not read_only and storage_type != "memory":
                 store.set_ref(CONFIG_REF, config.to_bytes())
                 store.flush()
+            self._init(store, config, root, ROOT_REF if storage_type != "memory" else None,
+                       cache_bytes)
         except BaseException:
-            store.close()
+            store.close()  # e.g. a missing root node: do not keep the store (and its lock)
             raise
-        self._init(store, config, root, ROOT_REF if storage_type != "memory" else None,
-                   cache_bytes)
         if self._root_ref is not None and not read_only:
             _OPEN_TREES.add(self)
 
@@ -133,7 +150,10 @@ class ProllyTree:
     def from_root(cls, root_hash: bytes, store: NodeStore,
                   config: TreeConfig | None = None) -> "ProllyTree":
         """A tree over ``store`` positioned at an existing root address (no copy, no
-        rebuild). Its root is not written to any ref; the caller tracks it."""
+        rebuild). Its root is not written to any ref; the caller tracks it. Without
+        ``config``, the config recorded in the store is used (the default when none is):
+        writing with another config than the tree was built with would give roots that
+        match no canonical tree."""
         if not isinstance(root_hash, bytes):
             raise TypeError(f"root_hash must be bytes, not {type(root_hash).__name__}")
         if not isinstance(store, NodeStore):
@@ -142,8 +162,11 @@ class ProllyTree:
             raise TypeError(f"config must be a TreeConfig, not {type(config).__name__}")
         if len(root_hash) != 32:
             raise ValueError(f"root_hash must be 32 bytes, got {len(root_hash)}")
+        if config is None:
+            stored = store.get_ref(CONFIG_REF)
+            config = TreeConfig.from_bytes(stored) if stored is not None else TreeConfig()
         tree = cls.__new__(cls)
-        tree._init(store, config or TreeConfig(), root_hash, None)
+        tree._init(store, config, root_hash, None)
         return tree
 
     # -- properties ----------------------------------------------------------------
@@ -238,6 +261,8 @@ class ProllyTree:
 
     def _apply(self) -> None:
         """Apply buffered writes to the tree (the root only changes if all succeed)."""
+        if self._closed:
+            raise ValueError("tree is closed")
         pending = self._pending
         if not pending:
             return
@@ -477,6 +502,9 @@ class ProllyTree:
             self.flush()
         finally:
             self._closed = True
+            # reads must not go on half-working from the node cache
+            self._root_node = _CLOSED_ROOT
+            self._pending = {}
             _OPEN_TREES.discard(self)
             self._store.close()
 
