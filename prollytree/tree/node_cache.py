@@ -43,6 +43,9 @@ class NodeCache:
         """The node at ``addr``; MissingNodeError if the store lacks it."""
         node = self._inner.get(addr)
         if node is not None:
+            # least-recently-used for internal nodes: the top of a tree is hit by every
+            # read and must outlive any number of writes
+            self._inner.move_to_end(addr)
             return node
         node = self._leaves.get(addr)
         if node is not None:

@@ -230,6 +230,8 @@ class ProllyTree:
         if self.find(key) is None:
             return False
         self._pending[key] = value
+        if len(self._pending) >= AUTO_FLUSH_PENDING:
+            self._apply()
         return True
 
     def delete(self, key: bytes) -> bool:
