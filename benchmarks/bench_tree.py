@@ -638,7 +638,7 @@ def render_targets(results: list[dict]) -> str:
 def run_parent(args) -> None:
     info = machine_info()
     wheel_py = ensure_wheel_env(log) if args.wheel else None
-    print(f"# bench_tree: ProllyTree through the public API (µs/op unless noted)\n")
+    print("# bench_tree: ProllyTree through the public API (µs/op unless noted)\n")
     print(f"- machine: {info['cpu']}, {info['cores']} usable cores "
           f"({info['cpu_count']} online), {info['platform']}")
     print(f"- ours: CPython {info['python']} ({sys.executable}), git {info['git']}")
