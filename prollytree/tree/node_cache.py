@@ -88,11 +88,11 @@ class NodeCache:
         items = []
         for node in nodes:
             data = encode(node)
-            addr = address(data)
-            items.append((addr, data))
+            items.append((address(data), data))
+        self.store.put_many(items)  # cache only what the store accepted
+        for (addr, data), node in zip(items, nodes):
             # a written leaf is cached as a Leaf over the very bytes the store keeps
             self._remember(addr, node if node.level else decode(data, addr))
-        self.store.put_many(items)
         return [a for a, _ in items]
 
     def write_one(self, node: Node) -> bytes:

@@ -337,6 +337,8 @@ class ProllyTree:
             _check_key(start)
         if end is not None:
             _check_key(end)
+        if not isinstance(reverse, bool):
+            raise TypeError(f"reverse must be a bool, not {type(reverse).__name__}")
         self._apply()
         return iter_items(self._cache, self._root_node, start, end, reverse)
 

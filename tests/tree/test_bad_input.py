@@ -113,3 +113,10 @@ def test_from_root_validation(tree):
         ProllyTree.from_root(b"short", tree.store)
     with pytest.raises(TypeError):
         ProllyTree.from_root(tree.get_root_hash(), "not a store")
+
+
+def test_reverse_must_be_a_bool(tree):
+    with pytest.raises(TypeError):
+        list(tree.items(reverse="no"))
+    with pytest.raises(TypeError):
+        list(tree.prefix(b"k", reverse=1))
