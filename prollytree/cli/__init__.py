@@ -6,3 +6,16 @@ built on the store's public methods, ``transfer.py`` import and export. Heavy mo
 (rich, dulwich, the store itself) are imported inside the commands that need them, so
 that ``git-prolly get`` starts quickly.
 """
+
+
+def run() -> None:
+    """Console entry point: a clear message, not a traceback, when the ``cli`` extra
+    (click, rich) is not installed."""
+    try:
+        from .main import main
+    except ImportError as e:
+        import sys
+        sys.stderr.write(f"error: git-prolly needs the cli extra ({e.name} is missing): "
+                         "pip install 'prollytree-py[cli]'\n")
+        raise SystemExit(2) from None
+    main()

@@ -226,3 +226,13 @@ def test_git_prolly_through_git_and_help(ds: Runner, gp: Runner):
         assert r.exit_code == 0, (name, r.output)
         assert "Example" in r.output and "git-prolly " + name in r.output, name
     assert "Usage: git-prolly get" in ds.ok("get", "-h").stdout
+
+
+def test_missing_cli_extra_gives_a_clear_message():
+    import subprocess
+    import sys
+    code = ("import sys; sys.modules['click'] = None\n"
+            "from prollytree.cli import run; run()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "pip install 'prollytree-py[cli]'" in proc.stderr and "Traceback" not in proc.stderr
