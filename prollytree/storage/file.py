@@ -24,19 +24,18 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-import threading
 from hashlib import sha256
 from typing import Iterable, Iterator, Mapping
 
 from xxhash import xxh3_64_intdigest, xxh32_intdigest
 
 from ..errors import CorruptNodeError, ReadOnlyError, StoreError
-from .base import ADDRESS_SIZE, ANY, NodeStore
+from .base import ADDRESS_SIZE, ANY
 from .checks import (
     StoreProblem, check_address, check_expected, check_items, check_ref_name, check_ref_value,
 )
-from .durable import fsync_dir, make_store_dir
-from .locking import WriterLock, resolve_lock_timeout
+from .durable import fsync_dir
+from .locking import LockedDirectoryStore
 
 __all__ = ["FileNodeStore"]
 
@@ -153,7 +152,7 @@ class _ScanResult:
         self.end = 0                                # end of the last good record
 
 
-class FileNodeStore(NodeStore):
+class FileNodeStore(LockedDirectoryStore):
     """Nodes and refs in an append-only checksummed log under directory ``path``.
 
     ``read_only=True`` opens an existing store without taking the writer lock; it sees
@@ -173,35 +172,13 @@ class FileNodeStore(NodeStore):
 
     def __init__(self, path: str | os.PathLike, read_only: bool = False, *,
                  lock_timeout: float | None = None) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
-        if not isinstance(read_only, bool):
-            raise TypeError(f"read_only must be a bool, not {type(read_only).__name__}")
-        timeout = resolve_lock_timeout(lock_timeout)
-        self.path = os.path.abspath(os.fspath(path))
-        self.read_only = read_only
-        self._mutex = threading.RLock()
-        self._closed = True          # until fully open; makes __del__ safe on failure
+        timeout = self._init_directory(path, read_only, lock_timeout)
         self._fd = -1
         self._mm: mmap.mmap | None = None
         self._mapped = 0
-        self._lock: WriterLock | None = None
         self._log_path = os.path.join(self.path, LOG_NAME)
         self._idx_path = os.path.join(self.path, INDEX_NAME)
-
-        if read_only:
-            if not os.path.isfile(self._log_path):
-                raise StoreError(f"no file store at {self.path} (missing {LOG_NAME})")
-        else:
-            make_store_dir(self.path, "file store")
-            self._lock = WriterLock(self.path, timeout)
-            self._lock.acquire()
-        try:
-            self._open()
-        except BaseException:
-            self._release()
-            raise
-        self._closed = False
+        self._open_directory(LOG_NAME, "file store", timeout, self._open)
 
     # -- opening --------------------------------------------------------------------------
 
@@ -797,39 +774,24 @@ class FileNodeStore(NodeStore):
         os.replace(tmp, self._idx_path)
         self._indexed_end = self._end
 
-    def close(self) -> None:
-        """Flush, checkpoint the index, and release the files and the writer lock."""
-        with self._mutex:
-            if self._closed:
-                return
-            try:
-                if not self.read_only:
-                    self.flush()
-                    if self._watermark_dirty:
-                        _fdatasync(self._fd)
-                        self._watermark_dirty = False
-                    if (self._end != self._indexed_end
-                            and not (self._damaged or self._lost or self._bad_refs)):
-                        self._write_index()
-            finally:
-                self._closed = True
-                self._release()
+    def _before_close(self) -> None:
+        """Flush and checkpoint the index (see the module docstring)."""
+        if self.read_only:
+            return
+        self.flush()
+        if self._watermark_dirty:
+            _fdatasync(self._fd)
+            self._watermark_dirty = False
+        if (self._end != self._indexed_end
+                and not (self._damaged or self._lost or self._bad_refs)):
+            self._write_index()
 
-    def _release(self) -> None:
+    def _close_handles(self) -> None:
         self._mm = None
         self._mapped = 0
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     # -- integrity --------------------------------------------------------------------------
 

@@ -484,17 +484,7 @@ class GitNodeStore(NodeStore):
         names = self._names.get(address)
         if names is None:
             used: set = set()
-            out = []
-            for k in node.keys:
-                name = _blake2b(k, digest_size=8).hexdigest().encode("ascii")
-                if name in used:
-                    i = 1
-                    while name + b"-%d" % i in used:
-                        i += 1
-                    name = name + b"-%d" % i
-                used.add(name)
-                out.append(name)
-            names = tuple(out)
+            names = tuple(child_entry_name(k, used) for k in node.keys)
             self._cache_names(address, names)
         return names
 

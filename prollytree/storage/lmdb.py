@@ -26,12 +26,11 @@ from hashlib import sha256
 from typing import Any, Iterable, Iterator, Mapping
 
 from ..errors import CorruptNodeError, ReadOnlyError, StoreError
-from .base import ADDRESS_SIZE, ANY, NodeStore
+from .base import ADDRESS_SIZE, ANY
 from .checks import (
     StoreProblem, check_address, check_expected, check_items, check_ref_name, check_ref_value,
 )
-from .durable import make_store_dir
-from .locking import WriterLock, resolve_lock_timeout
+from .locking import LockedDirectoryStore
 
 __all__ = ["LMDBNodeStore"]
 
@@ -107,7 +106,7 @@ _ENVS: dict[str, _SharedEnv] = {}
 _ENVS_LOCK = threading.Lock()
 
 
-class LMDBNodeStore(NodeStore):
+class LMDBNodeStore(LockedDirectoryStore):
     """Nodes and refs in an LMDB environment at directory ``path``.
 
     ``read_only=True`` opens an existing store without the writer lock, alongside a
@@ -121,40 +120,18 @@ class LMDBNodeStore(NodeStore):
 
     def __init__(self, path: str | os.PathLike, read_only: bool = False, *,
                  lock_timeout: float | None = None, map_size: int = DEFAULT_MAP_SIZE) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
-        if not isinstance(read_only, bool):
-            raise TypeError(f"read_only must be a bool, not {type(read_only).__name__}")
+        timeout = self._init_directory(path, read_only, lock_timeout)
         if isinstance(map_size, bool) or not isinstance(map_size, int):
             raise TypeError(f"map_size must be an int, not {type(map_size).__name__}")
         if map_size <= 0:
             raise ValueError(f"map_size must be positive, got {map_size}")
-        timeout = resolve_lock_timeout(lock_timeout)
-        lmdb = _lmdb()
-        self._lmdb = lmdb
-        self.path = os.path.abspath(os.fspath(path))
-        self.read_only = read_only
-        self._closed = True
+        self._lmdb = _lmdb()
         self._shared: _SharedEnv | None = None
-        self._lock: WriterLock | None = None
-        self._mutex = threading.RLock()
         self._pending: dict[bytes, bytes] = {}
         self._pending_refs: dict[str, bytes | None] = {}
         self._pending_bytes = 0
 
-        if read_only:
-            if not os.path.isfile(os.path.join(self.path, "data.mdb")):
-                raise StoreError(f"no LMDB store at {self.path} (missing data.mdb)")
-        else:
-            make_store_dir(self.path, "LMDB store")
-            self._lock = WriterLock(self.path, timeout)
-            self._lock.acquire()
-        try:
-            self._attach(map_size)
-        except BaseException:
-            self._release()
-            raise
-        self._closed = False
+        self._open_directory("data.mdb", "LMDB store", timeout, lambda: self._attach(map_size))
 
     def _attach(self, map_size: int) -> None:
         key = os.path.realpath(self.path)
@@ -351,18 +328,7 @@ class LMDBNodeStore(NodeStore):
                 return
             self._commit()
 
-    def close(self) -> None:
-        """Flush and release the environment and the writer lock."""
-        with self._mutex:
-            if self._closed:
-                return
-            try:
-                self.flush()
-            finally:
-                self._closed = True
-                self._release()
-
-    def _release(self) -> None:
+    def _close_handles(self) -> None:
         shared, self._shared = self._shared, None
         if shared is not None:
             with _ENVS_LOCK:
@@ -370,15 +336,6 @@ class LMDBNodeStore(NodeStore):
                 if shared.users == 0:
                     _ENVS.pop(self._key, None)
                     shared.env.close()
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def check(self) -> list[StoreProblem]:
         """Read every stored node and ref and check each node's SHA-256 against its key.

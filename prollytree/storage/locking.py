@@ -20,10 +20,14 @@ from __future__ import annotations
 import errno
 import math
 import os
+import threading
 import time
 import weakref
+from typing import Callable
 
-from ..errors import StoreLockedError
+from ..errors import StoreError, StoreLockedError
+from .base import NodeStore
+from .durable import make_store_dir
 
 try:  # pragma: no cover - the import itself is what is being probed
     import fcntl
@@ -59,6 +63,35 @@ def resolve_lock_timeout(lock_timeout: float | None) -> float:
         raise ValueError(f"{source} must be a non-negative number of seconds, "
                          f"got {lock_timeout!r}")
     return float(lock_timeout)
+
+
+def flock_until(fd: int, op: int, timeout: float) -> bool:
+    """Take ``flock(fd, op)``, polling a non-blocking attempt with backoff for up to
+    ``timeout`` seconds (bounded, and no signals needed). Returns False on timeout."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while True:
+        try:
+            fcntl.flock(fd, op | fcntl.LOCK_NB)
+            return True
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, 0.05)
+
+
+def lock_holder(path: str) -> str | None:
+    """The pid a lock holder wrote into lock file ``path`` (diagnostics only), or None."""
+    try:
+        with open(path, "rb") as f:
+            pid = f.read(32).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return pid if pid.isdigit() else None
 
 
 #: Locks held by this process, so that a forked child can let go of them (see below).
@@ -109,21 +142,9 @@ class WriterLock:
         if self._fd is not None:
             return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        deadline = time.monotonic() + self.timeout
-        delay = 0.001
         try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as e:
-                    if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                        raise
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise StoreLockedError(self._locked_message())
-                time.sleep(min(delay, remaining))
-                delay = min(delay * 2, 0.05)
+            if not flock_until(fd, fcntl.LOCK_EX, self.timeout):
+                raise StoreLockedError(self._locked_message())
         except BaseException:
             os.close(fd)
             raise
@@ -144,14 +165,8 @@ class WriterLock:
             os.close(fd)
 
     def _locked_message(self) -> str:
-        holder = ""
-        try:
-            with open(self.path, "rb") as f:
-                pid = f.read(32).decode("ascii", "replace").strip()
-            if pid.isdigit():
-                holder = f" (held by pid {pid})"
-        except OSError:
-            pass
+        pid = lock_holder(self.path)
+        holder = f" (held by pid {pid})" if pid else ""
         return (f"store at {self.directory} is locked by another writer{holder}; "
                 f"gave up after waiting {self.timeout:g} s "
                 f"(set lock_timeout= or ${LOCK_TIMEOUT_ENV} to wait longer)")
@@ -162,3 +177,79 @@ class WriterLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class LockedDirectoryStore(NodeStore):
+    """The lifecycle the directory backends share: handles guarded by a re-entrant
+    ``_mutex``, a :class:`WriterLock` (``_lock``, None for read-only opens) held while
+    open, and ``close()`` = :meth:`_before_close` (a flush by default), then
+    :meth:`_close_handles`, then the lock's release - whatever fails on the way."""
+
+    _lock: WriterLock | None = None
+    _closed = True
+
+    def _init_directory(self, path: object, read_only: object,
+                        lock_timeout: float | None) -> float:
+        """Check and record the common constructor arguments (nothing is opened yet);
+        returns the lock timeout to use."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
+        if not isinstance(read_only, bool):
+            raise TypeError(f"read_only must be a bool, not {type(read_only).__name__}")
+        timeout = resolve_lock_timeout(lock_timeout)
+        self.path = os.path.abspath(os.fspath(path))
+        self.read_only = read_only
+        self._mutex = threading.RLock()
+        self._closed = True  # until fully open; makes __del__ safe on failure
+        self._lock = None
+        return timeout
+
+    def _open_directory(self, marker: str, what: str, timeout: float,
+                        opener: Callable[[], None]) -> None:
+        """Open the store: a read-only open needs ``marker`` (a file every store of this
+        kind has) to exist; a writable one creates the directory and takes the writer
+        lock. Then ``opener()`` opens the backend; on failure everything is released."""
+        if self.read_only:
+            if not os.path.isfile(os.path.join(self.path, marker)):
+                raise StoreError(f"no {what} at {self.path} (missing {marker})")
+        else:
+            make_store_dir(self.path, what)
+            self._lock = WriterLock(self.path, timeout)
+            self._lock.acquire()
+        try:
+            opener()
+        except BaseException:
+            self._release()
+            raise
+        self._closed = False
+
+    def _before_close(self) -> None:
+        """Make everything durable before the handles go (default: :meth:`flush`)."""
+        self.flush()
+
+    def _close_handles(self) -> None:
+        """Close the backend's files or database handles."""
+
+    def close(self) -> None:
+        """Flush, close the backend's handles and release the writer lock."""
+        with self._mutex:
+            if self._closed:
+                return
+            try:
+                self._before_close()
+            finally:
+                self._closed = True
+                self._release()
+
+    def _release(self) -> None:
+        self._close_handles()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # a finaliser must not raise; close() reported nothing more
+            pass
+

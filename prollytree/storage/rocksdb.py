@@ -21,17 +21,15 @@ and then gets :class:`~prollytree.errors.StoreLockedError` instead of an I/O err
 from __future__ import annotations
 
 import os
-import threading
 from hashlib import sha256
 from typing import Any, Iterable, Iterator, Mapping
 
 from ..errors import CorruptNodeError, ReadOnlyError, StoreError, StoreLockedError
-from .base import ADDRESS_SIZE, ANY, NodeStore
+from .base import ADDRESS_SIZE, ANY
 from .checks import (
     StoreProblem, check_address, check_expected, check_items, check_ref_name, check_ref_value,
 )
-from .durable import make_store_dir
-from .locking import WriterLock, resolve_lock_timeout
+from .locking import LockedDirectoryStore
 
 __all__ = ["RocksDBNodeStore"]
 
@@ -69,7 +67,7 @@ def _scan(db: Any, what: str, values: bool = True) -> Iterator[tuple[bytes, byte
         raise StoreError(f"RocksDB could not read all {what}: {e}") from e
 
 
-class RocksDBNodeStore(NodeStore):
+class RocksDBNodeStore(LockedDirectoryStore):
     """Nodes and refs in a RocksDB database at directory ``path``.
 
     ``read_only=True`` opens an existing database without the writer lock, alongside a
@@ -83,37 +81,16 @@ class RocksDBNodeStore(NodeStore):
 
     def __init__(self, path: str | os.PathLike, read_only: bool = False, *,
                  lock_timeout: float | None = None, block_cache_mb: int = 64) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
-        if not isinstance(read_only, bool):
-            raise TypeError(f"read_only must be a bool, not {type(read_only).__name__}")
+        timeout = self._init_directory(path, read_only, lock_timeout)
         if isinstance(block_cache_mb, bool) or not isinstance(block_cache_mb, int):
             raise TypeError(f"block_cache_mb must be an int, not {type(block_cache_mb).__name__}")
         if block_cache_mb <= 0:
             raise ValueError(f"block_cache_mb must be positive, got {block_cache_mb}")
-        timeout = resolve_lock_timeout(lock_timeout)
         rd = _rocksdict()
-        self.path = os.path.abspath(os.fspath(path))
-        self.read_only = read_only
-        self._closed = True
         self._db: Any = None
         self._refs_cf: Any = None
-        self._lock: WriterLock | None = None
-        self._mutex = threading.RLock()
-
-        if read_only:
-            if not os.path.isfile(os.path.join(self.path, "CURRENT")):
-                raise StoreError(f"no RocksDB store at {self.path} (missing CURRENT)")
-        else:
-            make_store_dir(self.path, "RocksDB store")
-            self._lock = WriterLock(self.path, timeout)
-            self._lock.acquire()
-        try:
-            self._open(rd, block_cache_mb)
-        except BaseException:
-            self._release()
-            raise
-        self._closed = False
+        self._open_directory("CURRENT", "RocksDB store", timeout,
+                             lambda: self._open(rd, block_cache_mb))
 
     def _options(self, rd: Any, block_cache_mb: int) -> Any:
         opts = rd.Options(raw_mode=True)
@@ -289,18 +266,7 @@ class RocksDBNodeStore(NodeStore):
             except Exception as e:
                 raise self._failed("flush", e) from e
 
-    def close(self) -> None:
-        """Flush, close the database, release the writer lock."""
-        with self._mutex:
-            if self._closed:
-                return
-            try:
-                self.flush()
-            finally:
-                self._closed = True
-                self._release()
-
-    def _release(self) -> None:
+    def _close_handles(self) -> None:
         # Every Python handle on the database (the refs column family included) keeps
         # RocksDB's own LOCK held until closed, which would block a reopen.
         db, self._db = self._db, None
@@ -311,15 +277,6 @@ class RocksDBNodeStore(NodeStore):
                     handle.close()
                 except Exception:
                     pass
-        if self._lock is not None:
-            self._lock.release()
-            self._lock = None
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def check(self) -> list[StoreProblem]:
         """Read every node and ref (RocksDB verifies its block checksums on the way) and

@@ -152,17 +152,9 @@ class Leaf:
 
     def get(self, key: bytes) -> bytes | None:
         """The value of ``key``, or None."""
-        d, b, s = self.data, self._kb, self._ks
-        lo, hi = 0, self.total
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if d[b + s[mid]:b + s[mid + 1]] < key:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo < self.total and d[b + s[lo]:b + s[lo + 1]] == key:
-            vs, vb = self._vs, self._vb
-            return d[vb + vs[lo]:vb + vs[lo + 1]]
+        i = self.index(key)
+        if i < self.total and self.key_at(i) == key:
+            return self.value_at(i)
         return None
 
     def __repr__(self) -> str:

@@ -9,14 +9,13 @@ each other, since ``flock`` locks belong to open file descriptions.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
-import time
 from contextlib import contextmanager
 from typing import Iterator
 
 from ..errors import StoreLockedError
+from ..storage.locking import flock_until, lock_holder
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -43,29 +42,12 @@ class DatasetLock:
     def _acquire(self, op: int) -> None:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        deadline = time.monotonic() + self.timeout
-        delay = 0.0005
-        while True:
-            try:
-                fcntl.flock(self._fd, op | fcntl.LOCK_NB)
-                return
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise
-            if time.monotonic() >= deadline:
-                holder = ""
-                try:
-                    with open(self.path, "rb") as f:
-                        pid = f.read(32).decode("ascii", "replace").strip()
-                    if pid.isdigit():
-                        holder = f" (last exclusive holder: pid {pid})"
-                except OSError:
-                    pass
-                raise StoreLockedError(
-                    f"dataset is locked by another writer{holder}; gave up after "
-                    f"{self.timeout:g} s (set $PROLLYTREE_LOCK_TIMEOUT to wait longer)")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.02)
+        if not flock_until(self._fd, op, self.timeout):
+            pid = lock_holder(self.path)
+            holder = f" (last exclusive holder: pid {pid})" if pid else ""
+            raise StoreLockedError(
+                f"dataset is locked by another writer{holder}; gave up after "
+                f"{self.timeout:g} s (set $PROLLYTREE_LOCK_TIMEOUT to wait longer)")
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
