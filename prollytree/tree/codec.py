@@ -39,8 +39,6 @@ _LITTLE = sys.byteorder == "little"
 _U16 = struct.Struct(">H").unpack_from
 _U32 = struct.Struct(">I").unpack_from
 _MAX_BLOB = 0xFFFFFFFF
-_BYTES = frozenset((bytes,))
-_INT = frozenset((int,))
 
 
 class Node:
@@ -261,12 +259,15 @@ def decode(data: bytes, addr: bytes | None = None):
         if type(level) is int and level > 0 and len(obj) == 4:
             keys, vals, counts = obj[1], obj[2], obj[3]
             if (type(keys) is list and type(vals) is list and type(counts) is list
-                    and len(keys) == len(vals) == len(counts) and keys
-                    # element types too: a str key would make every comparison with a
-                    # bytes key raise TypeError (in lookups and in proof verification)
-                    and set(map(type, keys)) <= _BYTES and set(map(type, vals)) <= _BYTES
-                    and set(map(type, counts)) <= _INT and min(counts) >= 0):
-                return Node(level, keys, vals, counts)
+                    and len(keys) == len(vals) == len(counts) and keys):
+                # element types too: a str key would make every comparison with a bytes
+                # key raise TypeError (in lookups and in proof verification). join()
+                # and sum() check them in C, raising TypeError for a wrong element.
+                b"".join(keys)
+                b"".join(vals)
+                node = Node(level, keys, vals, counts)
+                if type(node.total) is int and min(counts) >= 0:
+                    return node
     except Exception as e:  # msgpack raises a zoo of exception types on bad input
         raise CorruptNodeError(addr or address(data), f"undecodable node ({e})") from None
     raise CorruptNodeError(addr or address(data), "not a well-formed node")
