@@ -615,11 +615,15 @@ def keys_at(app: App, ref: str, values: bool, prefix: str) -> None:
 
 @cli.command()
 @click.argument("name", required=False)
-@click.option("-d", "--delete", "delete_name", metavar="NAME", help="Delete branch NAME.")
+@click.option("-d", "--delete", "delete_name", metavar="NAME",
+              help="Delete branch NAME (refused unless it is merged, as in Git).")
+@click.option("-D", "force_delete", metavar="NAME",
+              help="Delete branch NAME even when it is not merged.")
 @json_option
 @pass_app
-def branch(app: App, name: str | None, delete_name: str | None) -> None:
-    """List branches, create branch NAME at the current commit, or delete one (-d).
+def branch(app: App, name: str | None, delete_name: str | None,
+           force_delete: str | None) -> None:
+    """List branches, create branch NAME at the current commit, or delete one (-d/-D).
 
     \b
     Examples:
@@ -629,10 +633,12 @@ def branch(app: App, name: str | None, delete_name: str | None) -> None:
     """
     store = app.store()
     out = app.out
-    if name and delete_name:
-        raise click.UsageError("give either NAME or -d NAME")
+    if sum(x is not None for x in (name, delete_name, force_delete)) > 1:
+        raise click.UsageError("give one of NAME, -d NAME or -D NAME")
+    if force_delete:
+        delete_name = force_delete
     if delete_name:
-        cid = store.delete_branch(delete_name)
+        cid = store.delete_branch(delete_name, force=force_delete is not None)
         if out.json_mode:
             out.json({"deleted": delete_name, "commit": cid})
         else:
