@@ -38,6 +38,13 @@ class Fail(Exception):
         self.code = code
 
 
+# the persistent history backends, from the one registry (lazy imports inside it)
+from ..versioning.registry import BACKENDS as _BACKENDS  # noqa: E402
+
+PERSISTENT_KINDS = [spec.kind for spec in _BACKENDS if spec.persistent]
+KIND_TO_NAME = {spec.kind: spec.name for spec in _BACKENDS}
+
+
 class App:
     """Per-invocation state: output settings and the (lazily opened) store."""
 
@@ -52,6 +59,10 @@ class App:
             self.location = locate(os.getcwd())
             self._store = open_store(self.location)
         return self._store
+
+    def use_store(self, store) -> None:
+        """Make ``store`` the one later commands of this invocation use (and close)."""
+        self._store = store
 
     def close(self) -> None:
         if self._store is not None:
@@ -145,9 +156,9 @@ def cli(ctx: click.Context, chdir: str | None, color: str, json_mode: bool) -> N
 
 @cli.command()
 @click.argument("path", required=False, default=".", type=click.Path(file_okay=False))
-@click.option("--storage", type=click.Choice(["git", "file", "rocksdb"]),
+@click.option("--storage", type=click.Choice(PERSISTENT_KINDS),
               help="git (the default): commits are real Git commits in the enclosing "
-                   "repository (one is created when there is none); file/rocksdb: "
+                   "repository (one is created when there is none); the others keep "
                    "everything under PATH.")
 @json_option
 @pass_app
@@ -170,13 +181,13 @@ def init(app: App, path: str, storage: str | None) -> None:
                 existing = loc
         except NotADataset:
             pass
-    backend = {"git": "Git", "file": "File", "rocksdb": "RocksDB"}[storage or "git"]
+    backend = KIND_TO_NAME[storage or "git"]
     if existing is not None:
         if storage is not None and existing.backend != backend:
             raise Fail(f"{target} is already a {existing.backend} dataset", 2)
         backend = existing.backend
     store = open_store(existing or Location(target, backend), create=existing is None)
-    app._store = store
+    app.use_store(store)
     branch = store.current_branch()
     out = app.out
     if out.json_mode:

@@ -337,6 +337,10 @@ class GitNodeStore(NodeStore):
         sha = self._tree.get(address)
         return None if sha is None else sha.hex().encode("ascii")
 
+    def known_tree_ids(self) -> set:
+        """The Git tree ids of every mirror subtree the node map knows (a copy)."""
+        return set(self._tree.values())
+
     def known_id(self, address: bytes, level: int) -> bytes | None:
         """20-byte id of node ``address``'s mirror entry (a tree for ``level`` >= 1, the
         node's blob for a leaf) as far as the map knows."""

@@ -299,8 +299,8 @@ class GitBackend(HistoryBackend):
             raw = read(files[ROOTSET_ENTRY][1]) if ROOTSET_ENTRY in files else None
             want = fields.get(b"rootset", b"").decode("ascii", "replace")
             if raw is None or hashlib.sha256(raw).hexdigest() != want:
-                raise StoreError(f"the dataset's root set (.prolly/rootset) is missing or "
-                                 f"does not match .prolly/ROOT")
+                raise StoreError("the dataset's root set (.prolly/rootset) is missing or "
+                                 "does not match .prolly/ROOT")
             trees = RootSet.decode(raw)
         mirrors = {}
         if TREE_ENTRY in files:
@@ -364,7 +364,7 @@ class GitBackend(HistoryBackend):
             if isinstance(obj, GitCommit):
                 starts.add(obj.id.decode())
         learnt = 0
-        known = set(self.store._tree.values())
+        known = self.store.known_tree_ids()
         seen_ds: set = set()
         for c in self.history.walk(starts):
             info = self.dataset_of(c.id, c.extra["tree"])

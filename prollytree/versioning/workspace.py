@@ -31,7 +31,7 @@ from .rootmerge import apply_merge, apply_stages, plan_merge, resolve_all, stage
 from .roots import DEFAULT_TREE, RootSet, check_tree_name
 from .staging import StagingArea
 from .tree_handle import TreeHandle
-from .types import ChangeKind, KvDiff, Unresolved
+from .types import KvDiff, Unresolved
 
 _CHECKOUT_STAGED = ("error", "carry", "discard")
 
@@ -116,8 +116,8 @@ class Workspace:
             raise ValueError("store is closed")
         st = self._staging
         st.sync()
-        if st._gen != self._gen:
-            self._gen = st._gen
+        if st.generation != self._gen:
+            self._gen = st.generation
             self._load_head()
 
     def _moved(self) -> None:
