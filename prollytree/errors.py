@@ -53,6 +53,11 @@ class UnknownRefError(ProllyError, ValueError):
     """A branch, tag or commit reference does not resolve."""
 
 
+class InvalidRefNameError(ProllyError, ValueError):
+    """A branch, tag or ref name breaks one of Git's ref-name rules (``git
+    check-ref-format``); the message names the rule."""
+
+
 class MergeConflictError(ProllyError, ValueError):
     """A merge stopped on conflicts that the chosen resolution did not settle."""
 
