@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import sys
+import threading
 from array import array
 from bisect import bisect_left, bisect_right
 from functools import lru_cache
@@ -32,7 +33,20 @@ import msgpack
 
 from ..errors import CorruptNodeError
 
-_packb = msgpack.packb
+_local = threading.local()
+
+
+def _packb(obj) -> bytes:
+    """msgpack bytes of ``obj`` (bin type for bytes). One Packer per thread: packb()
+    builds a Packer, and with it a 1 MiB buffer, on every call, which costs tens of
+    microseconds once the heap is large."""
+    try:
+        packer = _local.packer
+    except AttributeError:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True)
+    return packer.pack(obj)
+
+
 _unpackb = msgpack.unpackb
 _sha256 = hashlib.sha256
 _LITTLE = sys.byteorder == "little"
@@ -47,9 +61,12 @@ class Node:
     """A node held as Python lists: every internal node, and leaves being built. Treat as
     immutable: nodes are shared by every tree that holds them."""
 
-    __slots__ = ("level", "keys", "vals", "counts", "total")
+    __slots__ = ("level", "keys", "vals", "counts", "total", "data")
 
-    def __init__(self, level: int, keys: list, vals: list, counts: list | None = None) -> None:
+    def __init__(self, level: int, keys: list, vals: list, counts: list | None = None,
+                 data: bytes | None = None) -> None:
+        #: the encoded bytes, once known (kept for internal nodes: splices and proofs)
+        self.data = data
         self.level = level
         self.keys = keys
         #: values (leaf) or child addresses (internal)
@@ -226,13 +243,18 @@ def _table(data: bytes, pos: int, count: int):
 _PROGRESSIONS: dict[int, array] = {}
 
 
-def _is_progression(starts, n: int, width: int) -> bool:
+def _progression(n: int, width: int) -> array:
+    """An array starting 0, width, 2 * width, ... of at least ``n + 1`` entries."""
     p = _PROGRESSIONS.get(width)
     if p is None or len(p) <= n:
         if len(_PROGRESSIONS) >= 256:
             _PROGRESSIONS.clear()
         p = _PROGRESSIONS[width] = array("I", range(0, max(n + 1, 512) * width, width))
-    return starts == p[:n + 1]
+    return p
+
+
+def _is_progression(starts, n: int, width: int) -> bool:
+    return starts == _progression(n, width)[:n + 1]
 
 
 _GROUP = 16
@@ -267,6 +289,95 @@ def _split(data: bytes, base: int, starts_pos: int, n: int) -> list:
     return [blob[x:y] for x, y in zip(starts, starts[1:])]
 
 
+def _bin_header(n: int) -> bytes:
+    """msgpack's (shortest, so canonical) header of a bin of ``n`` bytes."""
+    if n < 0x100:
+        return b"\xc4" + n.to_bytes(1, "big")
+    if n < 0x10000:
+        return b"\xc5" + n.to_bytes(2, "big")
+    return b"\xc6" + n.to_bytes(4, "big")
+
+
+def _table_bytes(values) -> bytes:
+    a = values if isinstance(values, array) else array("I", values)
+    if not _LITTLE:
+        a = array("I", a)
+        a.byteswap()
+    return a.tobytes()
+
+
+def _edited_blob(data: bytes, base: int, starts_pos: int, n: int, i: int, remove: int,
+                 insert: bytes | None) -> tuple[list, bytes]:
+    """One blob of a leaf (keys or values) with entries ``i .. i + remove`` replaced by
+    ``insert`` (or by nothing): (pieces of the new blob, the new offset table)."""
+    starts = _table(data, starts_pos, n + 1)
+    a = starts[i]
+    b = starts[i + remove]
+    end = starts[n]
+    pieces = [data[base:base + a]]
+    if insert is not None:
+        pieces.append(insert)
+    pieces.append(data[base + b:base + end])
+    delta = (0 if insert is None else len(insert)) - (b - a)
+    new_n = n - remove + (insert is not None)
+    w = starts[1] if n else 0
+    if (w and (insert is None or len(insert) == w) and end == n * w
+            and _is_progression(starts, n, w)):
+        table = _progression(new_n, w)[:new_n + 1]  # still fixed width: a progression
+    else:
+        table = array("I", starts[:i + 1])  # entries before i keep their offsets
+        if insert is not None:
+            table.append(a + len(insert))
+        tail = starts[i + remove + 1:]
+        table.extend([t + delta for t in tail] if delta else tail)
+    return pieces, _table_bytes(table)
+
+
+def leaf_edit(leaf: Leaf, i: int, key: bytes, value: bytes | None, found: bool) -> bytes:
+    """Encoded bytes of ``leaf`` after one edit at entry ``i``: set ``key`` to ``value``
+    (replacing entry ``i`` when ``found``, else inserting before it) or, with ``value``
+    None, remove entry ``i``. A splice of the stored bytes: the same bytes as encoding
+    the edited entry lists, without decoding them."""
+    d, n = leaf.data, leaf.total
+    if value is None:
+        vp, vt = _edited_blob(d, leaf._vb, leaf._vs, n, i, 1, None)
+    else:
+        vp, vt = _edited_blob(d, leaf._vb, leaf._vs, n, i, 1 if found else 0, value)
+    if value is not None and found:
+        head = [d[:leaf._ks + 4 * (n + 1)]]  # keys, their table and headers: unchanged
+    else:
+        kp, kt = _edited_blob(d, leaf._kb, leaf._ks, n, i, 0 if value is not None else 1,
+                              key if value is not None else None)
+        klen = sum(map(len, kp))
+        if klen > _MAX_BLOB:
+            raise ValueError("a leaf's keys or values exceed 4 GiB in total")
+        head = [b"\x95\x00", _bin_header(klen), *kp, _bin_header(len(kt)), kt]
+    vlen = sum(map(len, vp))
+    if vlen > _MAX_BLOB:
+        raise ValueError("a leaf's keys or values exceed 4 GiB in total")
+    return b"".join([*head, _bin_header(vlen), *vp, _bin_header(len(vt)), vt])
+
+
+def internal_edit(node: Node, j: int, child: bytes, count: int) -> Node:
+    """``node`` (internal) with child ``j`` replaced by the child at address ``child``
+    holding ``count`` pairs; keys shared with ``node``. The encoding is spliced: the
+    address sits at a fixed place before the counts (every address is a 34-byte bin), so
+    only the counts are re-encoded."""
+    counts = node.counts.copy()
+    counts[j] = count
+    vals = node.vals.copy()
+    vals[j] = child
+    data = node.data
+    if data is not None and len(child) == 32:
+        old_tail = _packb(node.counts)
+        cstart = len(data) - len(old_tail)
+        a = cstart - 34 * (len(counts) - j) + 2
+        if data[a - 2:a] == b"\xc4\x20" and data[cstart:] == old_tail:
+            new = b"".join((data[:a], child, data[a + 32:cstart], _packb(counts)))
+            return Node(node.level, node.keys, vals, counts, new)
+    return Node(node.level, node.keys, vals, counts)
+
+
 def _starts(items: list) -> bytes:
     a = array("I", accumulate(map(len, items), initial=0))
     if not _LITTLE:
@@ -283,8 +394,11 @@ def encode(node) -> bytes:
         kb, vb = b"".join(keys), b"".join(vals)
         if len(kb) > _MAX_BLOB or len(vb) > _MAX_BLOB:
             raise ValueError("a leaf's keys or values exceed 4 GiB in total")
-        return _packb([0, kb, _starts(keys), vb, _starts(vals)], use_bin_type=True)
-    return _packb([node.level, node.keys, node.vals, node.counts], use_bin_type=True)
+        return _packb([0, kb, _starts(keys), vb, _starts(vals)])
+    data = node.data
+    if data is None:
+        data = node.data = _packb([node.level, node.keys, node.vals, node.counts])
+    return data
 
 
 def address(data: bytes) -> bytes:
@@ -342,7 +456,7 @@ def decode(data: bytes, addr: bytes | None = None):
                 # and sum() check them in C, raising TypeError for a wrong element.
                 b"".join(keys)
                 b"".join(vals)
-                node = Node(level, keys, vals, counts)
+                node = Node(level, keys, vals, counts, data)
                 if type(node.total) is int and min(counts) >= 0:
                     return node
     except Exception as e:  # msgpack raises a zoo of exception types on bad input

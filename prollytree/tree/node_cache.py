@@ -134,13 +134,25 @@ class NodeCache:
         """Encode and store nodes; returns their addresses in order."""
         items = []
         for node in nodes:
-            data = encode(node)
+            data = encode(node)  # internal nodes keep their bytes (Node.data)
             items.append((address(data), data))
         self.store.put_many(items)  # cache only what the store accepted
         for (addr, data), node in zip(items, nodes):
             # a written leaf is cached as a Leaf over the very bytes the store keeps
             self._remember(addr, node if node.level else decode(data, addr))
         return [a for a, _ in items]
+
+    def write_encoded(self, items: list[tuple[bytes, bytes, "Node | Leaf | None"]]) -> None:
+        """Store already encoded nodes, (address, bytes, decoded node or None) each; the
+        caller vouches that each address is the hash of its bytes and the node their
+        decoding (None: decoded here when the node is a leaf, else not cached)."""
+        self.store.put_many([(a, d) for a, d, _ in items])
+        for addr, data, node in items:
+            if node is None:
+                if data[:2] != b"\x95\x00":
+                    continue
+                node = decode(data, addr)
+            self._remember(addr, node)
 
     def write_one(self, node: Node) -> bytes:
         """Encode and store one node; returns its address."""

@@ -88,3 +88,90 @@ def test_hot_budget_is_bounded_under_uniform_reads():
     assert 0 < cache._hot_bytes <= cache._hot_budget
     cache.clear()
     assert cache._hot_bytes == 0 and not cache._hot
+
+
+splice_configs = st.sampled_from([
+    TreeConfig(modulus=4),
+    TreeConfig(modulus=3, min_chunk_size=2, max_chunk_size=5),
+    TreeConfig(modulus=8, max_chunk_size=3),
+    TreeConfig(modulus=4, min_chunk_size=3, max_chunk_size=9),
+    TreeConfig(modulus=2, min_chunk_size=1, max_chunk_size=2),
+])
+
+
+@settings(max_examples=150, deadline=None)
+@given(config=splice_configs,
+       pairs=st.dictionaries(st.binary(max_size=4), st.binary(max_size=5), max_size=150),
+       edits=st.lists(st.tuples(st.binary(max_size=4), st.one_of(st.none(),
+                                                                   st.binary(max_size=5))),
+                      min_size=1, max_size=25))
+def test_single_edits_match_a_tree_built_from_scratch(config, pairs, edits):
+    """Each edit alone (the splice path when no boundary moves, else the general one)
+    gives the root of the tree built from the resulting pairs, and reads match a dict."""
+    from prollytree.tree.mutate import splice_one
+
+    from .helpers import naive_root
+    t = ProllyTree(config=config)
+    t.insert_batch(pairs.items())
+    model = dict(pairs)
+    spliced = 0
+    for k, v in edits:
+        before = t.get_root_hash()
+        direct = splice_one(t.node_cache, config, before, k, v)
+        if v is None:
+            t.delete(k)
+            model.pop(k, None)
+        else:
+            t.insert(k, v)
+            model[k] = v
+        root = t.get_root_hash()
+        assert root == naive_root(model, config)
+        if direct is not None:
+            spliced += 1
+            assert direct == root
+        for probe in (k, *list(model)[:5]):
+            assert t.find(probe) == model.get(probe)
+    assert dict(t.items()) == model
+
+
+def test_splice_is_taken_for_most_single_inserts_and_hashes_are_unchanged():
+    from prollytree.tree.mutate import splice_one
+
+    from .helpers import naive_root
+    import random
+    rng = random.Random(5)
+    t = ProllyTree()
+    model = {}
+    hits = 0
+    for i in range(3000):
+        k, v = rng.randbytes(16), rng.randbytes(32)
+        root = t.get_root_hash()
+        if splice_one(t.node_cache, t.config, root, k, v) is not None:
+            hits += 1
+        t.insert(k, v)
+        model[k] = v
+        t.get_root_hash()
+    assert hits > 2500  # boundaries rarely move
+    assert t.get_root_hash() == naive_root(model)
+
+
+def test_splice_into_leaves_of_more_than_512_entries():
+    import random
+
+    from .helpers import naive_root
+    rng = random.Random(9)
+    config = TreeConfig(modulus=1500)
+    model = {rng.randbytes(8): rng.randbytes(8) for _ in range(3000)}
+    t = ProllyTree(config=config)
+    t.insert_batch(model.items())
+    for _ in range(20):
+        k = rng.randbytes(8)
+        model[k] = rng.randbytes(8)
+        t.insert(k, model[k])
+        t.get_root_hash()
+        victim = rng.choice(list(model))
+        del model[victim]
+        t.delete(victim)
+        t.get_root_hash()
+    assert t.get_root_hash() == naive_root(model, config)
+    assert all(t.find(k) == v for k, v in model.items())
