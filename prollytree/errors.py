@@ -59,3 +59,15 @@ class MergeConflictError(ProllyError, ValueError):
     def __init__(self, message: str, conflicts: list) -> None:
         self.conflicts = conflicts
         super().__init__(message)
+
+
+class WorktreeLockedError(StoreError):
+    """A write or commit through a handle that does not hold a worktree's lock (see
+    :class:`prollytree.versioning.worktree.WorktreeVersionedKvStore`); also raised when
+    removing a locked worktree."""
+
+    def __init__(self, message: str, worktree_id: str | None = None,
+                 reason: str | None = None) -> None:
+        self.worktree_id = worktree_id
+        self.reason = reason
+        super().__init__(message)
