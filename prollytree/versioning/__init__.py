@@ -15,3 +15,8 @@ from .objects import Commit
 
 __all__ = ["VersionedKvStore", "StorageBackend", "KvDiff", "DiffOperation", "Unresolved",
            "ConflictResolution", "MergeConflict", "RevertConflictError", "Commit"]
+
+from .namespaced import NamespacedKvStore  # noqa: E402  (issue #11)
+from .worktree import WorktreeManager, WorktreeVersionedKvStore  # noqa: E402
+
+__all__ += ["NamespacedKvStore", "WorktreeManager", "WorktreeVersionedKvStore"]
