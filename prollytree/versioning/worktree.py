@@ -288,6 +288,9 @@ class WorktreeManager:
         _git(self._main, *args)
         try:
             self._checkout_without_dataset(target)
+            # the dataset's directory and its store state, so that it is found there
+            # (git-prolly, VersionedKvStore.open) before anything is written
+            VersionedKvStore(os.path.join(target, self._dataset)).close()
         except BaseException:
             _git(self._main, "worktree", "remove", "--force", target, check=False)
             if create_branch:
