@@ -296,3 +296,40 @@ def test_first_worktree_of_an_empty_repository(tmp_path):
     s = VersionedKvStore(str(tmp_path / "data"))
     assert s.get(b"k") == b"v"
     s.close()
+
+
+def test_merge_redone_when_the_target_moves(repo, tmp_path):
+    m = WorktreeManager(str(repo))
+    a = m.add_worktree(str(tmp_path / "a"), "a", True)
+    wa = WorktreeVersionedKvStore.from_worktree(a["path"], "a", "a", m)
+    wm = WorktreeVersionedKvStore.from_worktree(str(repo), "main", "main", m)
+    assert wm.worktree_id() == "main" and wm.current_branch() == "main"
+    wa.insert(b"base", b"a")
+    wa.commit("a")
+    wm.insert(b"base", b"main")
+    wm.commit("main")
+    calls = []
+
+    def resolve(c):
+        calls.append(c.key)
+        if len(calls) == 1:       # someone commits to main while the merge is computed
+            wm.insert(b"late", b"1")
+            wm.commit("concurrent commit")
+        return c.source_value
+
+    cid = m.merge_to_main("a", "merge a", resolve)
+    assert calls == [b"base", b"base"]            # computed twice: the first result is stale
+    assert wm.store.current_commit() == cid
+    assert dict(wm.store.get_keys_at_ref("main")) == {b"base": b"a", b"late": b"1"}
+    assert git(repo, "log", "-1", "--format=%s", "main").stdout.strip() == "merge a"
+    assert git(repo, "status", "--porcelain").stdout == ""
+    # the main worktree can be locked by a handle too
+    wm.lock("release")
+    wm.insert(b"x", b"1")
+    other = WorktreeVersionedKvStore.from_worktree(str(repo), "main", "main", m)
+    with pytest.raises(WorktreeLockedError):
+        other.insert(b"y", b"1")
+    assert wm.unlock()
+    wa.close()
+    wm.close()
+    other.close()
