@@ -30,3 +30,11 @@ from .versioning import (  # noqa: E402  (versioning layer, issue #4)
 )
 
 __all__ += ["VersionedKvStore", "StorageBackend", "KvDiff", "DiffOperation", "Unresolved"]
+
+from .errors import WorktreeLockedError  # noqa: E402  (namespaces and worktrees, issue #11)
+from .versioning import (  # noqa: E402
+    NamespacedKvStore, WorktreeManager, WorktreeVersionedKvStore,
+)
+
+__all__ += ["NamespacedKvStore", "WorktreeManager", "WorktreeVersionedKvStore",
+            "WorktreeLockedError"]

@@ -71,3 +71,15 @@ class RevertConflictError(MergeConflictError):
     again since. ``conflicts`` are MergeConflict objects with ``base_value`` = the value
     the commit made, ``source_value`` = the value before it (what the revert would
     restore) and ``destination_value`` = the current value."""
+
+
+class WorktreeLockedError(StoreError):
+    """A write or commit through a handle that does not hold a worktree's lock (see
+    :class:`prollytree.versioning.worktree.WorktreeVersionedKvStore`); also raised when
+    removing a locked worktree."""
+
+    def __init__(self, message: str, worktree_id: str | None = None,
+                 reason: str | None = None) -> None:
+        self.worktree_id = worktree_id
+        self.reason = reason
+        super().__init__(message)

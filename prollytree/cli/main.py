@@ -431,15 +431,16 @@ def commit(app: App, messages: tuple[str, ...], allow_empty: bool) -> None:
       git-prolly commit -m "Add users"
     """
     store = app.store()
-    staged = store.status()
+    staged = store.tree_status()   # every named tree (namespaces...), not only the default
     if not staged and not allow_empty:
         raise Fail("nothing to commit (stage changes with 'git-prolly set' or 'delete', "
                    "or pass --allow-empty)", 1)
     message = "\n\n".join(messages)
     cid = store.commit(message)
     counts = {"added": 0, "modified": 0, "deleted": 0}
-    for _, s in staged:
-        counts[s] = counts.get(s, 0) + 1
+    for _, key, s in staged:
+        if key is not None:           # (tree, None, "created" | "dropped") are not keys
+            counts[s] = counts.get(s, 0) + 1
     _report_commit(app, store, cid, message, counts)
 
 
@@ -1345,5 +1346,17 @@ def _message(e: Exception) -> str:
     return text or type(e).__name__
 
 
+# -- namespaces and worktrees (issue #11): their own modules ---------------------------------
+def _register_ns_worktree() -> None:
+    from .ns import ns_group
+    from .worktree import worktree_group
+    cli.add_command(ns_group)
+    cli.add_command(worktree_group)
+
+
+_register_ns_worktree()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
+

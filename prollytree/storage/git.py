@@ -293,8 +293,11 @@ class GitNodeStore(NodeStore):
         self.repo = repo
         self.read_only = read_only
         self.object_store = repo.object_store
-        self.pack_dir = os.path.join(repo.controldir(), "objects", "pack")
-        self.state_dir = os.path.join(repo.controldir(), "prollytree")
+        # objects and the node map are shared by every worktree of the repository: use
+        # the common directory, not a linked worktree's own .git/worktrees/<id>
+        self.objects_dir = os.path.normpath(repo.object_store.path)
+        self.pack_dir = os.path.join(self.objects_dir, "pack")
+        self.state_dir = os.path.join(os.path.normpath(repo.commondir()), "prollytree")
         self.map_path = os.path.join(self.state_dir, "nodemap")
         self._lock = threading.RLock()
         self._pending: dict[bytes, bytes] = {}
@@ -533,7 +536,7 @@ class GitNodeStore(NodeStore):
 
     def _loose_exists(self, sha: bytes) -> bool:
         h = sha.hex()
-        return os.path.exists(os.path.join(self.repo.controldir(), "objects", h[:2], h[2:]))
+        return os.path.exists(os.path.join(self.objects_dir, h[:2], h[2:]))
 
     # -- NodeStore ------------------------------------------------------------------------
 
