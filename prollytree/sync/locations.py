@@ -34,6 +34,11 @@ def open_dataset_store(location: str | os.PathLike, kind: str | None = None, *,
             raise ValueError(f"{loc} is an S3 location, not a {kind} one")
         return open_store("s3", loc, read_only=read_only)
     found = probe(loc) if os.path.isdir(loc) else None
+    nodes = os.path.join(loc, NODES)
+    if found is None and os.path.isdir(nodes):
+        # a replication destination not yet opened as a dataset (no staging journal)
+        found = "rocksdb" if os.path.exists(os.path.join(nodes, "CURRENT")) else \
+            "lmdb" if os.path.exists(os.path.join(nodes, "data.mdb")) else "file"
     if found is not None:
         if kind is not None and kind != found:
             raise ValueError(f"{loc} holds a {found} dataset, not a {kind} one")
@@ -46,4 +51,4 @@ def open_dataset_store(location: str | os.PathLike, kind: str | None = None, *,
         raise ValueError(f"not a dataset: {loc}")
     else:
         os.makedirs(loc, exist_ok=True)
-    return open_store(kind, os.path.join(loc, NODES), read_only=read_only)
+    return open_store(kind, nodes, read_only=read_only)
