@@ -20,13 +20,14 @@ Safety:
   read. So writers on different machines share one store without a lock and never lose
   an update: a compare-and-swap that loses the race returns False. Opening a store for
   writing proves the server honours conditional writes (a conditional create of the
-  marker object must be refused when it exists) and refuses to open otherwise.
+  marker object must be refused when it exists, and so must an ``If-Match`` with a
+  wrong etag) and refuses to open otherwise.
 - Nodes are immutable, so a local read cache (``cache_dir``) in front of the bucket is
   safe; cached bytes are checked against their address like remote ones, and a damaged
   cache file is dropped and fetched again.
 
 Costs: each node is one object, so a read is one GET (none when cached) and a batch
-write is one PUT per node, issued ``max_workers`` at a time in parallel (default 16).
+write is one PUT per node, issued ``max_workers`` at a time in parallel (default 32).
 ``has`` is one HEAD. Writes are durable when the call returns; ``flush`` does nothing.
 Small nodes are not packed into larger objects: packing would make ``has``, ``remove``
 (garbage collection) and listing need an index that itself must be updated by
@@ -57,7 +58,7 @@ NODES = "nodes/"
 REFS = "refs/"
 #: Environment variable naming a default local read-cache directory for S3 stores.
 CACHE_ENV = "PROLLYTREE_S3_CACHE_DIR"
-DEFAULT_WORKERS = 16
+DEFAULT_WORKERS = 32
 
 _INSTALL_HINT = "pip install 'prollytree-py[s3]'"
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]$")
@@ -253,22 +254,30 @@ class S3NodeStore(NodeStore):
                     raise self._fail("HEAD bucket", e) from e
                 raise StoreError(f"there is no prollytree s3 store at {self.url}")
             return
-        created = False
-        for _ in range(2):
-            try:
-                self._call("PUT " + key, self._client.put_object, Key=key, Body=body,
-                           IfNoneMatch="*")
-            except self._ClientError as e:
-                if self._is_precondition(e):
-                    return  # the marker exists and the server refused to overwrite it
-                if self._is_conflict(e):
-                    continue
-                raise self._fail("creating the store marker", e) from e
-            if created:
-                raise StoreError(
-                    f"the S3 server behind {self.url} ignores conditional writes "
-                    f"(If-None-Match): compare-and-swap on refs would be unsafe")
-            created = True
+        def put(**cond: str) -> bool:
+            """Whether a conditional PUT of the marker went through (False: refused)."""
+            while True:
+                try:
+                    self._call("PUT " + key, self._client.put_object, Key=key, Body=body,
+                               **cond)
+                    return True
+                except self._ClientError as e:
+                    if self._is_precondition(e):
+                        return False
+                    if not self._is_conflict(e):
+                        raise self._fail("writing the store marker", e) from e
+
+        def unsafe(header: str) -> StoreError:
+            return StoreError(f"the S3 server behind {self.url} ignores conditional writes "
+                              f"({header}): compare-and-swap on refs would be unsafe, so "
+                              f"the store is not opened")
+
+        # create the marker if absent; once it exists a second create must be refused,
+        # and so must an If-Match with an etag no object has
+        if put(IfNoneMatch="*") and put(IfNoneMatch="*"):
+            raise unsafe("If-None-Match")
+        if put(IfMatch='"%s"' % ("0" * 32)):
+            raise unsafe("If-Match")
 
     # -- the local read cache ---------------------------------------------------------------
 
