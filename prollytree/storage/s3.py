@@ -20,8 +20,8 @@ Safety:
   read. So writers on different machines share one store without a lock and never lose
   an update: a compare-and-swap that loses the race returns False. Opening a store for
   writing proves the server honours conditional writes (a conditional create of the
-  marker object must be refused when it exists, and so must an ``If-Match`` with a
-  wrong etag) and refuses to open otherwise.
+  marker object must be refused when it exists, and so must a PUT and a DELETE with an
+  ``If-Match`` of a wrong etag) and refuses to open otherwise.
 - Nodes are immutable, so a local read cache (``cache_dir``) in front of the bucket is
   safe; cached bytes are checked against their address like remote ones, and a damaged
   cache file is dropped and fetched again.
@@ -276,8 +276,18 @@ class S3NodeStore(NodeStore):
         # and so must an If-Match with an etag no object has
         if put(IfNoneMatch="*") and put(IfNoneMatch="*"):
             raise unsafe("If-None-Match")
-        if put(IfMatch='"%s"' % ("0" * 32)):
+        wrong = '"%s"' % ("0" * 32)
+        if put(IfMatch=wrong):
             raise unsafe("If-Match")
+        # deleting a ref by compare-and-swap sends If-Match on DeleteObject: check it too
+        try:
+            self._call("DELETE " + key, self._client.delete_object, Key=key, IfMatch=wrong)
+        except self._ClientError as e:
+            if not (self._is_precondition(e) or self._is_conflict(e)):
+                raise self._fail("checking conditional deletes", e) from e
+        else:
+            put()  # the server deleted the marker regardless: restore it
+            raise unsafe("If-Match on DeleteObject")
 
     # -- the local read cache ---------------------------------------------------------------
 
