@@ -29,6 +29,10 @@ Safety:
 Costs: each node is one object, so a read is one GET (none when cached) and a batch
 write is one PUT per node, issued ``max_workers`` at a time in parallel (default 32).
 ``has`` is one HEAD. Writes are durable when the call returns; ``flush`` does nothing.
+Calls are ordered (one ``put_many`` is complete before the next starts) but the items of
+one call are written in parallel, so a crash during a call can leave any subset of them:
+a caller that must have B durable before A (a child before its parent) puts them in
+separate calls, as the tree layer (one level per call) and replication do.
 Small nodes are not packed into larger objects: packing would make ``has``, ``remove``
 (garbage collection) and listing need an index that itself must be updated by
 compare-and-swap; parallel PUTs already reach the throughput a prolly-tree commit needs

@@ -250,6 +250,20 @@ def _commits_to_send(source: NodeStore, destination: NodeStore,
     return order, skipped
 
 
+def _generations(commits: list[_Commit]) -> list[list[_Commit]]:
+    """``commits`` (parents first) grouped so that every commit's parents among them are
+    in an earlier group: group = 1 + the deepest group of its parents."""
+    depth: dict[bytes, int] = {}
+    groups: list[list[_Commit]] = []
+    for c in commits:
+        d = max((depth[p] + 1 for p in c.parents if p in depth), default=0)
+        depth[c.address] = d
+        if d == len(groups):
+            groups.append([])
+        groups[d].append(c)
+    return groups
+
+
 def _is_ancestor(store: NodeStore, ancestor: bytes, tip: bytes) -> bool:
     """Whether commit ``ancestor`` is reachable from ``tip`` through parents in ``store``
     (breadth-first, batched; stops as soon as it is found)."""
@@ -342,13 +356,14 @@ def replicate(source: NodeStore, destination: NodeStore, branch: str = "main", *
         stats.nodes += len(items)
         stats.bytes += sum(len(d) for _, d in items)
         stats.root_sets = len(items)
-    for batch in _chunks(commits):
-        # a batch holds no commit before its parents; flushing per batch keeps every
-        # durable commit's parents durable
-        destination.put_many([(c.address, c.data) for c in batch])
+    for generation in _generations(commits):
+        # a store may write one put_many's items in any order (S3: in parallel), so a
+        # commit goes in a later call than its parents, with a flush between
+        for batch in _chunks(generation):
+            destination.put_many([(c.address, c.data) for c in batch])
+            stats.nodes += len(batch)
+            stats.bytes += sum(len(c.data) for c in batch)
         destination.flush()
-        stats.nodes += len(batch)
-        stats.bytes += sum(len(c.data) for c in batch)
     stats.commits = len(commits)
     # a fresh destination: make it open as a dataset on this branch with the same config
     config = source.get_ref(CONFIG_REF)

@@ -368,3 +368,72 @@ def test_kill_9_mid_transfer_then_resume(tmp_path):
             assert set(dst.addresses()) == everything
             assert dst.get_ref("refs/heads/main") == tip
     assert any(partial)                                  # at least one kill mid-transfer
+
+
+class RecordingStore(MemoryNodeStore):
+    """A memory store that records each put_many call and flush, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list = []
+
+    def _put_many(self, items):
+        self.events.append(("put", [a for a, _ in items]))
+        super()._put_many(items)
+
+    def flush(self) -> None:
+        self.events.append(("flush", None))
+
+
+def test_every_record_is_written_after_what_it_refers_to_is_flushed(tmp_path):
+    """Stores may write one put_many's items in any order (S3 does, in parallel): so a
+    commit must be in a later call than its parents and its root set, a node in a later
+    call than its children, with a flush in between. Checked on a history with branches
+    and merges."""
+    import msgpack
+
+    src_path = str(tmp_path / "src")
+    s = VersionedKvStore(src_path, StorageBackend.File)
+    rng = random.Random(5)
+    for i in range(4):
+        s.insert_batch((b"k%05d" % rng.randrange(20000), b"%d" % i) for _ in range(3000))
+        s.commit(f"main {i}")
+        s.create_branch(f"b{i}")
+        s.tree(f"ns/{i}").insert(b"x", b"%d" % i)
+        s.insert(b"only-b%d" % i, b"1")
+        s.commit(f"branch {i}")
+        s.checkout("main")
+        s.insert(b"only-main%d" % i, b"1")
+        s.commit(f"main again {i}")
+        s.merge(f"b{i}")                           # a two-parent merge commit
+    s.close()
+    dst = RecordingStore()
+    with open_dataset_store(src_path, read_only=True) as src:
+        st = replicate(src, dst, "main")
+    assert st.commits == 1 + 4 * 4
+    durable_before: dict[bytes, int] = {}       # address -> index of the flush after it
+    pending: list[bytes] = []
+    call_of: dict[bytes, int] = {}
+    for n, (kind, addrs) in enumerate(dst.events):
+        if kind == "put":
+            for a in addrs:
+                call_of.setdefault(a, n)
+            pending.extend(addrs)
+        else:
+            for a in pending:
+                durable_before.setdefault(a, n)
+            pending = []
+    for a, n in call_of.items():
+        data = dst.get(a)
+        try:
+            refs = [] if decode(data, a).level == 0 else decode(data, a).vals
+        except CorruptNodeError:
+            rec = msgpack.unpackb(data, raw=False)
+            if rec[0] == b"prollytree-commit":
+                refs = list(rec[3]) + [rec[2]]
+            else:                                   # a root set: its trees' roots
+                refs = [e[1] for e in rec[2]]
+        for r in refs:
+            if r in call_of:
+                assert durable_before[r] < n, "written before what it refers to was flushed"
+    assert dataset_contents(str(tmp_path / "src"))["main"]["log"]  # source still fine
