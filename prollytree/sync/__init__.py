@@ -1,0 +1,1 @@
+"""Sync: Git remotes, replication, the HTTP server and client."""
