@@ -638,3 +638,190 @@ def clone(url: str | os.PathLike, path: str | os.PathLike, *, branch: str | None
         else:
             shutil.rmtree(path, ignore_errors=True)
         raise
+
+
+# -- receiving objects over a transport that is not Git's (prollytree.sync.http_*) -----------
+
+
+def _reachability(repo, tips: list[bytes]):
+    """A function telling whether a commit id is reachable from ``tips`` (walks the
+    history lazily, remembering what it saw)."""
+    from dulwich.objects import Commit as GitCommit
+    from dulwich.objects import Tag
+    store = repo.object_store
+    seen: set = set()
+    frontier = [t for t in tips if t in store]
+
+    def reachable(cid: bytes) -> bool:
+        if cid in seen:
+            return True
+        while frontier:
+            sha = frontier.pop()
+            if sha in seen:
+                continue
+            seen.add(sha)
+            try:
+                obj = store[sha]
+            except KeyError:
+                continue
+            if isinstance(obj, Tag):
+                frontier.append(obj.object[1])
+            elif isinstance(obj, GitCommit):
+                frontier.extend(obj.parents)
+            if sha == cid:
+                return True
+        return cid in seen
+    return reachable
+
+
+def verify_received(repo, objects: dict, tips: list[bytes], trusted_tips: list[bytes]
+                    ) -> list:
+    """Check objects received from a peer before any is stored; returns the
+    (kind, 20-byte id, body) triples to write (those the tips reach and the repository
+    lacks). Raises :class:`RemoteError` naming the first problem.
+
+    ``objects`` maps 40-hex ids *computed here* from the received bytes (so no object
+    can be misnamed) to ``(type number, body)``. Checks: every object parses and passes
+    dulwich's format checks (tree entry names without ``/``, ``.``, ``..``, sorted
+    entries, well-formed commits); every object a tip needs is either received or in the
+    repository; a commit not received must be reachable from ``trusted_tips`` (the
+    receiver's refs: everything they reach is complete), and an existing tree or blob a
+    received tree names must be the same entry of a trusted commit's tree at the same
+    path, or be complete itself (walked)."""
+    from dulwich.errors import ObjectFormatException
+    from dulwich.objects import Blob, ShaFile, Tag, Tree
+    from dulwich.objects import Commit as GitCommit
+
+    store = repo.object_store
+    parsed: dict = {}
+    kinds = {1: GitCommit, 2: Tree, 3: Blob, 4: Tag}
+
+    def get_new(sha: bytes):
+        obj = parsed.get(sha)
+        if obj is None:
+            num, body = objects[sha]
+            try:
+                obj = ShaFile.from_raw_string(num, body, sha=sha)
+                obj.check()
+            except (ObjectFormatException, ValueError, KeyError, TypeError) as e:
+                raise RemoteError(f"received object {sha.decode()} is malformed: {e}") \
+                    from None
+            parsed[sha] = obj
+        return obj
+
+    reachable = _reachability(repo, trusted_tips)
+    used: set = set()
+    trusted_roots: list = []
+    new_roots: list = []
+    todo = [(t, None) for t in tips]
+    seen: set = set()
+    while todo:
+        sha, want = todo.pop()
+        if sha in seen:
+            continue
+        seen.add(sha)
+        if sha in objects:
+            obj = get_new(sha)
+            if want is not None and not isinstance(obj, want):
+                raise RemoteError(f"received object {sha.decode()} is a "
+                                  f"{obj.type_name.decode()}, not a {want.type_name.decode()}")
+            used.add(sha)
+            if isinstance(obj, Tag):
+                todo.append((obj.object[1], kinds.get(obj.object[0].type_num)))
+            elif isinstance(obj, GitCommit):
+                todo.extend((p, GitCommit) for p in obj.parents)
+                new_roots.append(obj.tree)
+            elif isinstance(obj, Tree):
+                new_roots.append(sha)
+            continue
+        if sha not in store:
+            raise RemoteError(f"object {sha.decode()} is neither received nor present")
+        obj = store[sha]
+        if want is not None and not isinstance(obj, want):
+            raise RemoteError(f"object {sha.decode()} is not a {want.type_name.decode()}")
+        if isinstance(obj, GitCommit):
+            if not reachable(sha):
+                raise RemoteError(f"commit {sha.decode()} is not reachable from the "
+                                  f"receiver's refs (it may be incomplete)")
+            trusted_roots.append(obj.tree)
+        elif isinstance(obj, Tree):
+            new_roots.append(sha)
+    complete: set = set()
+
+    def walk_complete(start: bytes) -> None:
+        stack = [start]
+        while stack:
+            s = stack.pop()
+            if s in complete:
+                continue
+            try:
+                o = store[s]
+            except KeyError:
+                raise RemoteError(f"object {s.decode()} is missing") from None
+            complete.add(s)
+            if isinstance(o, Tree):
+                stack.extend(e.sha for e in o.iteritems() if e.mode != 0o160000)
+
+    def ref_entries(refs: list) -> dict:
+        """{name: [ids]} of the entries of the trusted trees at this path."""
+        out: dict = {}
+        for r in refs:
+            try:
+                t = store[r]
+            except KeyError:
+                continue
+            if isinstance(t, Tree):
+                for e in t.iteritems():
+                    out.setdefault(e.path, []).append(e.sha)
+        return out
+
+    done: set = set()
+    stack = [(r, trusted_roots) for r in new_roots]
+    while stack:
+        tree_id, refs = stack.pop()
+        if tree_id in done:
+            continue
+        done.add(tree_id)
+        if tree_id not in objects:
+            if tree_id not in refs:
+                walk_complete(tree_id)
+            continue
+        t = get_new(tree_id)
+        if not isinstance(t, Tree):
+            raise RemoteError(f"received object {tree_id.decode()} is not a tree")
+        used.add(tree_id)
+        here = ref_entries(refs)
+        for e in t.iteritems():
+            if e.mode == 0o160000:  # a submodule: not ours to carry
+                continue
+            is_tree = e.mode == 0o040000
+            if e.sha in objects:
+                o = get_new(e.sha)
+                if is_tree:
+                    if not isinstance(o, Tree):
+                        raise RemoteError(f"tree entry {e.path!r} is not a tree")
+                    stack.append((e.sha, here.get(e.path, [])))
+                else:
+                    if not isinstance(o, Blob):
+                        raise RemoteError(f"tree entry {e.path!r} is not a blob")
+                    used.add(e.sha)
+            elif e.sha not in here.get(e.path, ()):
+                walk_complete(e.sha)
+    return [(kinds[objects[s][0]].type_name, bytes.fromhex(s.decode()), objects[s][1])
+            for s in used if s not in store]
+
+
+def write_received(repo, triples: list) -> None:
+    """Store verified objects ((kind, 20-byte id, body) triples) durably as one pack."""
+    if triples:
+        from ..storage.git import write_pack
+        write_pack(os.path.join(repo.controldir(), "objects", "pack"), triples)
+
+
+def objects_to_send(repo, wants: list[bytes], haves: list[bytes]):
+    """Ids of the objects ``wants`` reach that ``haves`` do not (haves unknown here are
+    ignored), as Git's pack negotiation computes them."""
+    store = repo.object_store
+    haves = [h for h in haves if h in store]
+    for sha, _info in store.find_missing_objects(haves, wants):
+        yield sha
