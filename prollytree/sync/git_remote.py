@@ -237,6 +237,7 @@ def _fetch_into(backend: GitBackend, name: str, url: str, progress: Progress | N
     transport = _transport(repo, url, token)
     store = repo.object_store
     before_packs = _pack_bytes(repo)
+    local_heads = list(repo.refs.as_dict(HEADS).values())
 
     def determine_wants(refs, depth=None, **kw):
         wants = []
@@ -286,7 +287,8 @@ def _fetch_into(backend: GitBackend, name: str, url: str, progress: Progress | N
         if sha in store and repo.refs.add_if_new(ref, sha, message=b"prollytree: fetch"):
             tags.append(ref[len(TAGS):].decode("utf-8"))
             new_tips.append(sha)
-    learnt = _learn_new(backend, new_tips, list(old_tracking.values()), progress)
+    learnt = learn_commits(backend, new_tips, list(old_tracking.values()) + local_heads,
+                        progress)
     return {"remote": name, "url": _redact(url), "updated": updated, "new_tags": tags,
             "commits_learnt": learnt, "bytes": max(0, _pack_bytes(repo) - before_packs),
             "head": head[len(HEADS):].decode("utf-8")
@@ -303,10 +305,11 @@ def _pack_bytes(repo) -> int:
         return 0
 
 
-def _learn_new(backend: GitBackend, tips: list[bytes], old: list[bytes],
+def learn_commits(backend: GitBackend, tips: list[bytes], old: list[bytes],
                progress: Progress | None) -> int:
-    """Teach the node store where the nodes of the fetched commits' datasets are (the
-    node map only knows what this repository wrote or learnt)."""
+    """Teach the node store where the nodes of the datasets of the commits ``tips``
+    reach and ``old`` do not are (the node map only knows what this repository wrote or
+    learnt)."""
     if not tips:
         return 0
     repo = backend.repo
@@ -320,7 +323,6 @@ def _learn_new(backend: GitBackend, tips: list[bytes], old: list[bytes],
         if isinstance(obj, GitCommit):
             starts.append(obj.id)
     exclude = [s for s in old if s in repo.object_store]
-    exclude += [s for s in repo.refs.as_dict(HEADS).values()]
     n = 0
     store = backend.store
     for entry in repo.get_walker(include=starts, exclude=exclude or None):
@@ -622,7 +624,7 @@ def clone(url: str | os.PathLike, path: str | os.PathLike, *, branch: str | None
         kv = VersionedKvStore(where, StorageBackend.Git)
         try:
             gb = kv.backend
-            _learn_new(gb, list(heads.values()), [], progress)
+            learn_commits(gb, list(heads.values()), [], progress)
             gb.sync_index(kv.current_commit(), full=True)
         except BaseException:
             kv.close()
@@ -823,5 +825,6 @@ def objects_to_send(repo, wants: list[bytes], haves: list[bytes]):
     ignored), as Git's pack negotiation computes them."""
     store = repo.object_store
     haves = [h for h in haves if h in store]
-    for sha, _info in store.find_missing_objects(haves, wants):
+    from dulwich.object_store import MissingObjectFinder
+    for sha, _info in MissingObjectFinder(store, haves, wants):
         yield sha

@@ -82,7 +82,7 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
     from starlette.routing import Route
 
     from ..versioning import StorageBackend, VersionedKvStore
-    from .git_remote import _learn_new, verify_received, write_received
+    from .git_remote import learn_commits, verify_received, write_received
 
     if not isinstance(allow_push, bool):
         raise TypeError(f"allow_push must be a bool, not {type(allow_push).__name__}")
@@ -279,6 +279,10 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
                     if old is not None and not force and not _is_ancestor(repo, old, new):
                         raise _Refused(409, f"{ref.decode()}: not a fast-forward "
                                             f"(push with force to replace it)")
+                # where the new commits' nodes are, before any branch moves (moving
+                # the checked-out branch rewrites the Git index from them)
+                learn_commits(backend, [u[2] for u in updates],
+                           [s for r, s in current.items() if r.startswith(b"refs/")], None)
                 done = {}
                 for ref, old, new, _f in updates:
                     ok = (repo.refs.add_if_new(ref, new, message=b"prollytree: http push")
@@ -288,8 +292,6 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
                     if not ok:
                         raise _Refused(409, f"{ref.decode()} moved during the push")
                     done[ref.decode("utf-8")] = new.decode("ascii")
-                _learn_new(backend, [u[2] for u in updates], [u[1] for u in updates
-                                                               if u[1] is not None], None)
                 for ref, old, new, _f in updates:
                     if ref.startswith(b"refs/heads/"):
                         backend.after_branch_update(ref[len(b"refs/heads/"):].decode(),
