@@ -176,6 +176,8 @@ class _DulwichTransport:
     def __init__(self, repo, url: str) -> None:
         from dulwich.client import get_transport_and_path
         self.url = url
+        #: {"objects", "bytes"} sent by the last push (bytes None: not measured)
+        self.last_push = {"objects": 0, "bytes": 0}
         try:
             self.client, self.path = get_transport_and_path(
                 url, config=repo.get_config_stack())
@@ -189,9 +191,10 @@ class _DulwichTransport:
 
     def push(self, repo, update_refs, progress: Progress | None) -> dict:
         def generate(have, want, *, ofs_delta=False, progress=None):
-            return repo.object_store.generate_pack_data(set(have), set(want),
-                                                        progress=progress,
-                                                        ofs_delta=ofs_delta)
+            n, records = repo.object_store.generate_pack_data(
+                set(have), set(want), progress=progress, ofs_delta=ofs_delta)
+            self.last_push = {"objects": n, "bytes": None}
+            return n, records
 
         r = self.client.send_pack(self.path.encode("utf-8") if isinstance(self.path, str)
                                   else self.path, update_refs, generate,
@@ -403,8 +406,10 @@ def push(store: Any, remote: str = "origin", branch: str | None = None, force: b
     that is not a fast-forward raises :class:`NonFastForwardError` (nothing changes)
     unless ``force``. Staged changes are not pushed.
 
-    Returns ``{"remote", "url", "branch", "old", "new", "status"}`` with ``status`` one
-    of ``"up-to-date"``, ``"created"``, ``"fast-forward"``, ``"forced"``."""
+    Returns ``{"remote", "url", "branch", "old", "new", "status", "objects_sent",
+    "bytes_sent"}`` with ``status`` one of ``"up-to-date"``, ``"created"``,
+    ``"fast-forward"``, ``"forced"`` (``bytes_sent`` is None where the transport does
+    not tell: Git's own protocols)."""
     backend = _git(store)
     if not isinstance(force, bool):
         raise TypeError(f"force must be a bool, not {type(force).__name__}")
@@ -466,9 +471,11 @@ def push(store: Any, remote: str = "origin", branch: str | None = None, force: b
     old = seen.get("old")
     tracking = REMOTES + remote.encode("utf-8") + b"/" + branch.encode("utf-8")
     repo.refs.set_if_equals(tracking, None, new_b, message=b"prollytree: push")
+    sent = getattr(transport, "last_push", None) or {"objects": 0, "bytes": 0}
     return {"remote": remote, "url": _redact(url), "branch": branch,
             "old": None if old is None else old.decode("ascii"), "new": new,
-            "status": seen.get("status", "up-to-date")}
+            "status": seen.get("status", "up-to-date"), "objects_sent": sent["objects"],
+            "bytes_sent": sent["bytes"]}
 
 
 # -- clone -----------------------------------------------------------------------------------------

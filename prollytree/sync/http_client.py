@@ -164,6 +164,8 @@ class HttpTransport:
         self.token = token if token is not None else url_token
         self.timeout = timeout
         self.max_fetch_bytes = max_fetch_bytes
+        #: {"objects", "bytes"} sent by the last push
+        self.last_push = {"objects": 0, "bytes": 0}
 
     def _client(self):
         try:
