@@ -801,6 +801,9 @@ def verify_received(repo, objects: dict, tips: list[bytes], trusted_tips: list[b
         used.add(tree_id)
         here = ref_entries(refs)
         for e in t.iteritems():
+            if e.path.lower() == b".git":  # dulwich refuses ".git" only; Git any case
+                raise RemoteError(f"received tree {tree_id.decode()} has an entry "
+                                  f"{e.path!r}")
             if e.mode == 0o160000:  # a submodule: not ours to carry
                 continue
             is_tree = e.mode == 0o040000

@@ -234,6 +234,11 @@ def test_hostile_pushes_change_nothing(tmp_path, served):
     bad_tree = tree([(b"100644", b"..", blob_id)])
     c = _commit(_oid(b"tree", bad_tree), [main])
     cases.append(("dotdot", upd(_oid(b"commit", c)), [(3, blob), (2, bad_tree), (1, c)], 400))
+    # ".GIT" (dulwich accepts it; Git on a case-insensitive file system would not)
+    git_tree = tree([(b"100644", b".GIT", blob_id)])
+    cg = _commit(_oid(b"tree", git_tree), [main])
+    cases.append((".GIT", upd(_oid(b"commit", cg)), [(3, blob), (2, git_tree), (1, cg)],
+                  400))
     # a commit whose tree was never sent
     c2 = _commit("1" * 40, [main])
     cases.append(("missing tree", upd(_oid(b"commit", c2)), [(1, c2)], 400))
