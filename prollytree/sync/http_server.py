@@ -29,6 +29,7 @@ import json
 import os
 import re
 import struct
+import threading
 from typing import Any
 
 from ..errors import ProllyError, RemoteError
@@ -102,6 +103,9 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
     backend = store.backend
     repo_dir = backend.repo.controldir()
     token_b = token.encode("utf-8") if token else None
+    # pushes run in the thread pool: the dataset lock (flock) excludes other processes,
+    # this lock the other threads of this one
+    push_lock = threading.Lock()
 
     def open_repo():
         from dulwich.repo import Repo
@@ -260,7 +264,7 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
         def work():
             from .http_client import _is_ancestor
             repo = backend.repo
-            with backend.lock.exclusive():
+            with push_lock, backend.lock.exclusive():
                 current = repo.refs.as_dict()
                 for ref, old, _new, _f in updates:
                     if current.get(ref) != old:

@@ -306,3 +306,38 @@ def test_hostile_pushes_change_nothing(tmp_path, served):
     assert r.status_code == 200, r.text
     assert srv.refs()["refs/heads/main"] == c6_id
     fsck(srv.path)
+
+
+def test_concurrent_pushes_one_wins(tmp_path, served):
+    """Two clients push different commits on the same base at once: the ref moves by
+    compare-and-swap, so exactly one push lands and the other is refused whole."""
+    import threading
+    srv, model = served
+    a = gr.clone(srv.url, tmp_path / "a")
+    b = gr.clone(srv.url, tmp_path / "b")
+    a.insert(b"who", b"a")
+    a.commit("a")
+    b.insert(b"who", b"b")
+    b.commit("b")
+    results: dict = {}
+
+    def go(name, store):
+        try:
+            results[name] = gr.push(store, token=TOKEN)["status"]
+        except (RemoteError, NonFastForwardError) as e:
+            results[name] = type(e).__name__
+    threads = [threading.Thread(target=go, args=(n, s)) for n, s in (("a", a), ("b", b))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results.values())[0] in ("NonFastForwardError", "RemoteError"), results
+    assert sorted(results.values())[1] == "fast-forward", results
+    winner = a if results["a"] == "fast-forward" else b
+    assert srv.refs()["refs/heads/main"] == winner.current_commit()
+    fsck(srv.path)
+    s = VersionedKvStore.open(srv.path)
+    assert s.get(b"who") == winner.get(b"who")
+    s.close()
+    a.close()
+    b.close()
