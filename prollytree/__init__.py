@@ -30,3 +30,7 @@ from .versioning import (  # noqa: E402  (versioning layer, issue #4)
 )
 
 __all__ += ["VersionedKvStore", "StorageBackend", "KvDiff", "DiffOperation", "Unresolved"]
+
+from .errors import AuthenticationError, NonFastForwardError, RemoteError  # noqa: E402 (sync, #15)
+
+__all__ += ["RemoteError", "NonFastForwardError", "AuthenticationError"]

@@ -194,6 +194,7 @@ def test_push_clone_pull_roundtrip(tmp_path, kind, request):
         assert b.current_branch() == "main" and b.current_commit() == a.current_commit()
         assert gr.list_remotes(b) == {"origin": url}
         assert git(tmp_path / "b", "status", "--porcelain") == ""
+        fsck(tmp_path / "b")
         # b changes and pushes (fast-forward); a pulls (fast-forward)
         fill(b, model, 200, 2)
         b.commit("from b")
