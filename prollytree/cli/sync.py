@@ -263,7 +263,8 @@ def remote_add(app: App, name: str, url: str) -> None:
     store = _git_store(app)
     git_remote.add_remote(store, name, url)
     if app.out.json_mode:
-        app.out.json({"name": name, "url": git_remote.remote_url(store, name)})
+        app.out.json({"name": name,
+                      "url": git_remote.redact_url(git_remote.remote_url(store, name))})
 
 
 @remote.command("list")
@@ -273,7 +274,9 @@ def remote_add(app: App, name: str, url: str) -> None:
 def remote_list(app: App, verbose: bool) -> None:
     """List the remotes."""
     from prollytree.sync import git_remote
-    remotes = git_remote.list_remotes(_git_store(app))
+    # a token kept in a URL (http://TOKEN@host) is never printed
+    remotes = {n: git_remote.redact_url(u)
+               for n, u in git_remote.list_remotes(_git_store(app)).items()}
     out = app.out
     if out.json_mode:
         out.json([{"name": n, "url": u} for n, u in remotes.items()])

@@ -40,7 +40,7 @@ from ..versioning import refs as _refs
 from ..versioning.git_backend import DATASET_DIR, ROOT_ENTRY, GitBackend
 
 __all__ = ["clone", "fetch", "pull", "push", "add_remote", "remove_remote", "list_remotes",
-           "remote_url", "Progress"]
+           "remote_url", "redact_url", "Progress"]
 
 HEADS = b"refs/heads/"
 TAGS = b"refs/tags/"
@@ -215,11 +215,12 @@ def _remote_failure(what: str, url: str, e: BaseException) -> RemoteError:
     text = str(e) or type(e).__name__
     if isinstance(e, bytes):  # pragma: no cover - defensive
         text = e.decode("utf-8", "replace")
-    return RemoteError(f"{what} {_redact(url)} failed: {text.strip()}")
+    return RemoteError(f"{what} {redact_url(url)} failed: {text.strip()}")
 
 
-def _redact(url: str) -> str:
-    """``url`` without a password or token (``http://TOKEN@host`` -> ``http://***@host``)."""
+def redact_url(url: str) -> str:
+    """``url`` without its credentials (``http://TOKEN@host`` -> ``http://***@host``);
+    reports and error messages show only this form."""
     return re.sub(r"^([a-z+]+://)[^/@]*@", r"\1***@", url)
 
 
@@ -266,7 +267,7 @@ def _fetch_into(backend: GitBackend, name: str, url: str, progress: Progress | N
         if sha is None or not ref.startswith(HEADS):
             continue
         if sha not in store:  # the server did not send it: refuse to point at nothing
-            raise RemoteError(f"fetch from {_redact(url)}: {ref.decode()} -> "
+            raise RemoteError(f"fetch from {redact_url(url)}: {ref.decode()} -> "
                               f"{sha.decode()} was not received")
         tracking = prefix + ref[len(HEADS):]
         seen_remote.add(tracking)
@@ -292,7 +293,7 @@ def _fetch_into(backend: GitBackend, name: str, url: str, progress: Progress | N
             new_tips.append(sha)
     learnt = learn_commits(backend, new_tips, list(old_tracking.values()) + local_heads,
                         progress)
-    return {"remote": name, "url": _redact(url), "updated": updated, "new_tags": tags,
+    return {"remote": name, "url": redact_url(url), "updated": updated, "new_tags": tags,
             "commits_learnt": learnt, "bytes": max(0, _pack_bytes(repo) - before_packs),
             "head": head[len(HEADS):].decode("utf-8")
             if head and head.startswith(HEADS) and prefix + head[len(HEADS):] in seen_remote
@@ -466,13 +467,13 @@ def push(store: Any, remote: str = "origin", branch: str | None = None, force: b
     err = status.get(ref)
     if err is not None:
         text = err.decode("utf-8", "replace") if isinstance(err, bytes) else str(err)
-        raise RemoteError(f"push to {_redact(url)} failed: the remote refused "
+        raise RemoteError(f"push to {redact_url(url)} failed: the remote refused "
                           f"{branch!r}: {text}")
     old = seen.get("old")
     tracking = REMOTES + remote.encode("utf-8") + b"/" + branch.encode("utf-8")
     repo.refs.set_if_equals(tracking, None, new_b, message=b"prollytree: push")
     sent = getattr(transport, "last_push", None) or {"objects": 0, "bytes": 0}
-    return {"remote": remote, "url": _redact(url), "branch": branch,
+    return {"remote": remote, "url": redact_url(url), "branch": branch,
             "old": None if old is None else old.decode("ascii"), "new": new,
             "status": seen.get("status", "up-to-date"), "objects_sent": sent["objects"],
             "bytes_sent": sent["bytes"]}
@@ -577,7 +578,7 @@ def clone(url: str | os.PathLike, path: str | os.PathLike, *, branch: str | None
         heads = {r[len(HEADS):].decode("utf-8"): s for r, s in remote_refs.items()
                  if r.startswith(HEADS) and s and s in store}
         if not heads:
-            raise RemoteError(f"clone of {_redact(url)}: the remote has no branches")
+            raise RemoteError(f"clone of {redact_url(url)}: the remote has no branches")
         if branch is None:
             head = symrefs.get(b"HEAD")
             if head is not None and head.startswith(HEADS) and \
@@ -610,12 +611,12 @@ def clone(url: str | os.PathLike, path: str | os.PathLike, *, branch: str | None
                 what = ("no dataset" if not found else
                         f"{len(found)} datasets ({', '.join(repr(f) for f in found)}); "
                         f"pass dataset=")
-                raise ValueError(f"clone of {_redact(url)}: branch {branch!r} has {what}")
+                raise ValueError(f"clone of {redact_url(url)}: branch {branch!r} has {what}")
             dataset = found[0]
         else:
             dataset = dataset.strip("/")
             if dataset not in found:
-                raise ValueError(f"clone of {_redact(url)}: no dataset at {dataset!r} in "
+                raise ValueError(f"clone of {redact_url(url)}: no dataset at {dataset!r} in "
                                  f"branch {branch!r} (datasets: "
                                  f"{', '.join(repr(f) for f in found) or 'none'})")
         # the work tree gets every file but the datasets' (which the index lists,

@@ -165,3 +165,12 @@ def test_serve_cli(tmp_path, env, origin):
             proc.wait()
     assert b"serving" in proc.stderr.read()
     assert proc.returncode in (0, -signal.SIGTERM)
+
+
+def test_remote_list_hides_tokens(origin):
+    origin.ok("remote", "add", "web", "http://s3cret@127.0.0.1:9/")
+    assert "s3cret" not in origin.ok("remote", "list", "-v").stdout
+    assert origin.ok("remote", "list", "--json").json() == [
+        {"name": "web", "url": "http://***@127.0.0.1:9/"}]
+    e = origin.fails(2, "fetch", "web")
+    assert "s3cret" not in e.stderr
