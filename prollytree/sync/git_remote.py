@@ -29,6 +29,7 @@ and a three-way merge commit's tree is the current branch's tree with the datase
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -202,12 +203,78 @@ class _DulwichTransport:
         return dict(r.ref_status or {})
 
 
+class _LocalTransport(_DulwichTransport):
+    """A repository on this machine (a path or ``file://``). Fetch copies the objects
+    itself — read from the source, verified as any received objects are
+    (:func:`verify_received`), written as one pack — which is several times faster than
+    dulwich's local client re-packing through its pure-Python pack code; push goes
+    through dulwich (Git's receive semantics)."""
+
+    def __init__(self, repo, url: str, path: str) -> None:
+        super().__init__(repo, url)
+        self.local_path = path
+
+    def fetch(self, repo, determine_wants, progress: Progress | None):
+        from dulwich.errors import NotGitRepository
+        from dulwich.repo import Repo
+        try:
+            src = Repo(self.local_path)
+        except (NotGitRepository, OSError) as e:
+            raise RemoteError(f"fetch from {self.url} failed: not a Git repository "
+                              f"({e})") from None
+        try:
+            refs = {r: s for r, s in src.refs.as_dict().items()
+                    if r.startswith((HEADS, TAGS))}
+            symrefs = {}
+            head = src.refs.read_ref(b"HEAD") or b""
+            if head.startswith(b"ref: "):
+                symrefs[b"HEAD"] = head[5:].strip()
+            wants = list(determine_wants(dict(refs)))
+            if not wants:
+                return refs, symrefs
+            store = repo.object_store
+            local = [x for x in repo.refs.as_dict().values() if x in store]
+            shas = list(objects_to_send(src, wants, local))
+            objects = {}
+            get_raw = src.object_store.get_raw
+            names = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
+            for i, sha in enumerate(shas):
+                num, body = get_raw(sha)
+                # the id is recomputed from the bytes, as for objects from a network
+                h = hashlib.sha1(names.get(num, b"?") + b" %d\0" % len(body))
+                h.update(body)
+                if h.hexdigest().encode("ascii") != sha:
+                    raise RemoteError(f"fetch from {self.url}: object {sha.decode()} is "
+                                      f"damaged in the source repository")
+                objects[sha] = (num, body)
+                if progress is not None and (i % 512 == 0 or i == len(shas) - 1):
+                    progress("Copying objects", i + 1, len(shas))
+            triples = verify_received(repo, objects, wants, local)
+            write_received(repo, triples)
+            return refs, symrefs
+        finally:
+            src.close()
+
+
+def _local_path(url: str) -> str | None:
+    """The directory a path or ``file://`` URL names, or None for other URLs."""
+    if url.startswith("file://"):
+        from urllib.parse import unquote
+        return unquote(url[len("file://"):])
+    if "://" in url or re.match(r"^[\w.-]+@[\w.-]+:", url):
+        return None
+    return url
+
+
 def _transport(repo, url: str, token: str | None):
     if _is_http(url):
         from .http_client import HttpTransport
         return HttpTransport(url, token=token)
     if token is not None:
         raise ValueError("a token is only used with http:// and https:// remotes")
+    path = _local_path(url)
+    if path is not None:
+        return _LocalTransport(repo, url, path)
     return _DulwichTransport(repo, url)
 
 
