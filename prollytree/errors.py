@@ -83,3 +83,16 @@ class WorktreeLockedError(StoreError):
         self.worktree_id = worktree_id
         self.reason = reason
         super().__init__(message)
+class RemoteError(ProllyError, ValueError):
+    """A remote (another repository, a Git server, a prollytree HTTP server) cannot be
+    reached, or refused or failed a fetch or a push; nothing changed locally."""
+
+
+class NonFastForwardError(RemoteError):
+    """A push would move a remote branch to a commit that does not descend from its
+    current one (it would lose the remote's commits): fetch and merge (``pull``) first,
+    or push with ``force=True``."""
+
+
+class AuthenticationError(RemoteError):
+    """A server refused a request for a missing or wrong token (HTTP 401 / 403)."""

@@ -1275,6 +1275,13 @@ def export(app: App, file: str, fmt: str | None, ref: str | None, prefix: str) -
         out.line(f"Exported {n} pair(s) to {file}")
 
 
+# -- sync: clone, fetch, pull, push, remote, serve (prollytree/cli/sync.py) --------------------
+
+from .sync import register as _register_sync  # noqa: E402 - needs the group defined above
+
+_register_sync(cli)
+
+
 # -- entry point ---------------------------------------------------------------------------------
 
 
