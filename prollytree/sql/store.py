@@ -18,7 +18,9 @@ from typing import Any, Iterable
 import apsw
 import msgpack
 
-from ..versioning import VersionedKvStore
+from ..errors import MergeConflictError
+from ..tree import ConflictResolution
+from ..versioning import Unresolved, VersionedKvStore
 from .keys import decode_key
 from .rows import decode_row, encode_row
 from .schema import CATALOG, Shadow, TableSchema, index_tree, quote_ident, table_tree
@@ -121,6 +123,32 @@ def _csv_cell(v) -> str:
     return '"' + str(v).replace('"', '""') + '"'
 
 
+def _cellwise(base: bytes | None, src: bytes | None, dst: bytes | None) -> bytes | None:
+    """The row merging both sides' changes cell by cell, or None on a true conflict."""
+    if base is None or src is None or dst is None:
+        return None
+    b, s, d = decode_row(base), decode_row(src), decode_row(dst)
+    if not len(b) == len(s) == len(d):
+        return None
+    out = []
+    for x, y, z in zip(b, s, d):
+        if y == x:
+            out.append(z)
+        elif z == x or z == y:
+            out.append(y)
+        else:
+            return None
+    return encode_row(out)
+
+
+def _strategy(res, c) -> bytes | None:
+    if res is ConflictResolution.TakeSource:
+        return c.source_value
+    if isinstance(res, ConflictResolution):
+        return c.destination_value
+    return res(c)
+
+
 def _check_format(format: Any) -> None:
     if not isinstance(format, str):
         raise TypeError(f"format must be a str, not {type(format).__name__}")
@@ -141,6 +169,8 @@ class ProllySQLStore:
         self._kv = VersionedKvStore(path, storage_backend)
         self._trees = Trees(self._kv)
         self._db: Database | None = None
+        self._reload = False
+        self._conflicts: list[tuple[str, bytes | None, bytes | None, bytes | None]] = []
         self._load()
 
     @staticmethod
@@ -221,7 +251,12 @@ class ProllySQLStore:
         if kind in ("create_trigger", "create_virtual"):
             raise ValueError(f"{kind.replace('_', ' ').upper()} is not supported on a "
                              f"ProllySQLStore")
-        labels, rows, is_query = self._db.query(stmt, params)
+        try:
+            labels, rows, is_query = self._db.query(stmt, params)
+        finally:
+            if self._reload:  # a prolly_checkout / prolly_merge inside the statement
+                self._reload = False
+                self._load()
         if is_query:
             return _fmt(labels, rows, format)
         k = dml_kind(stmt)
@@ -452,14 +487,17 @@ class ProllySQLStore:
         finally:
             db.close()
 
-    def diff(self, from_ref: str, to_ref: str) -> list[dict]:
-        """Row changes between two commits: dicts with ``table``, ``type`` ("added",
-        "removed", "modified"), ``key`` (primary key tuple), ``old`` and ``new`` (row dicts
-        or None). Computed structurally per table tree."""
+    def diff(self, from_ref: str, to_ref: str, table: str | None = None) -> list[dict]:
+        """Row changes between two commits (of every table, or of ``table``): dicts with
+        ``table``, ``type`` ("added", "removed", "modified"), ``key`` (primary key tuple),
+        ``old`` and ``new`` (row dicts or None). Computed structurally per table tree: the
+        cost grows with the number of changes."""
         a, b = self._at(from_ref), self._at(to_ref)
         try:
             out = []
             names = sorted(set(a.schemas) | set(b.schemas))
+            if table is not None:
+                names = [n for n in names if n == table.lower()]
             for n in names:
                 sa, sb = a.schemas.get(n), b.schemas.get(n)
                 tree = (sb or sa).tree
@@ -475,6 +513,125 @@ class ProllySQLStore:
         finally:
             a.close()
             b.close()
+
+    def status(self) -> list[tuple[str, tuple, str]]:
+        """Uncommitted row changes: (table, primary key tuple, "added"/"modified"/"removed")."""
+        by_tree = {t.tree: t.name for t in self._db.schemas.values()}
+        return [(by_tree[tree], decode_key(k), what)
+                for tree, k, what in self._trees.status() if tree in by_tree]
+
+    def hashof_table(self, table: str, ref: str = "HEAD") -> str | None:
+        """The hex root hash of ``table``'s tree at ``ref`` (None when absent there)."""
+        h = self._trees.root_hash(table_tree(table), ref)
+        return h.hex() if h is not None else None
+
+    def rows_at(self, ref: str, table: str) -> Iterable[tuple]:
+        """The rows of ``table`` at ``ref`` as tuples, in primary key order."""
+        cid = self._kv.resolve_ref(ref)
+        for _k, v in self._trees.tree_at(cid, table_tree(table)).items():
+            yield tuple(decode_row(v))
+
+    def history(self, table: str, ref: str = "HEAD") -> Iterable[tuple[list, dict]]:
+        """Every version of every row of ``table``: (row, commit) for each commit (newest
+        first) that set that row, compared with its first parent (structural diffs)."""
+        tree = table_tree(table)
+        for c in self._kv.log(ref):
+            parent = c["parents"][0] if c["parents"] else None
+            if parent is None:
+                changes = [(k, None, v) for k, v in self._trees.tree_at(c["id"], tree).items()]
+            else:
+                changes = self._trees.diff(parent, c["id"], tree)
+            for _k, _old, new in changes:
+                if new is not None:
+                    yield decode_row(new), c
+
+    def merge_conflicts(self) -> list[tuple[str, bytes | None, bytes | None, bytes | None]]:
+        """(table, base row, our row, their row) of the last merge stopped by conflicts."""
+        return list(self._conflicts)
+
+    def merge(self, source: str, conflict_resolution: Any = None) -> str:
+        """Three-way merge of ``source`` into the current branch, row by row; the same row
+        changed on both sides in different columns merges cell by cell. True conflicts
+        (the same cell changed differently, or a change against a delete) are resolved by
+        ``conflict_resolution`` (a ``ConflictResolution`` or a callable, as for the store);
+        without one the merge raises MergeConflictError, changes nothing, and lists them
+        in ``prolly_conflicts_<table>``. Returns the resulting commit id."""
+        res = conflict_resolution
+        if res is not None and not isinstance(res, ConflictResolution) and not callable(res):
+            raise TypeError(f"conflict_resolution must be a ConflictResolution or a callable, "
+                            f"not {type(res).__name__}")
+        self._no_txn("merge")
+        by_tree = {t.tree: t for t in self._db.schemas.values()}
+        trees = self._trees
+        conflicts: list = []
+        fixups: list = []
+
+        def resolve(c):
+            loc = trees.conflict_location(c)
+            if loc is None or loc[0] == CATALOG:
+                if res is None:
+                    conflicts.append(("<schema>" if loc else "<kv>", c.base_value,
+                                      c.destination_value, c.source_value))
+                    return Unresolved
+                return _strategy(res, c)
+            tree, key = loc
+            if tree.startswith("sql/i/"):
+                return c.destination_value  # index entries are recomputed below
+            t = by_tree.get(tree)
+            merged = _cellwise(c.base_value, c.source_value, c.destination_value)
+            if merged is None:
+                if res is None:
+                    conflicts.append((t.name if t else tree, c.base_value,
+                                      c.destination_value, c.source_value))
+                    return Unresolved
+                merged = _strategy(res, c)
+            if t is not None:
+                fixups.append((t, key, c, merged))
+            return merged
+
+        try:
+            cid = trees.merge(source, resolve)
+        except MergeConflictError:
+            self._conflicts = conflicts
+            raise
+        self._conflicts = []
+        if fixups and self._fix_indexes(fixups):
+            cid = self._kv.commit(f"Merge {source}: index entries of cell-merged rows")
+        self._load()
+        return cid
+
+    def _fix_indexes(self, fixups) -> bool:
+        """Index entries of rows a merge resolved may mix both sides: recompute them."""
+        changed = False
+        for t, key, c, merged in fixups:
+            for idx in t.indexes:
+                want = set()
+                if merged is not None:
+                    want.add(index_key(idx, decode_row(merged), key))
+                h = self._trees.tree(idx.tree)
+                for raw in (c.base_value, c.source_value, c.destination_value):
+                    if raw is None:
+                        continue
+                    ik = index_key(idx, decode_row(raw), key)
+                    if ik not in want and h.get(ik) is not None:
+                        h.delete(ik)
+                        changed = True
+                for ik in want:
+                    if h.get(ik) != key:
+                        h.insert(ik, key)
+                        changed = True
+        return changed
+
+    def _deferred_checkout(self, ref: str) -> str:
+        self._no_txn("checkout")
+        self._kv.checkout(ref)
+        self._reload = True
+        return self._kv.current_commit()
+
+    def _deferred_merge(self, ref: str) -> str:
+        cid = self.merge(ref)
+        self._reload = True
+        return cid
 
     # -- time travel -----------------------------------------------------------------------
 

@@ -129,6 +129,27 @@ class Trees:
         return [(d.key[n:], d.old_value, d.new_value)
                 for d in self.store.diff(from_ref, to_ref) if d.key.startswith(pre)]
 
+    def conflict_location(self, conflict) -> tuple[str, bytes] | None:
+        """(tree name, key) of a :class:`MergeConflict`; None outside the named trees."""
+        k = conflict.key
+        if not k.startswith(_DATA):
+            return None
+        name, _, key = k[len(_DATA):].partition(b"\x00")
+        return name.decode(), key
+
+    def merge(self, source: str, resolver) -> str:
+        """Three-way merge of every tree; ``resolver(conflict)`` as for the store."""
+        return self.store.merge(source, resolver)
+
+    def status(self) -> list[tuple[str, bytes, str]]:
+        """(tree, key, "added"/"modified"/"removed") of the staged changes."""
+        out = []
+        for k, what in self.store.status():
+            if k.startswith(_DATA):
+                name, _, key = k[len(_DATA):].partition(b"\x00")
+                out.append((name.decode(), key, what))
+        return out
+
     def root_hash(self, name: str, ref: str = "HEAD") -> bytes | None:
         """An identifier of the content of tree ``name`` at ``ref`` (None: absent)."""
         import hashlib
