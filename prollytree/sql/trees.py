@@ -1,91 +1,32 @@
 """The one module through which the SQL layer reaches its named trees.
 
-A database is a catalog tree plus one tree per table and per index, all committed together.
-Everything above this module uses :class:`Trees` only, so the storage of named trees can change
-here alone.
-
-This version emulates named trees inside the store's default tree: tree ``name`` holds its
-keys under the prefix ``\\x00sqltree\\x00<name>\\x00`` and exists while the marker key
-``\\x00sqltrees\\x00<name>`` does. (To be replaced by the store's named-tree API.)
+A database is a catalog tree plus one tree per table and per index, all named trees of one
+:class:`VersionedKvStore` commit (``sql/catalog``, ``sql/t/<table>``, ``sql/i/<index>``), so
+they commit, branch, diff and merge together. Everything above this module uses :class:`Trees`.
 """
 
 from __future__ import annotations
 
 from typing import Iterator
 
-from .keys import prefix_end
-
 __all__ = ["Trees", "TreeView"]
-
-_DATA = b"\x00sqltree\x00"
-_MARK = b"\x00sqltrees\x00"
-
-
-def _p(name: str) -> bytes:
-    return _DATA + name.encode() + b"\x00"
 
 
 class TreeView:
-    """Read access to one named tree, in the working view or at a commit."""
+    """Read access to one named tree of a past commit (an empty tree when absent)."""
 
-    def __init__(self, trees: "Trees", name: str, ref: str | None) -> None:
-        self._s = trees.store
+    __slots__ = ("name", "_t")
+
+    def __init__(self, tree, name: str) -> None:
         self.name = name
-        self._ref = ref
-        self._pre = _p(name)
+        self._t = tree
 
     def get(self, key: bytes) -> bytes | None:
-        if self._ref is None:
-            return self._s.get(self._pre + key)
-        return self._s.get_at(self._ref, self._pre + key)
+        return self._t.find(key)
 
     def items(self, start: bytes | None = None, end: bytes | None = None,
               reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
-        """(key, value) pairs with ``start <= key < end`` in key order (or reversed)."""
-        pre = self._pre
-        lo = pre + (start or b"")
-        hi = pre + end if end is not None else prefix_end(pre)
-        if self._ref is None:
-            it = self._s.iter_items(lo, hi)
-        else:
-            it = self._s.iter_items_at(self._ref, lo, hi)
-        n = len(pre)
-        if reverse:
-            return iter([(k[n:], v) for k, v in reversed(list(it))])
-        return ((k[n:], v) for k, v in it)
-
-    def prefix(self, p: bytes, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
-        return self.items(p, prefix_end(p), reverse) if p else self.items(None, None, reverse)
-
-
-class TreeHandle(TreeView):
-    """A named tree of the working copy: reads see staged writes; writes are staged."""
-
-    def insert(self, key: bytes, value: bytes) -> None:
-        self._mark()
-        self._s.insert(self._pre + key, value)
-
-    def delete(self, key: bytes) -> bool:
-        return self._s.delete(self._pre + key)
-
-    def insert_batch(self, pairs) -> int:
-        """Stage (key, value) pairs; a None value deletes. Returns how many."""
-        puts, n = [], 0
-        pre = self._pre
-        for k, v in pairs:
-            n += 1
-            if v is None:
-                self._s.delete(pre + k)
-            else:
-                puts.append((pre + k, v))
-        if puts:
-            self._mark()
-            self._s.insert_batch(puts)
-        return n
-
-    def _mark(self) -> None:
-        if self._s.get(_MARK + self.name.encode()) is None:
-            self._s.insert(_MARK + self.name.encode(), b"")
+        return self._t.items(start, end, reverse)
 
 
 class Trees:
@@ -94,68 +35,53 @@ class Trees:
     def __init__(self, store) -> None:
         self.store = store
 
-    def tree(self, name: str) -> TreeHandle:
-        return TreeHandle(self, name, None)
+    def tree(self, name: str):
+        """The working-copy handle of tree ``name`` (get/insert/delete/insert_batch/
+        items/prefix; writes are staged)."""
+        return self.store.tree(name)
 
     def tree_at(self, ref: str, name: str) -> TreeView:
-        return TreeView(self, name, ref)
+        return TreeView(self.store.tree_at(ref, name), name)
 
     def list_trees(self) -> list[str]:
-        n = len(_MARK)
-        return [k[n:].decode() for k, _ in self.store.iter_items(_MARK, prefix_end(_MARK))]
+        return self.store.list_trees()
 
     def list_trees_at(self, ref: str) -> list[str]:
-        n = len(_MARK)
-        return [k[n:].decode()
-                for k, _ in self.store.iter_items_at(ref, _MARK, prefix_end(_MARK))]
+        return self.store.list_trees_at(ref)
 
     def tree_exists(self, name: str) -> bool:
-        return self.store.get(_MARK + name.encode()) is not None
+        return self.store.tree_exists(name)
 
     def create_tree(self, name: str) -> None:
-        if not self.tree_exists(name):
-            self.store.insert(_MARK + name.encode(), b"")
+        if not self.store.tree_exists(name):
+            self.store.create_tree(name)
 
     def drop_tree(self, name: str) -> None:
-        pre = _p(name)
-        for k, _ in list(self.store.iter_items(pre, prefix_end(pre))):
-            self.store.delete(k)
-        self.store.delete(_MARK + name.encode())
+        self.store.drop_tree(name)
 
-    def diff(self, from_ref: str, to_ref: str, name: str):
-        """[(key, old, new)] of tree ``name`` between two commits, sorted by key."""
-        pre = _p(name)
-        n = len(pre)
-        return [(d.key[n:], d.old_value, d.new_value)
-                for d in self.store.diff(from_ref, to_ref) if d.key.startswith(pre)]
+    def diff(self, from_ref: str, to_ref: str, name: str) -> list[tuple[bytes, bytes | None,
+                                                                       bytes | None]]:
+        """[(key, old, new)] of tree ``name`` between two commits, sorted by key;
+        structural (cost grows with the differences)."""
+        return [(d.key, d.old_value, d.new_value)
+                for d in self.store.diff(from_ref, to_ref, tree=name)]
 
     def conflict_location(self, conflict) -> tuple[str, bytes] | None:
-        """(tree name, key) of a :class:`MergeConflict`; None outside the named trees."""
-        k = conflict.key
-        if not k.startswith(_DATA):
-            return None
-        name, _, key = k[len(_DATA):].partition(b"\x00")
-        return name.decode(), key
+        """(tree name, key) of a :class:`MergeConflict`; None for the default tree."""
+        return (conflict.tree, conflict.key) if conflict.tree else None
 
     def merge(self, source: str, resolver) -> str:
         """Three-way merge of every tree; ``resolver(conflict)`` as for the store."""
         return self.store.merge(source, resolver)
 
     def status(self) -> list[tuple[str, bytes, str]]:
-        """(tree, key, "added"/"modified"/"removed") of the staged changes."""
-        out = []
-        for k, what in self.store.status():
-            if k.startswith(_DATA):
-                name, _, key = k[len(_DATA):].partition(b"\x00")
-                out.append((name.decode(), key, what))
-        return out
+        """(tree, key, "added"/"modified"/"deleted") of the staged changes."""
+        return [(t, k, what) for t, k, what in self.store.tree_status() if k is not None]
 
     def root_hash(self, name: str, ref: str = "HEAD") -> bytes | None:
-        """An identifier of the content of tree ``name`` at ``ref`` (None: absent)."""
-        import hashlib
-        if name not in self.list_trees_at(ref):
-            return None
-        h = hashlib.sha256()
-        for k, v in TreeView(self, name, ref).items():
-            h.update(len(k).to_bytes(4, "big") + k + len(v).to_bytes(4, "big") + v)
-        return h.digest()
+        """Root address of tree ``name`` at ``ref`` (None: absent there)."""
+        return self.store.tree_root(name, ref)
+
+    def commits_for_key(self, name: str, key: bytes) -> list[dict]:
+        """Commits (newest first) in which ``key`` of tree ``name`` changed."""
+        return self.store.get_commits_for_key(key, tree=name)
