@@ -166,7 +166,10 @@ class ProllySQLStore:
     """
 
     def __init__(self, path: str | os.PathLike, storage_backend: Any = None) -> None:
-        self._kv = VersionedKvStore(path, storage_backend)
+        self._init(VersionedKvStore(path, storage_backend))
+
+    def _init(self, kv: VersionedKvStore) -> None:
+        self._kv = kv
         self._trees = Trees(self._kv)
         self._db: Database | None = None
         self._reload = False
@@ -177,9 +180,13 @@ class ProllySQLStore:
     def open(path: str | os.PathLike, storage_backend: Any = None) -> "ProllySQLStore":
         """Open an existing dataset only (ValueError ``not a dataset: PATH`` otherwise)."""
         kv = VersionedKvStore.open(path, storage_backend)
-        kind = kv.storage_backend
-        kv.close()
-        return ProllySQLStore(path, kind)
+        self = ProllySQLStore.__new__(ProllySQLStore)
+        try:
+            self._init(kv)
+        except BaseException:
+            kv.close()
+            raise
+        return self
 
     # -- connection ------------------------------------------------------------------------
 
