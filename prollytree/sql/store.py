@@ -21,7 +21,7 @@ import msgpack
 from ..errors import MergeConflictError
 from ..tree import ConflictResolution
 from ..versioning import Unresolved, VersionedKvStore
-from .keys import decode_key
+from .keys import decode_key, encode_key
 from .rows import decode_row, encode_row
 from .schema import CATALOG, Shadow, TableSchema, index_tree, quote_ident, table_tree
 from .statements import dml_kind, kind_of, split
@@ -538,10 +538,20 @@ class ProllySQLStore:
         for _k, v in self._trees.tree_at(cid, table_tree(table)).items():
             yield tuple(decode_row(v))
 
-    def history(self, table: str, ref: str = "HEAD") -> Iterable[tuple[list, dict]]:
+    def history(self, table: str, ref: str = "HEAD", key: tuple | None = None
+                ) -> Iterable[tuple[list, dict]]:
         """Every version of every row of ``table``: (row, commit) for each commit (newest
-        first) that set that row, compared with its first parent (structural diffs)."""
+        first) that set that row, compared with its first parent (structural diffs).
+        With ``key`` (the primary key tuple), only that row's versions, found by the
+        store's per-key history (one lookup per commit)."""
         tree = table_tree(table)
+        if key is not None:
+            k = encode_key(tuple(key))
+            for c in self._trees.commits_for_key(tree, k):
+                v = self._trees.tree_at(c["id"], tree).get(k)
+                if v is not None:
+                    yield decode_row(v), c
+            return
         for c in self._kv.log(ref):
             parent = c["parents"][0] if c["parents"] else None
             if parent is None:

@@ -119,13 +119,21 @@ class Session:
 
     def __init__(self, view: Callable[[str], Any], schemas: dict[str, TableSchema],
                  readonly: bool, shadow=None) -> None:
-        self.view = view                  # tree name -> handle (get/items/insert_batch)
+        self._view = view                 # tree name -> handle (get/items/insert_batch)
+        self._views: dict[str, Any] = {}
         self.schemas = schemas            # lower-case table name -> TableSchema
         self.readonly = readonly
         self.shadow = shadow
         self.conn: apsw.Connection | None = None
         self.tables: dict[str, "ProllyTable"] = {}
         self.changes = 0
+
+    def view(self, name: str):
+        """The (cached) handle of tree ``name``."""
+        h = self._views.get(name)
+        if h is None:
+            h = self._views[name] = self._view(name)
+        return h
 
     def cast_text(self, v: float) -> str:
         return self.shadow.db.execute("SELECT CAST(? AS TEXT)", (v,)).fetchall()[0][0]
@@ -170,6 +178,7 @@ class ProllyTable:
         self._ids: dict[bytes, int] = {}
         self._keys: list[bytes] = []
         self._next: int | None = None
+        self._top: bytes | None | bool = False   # largest key (False: not known yet)
         self._defaults: dict[int, Any] = {}
         sc = schema
         self.keycols = sc.pk if sc.pk else [-1]
@@ -362,6 +371,8 @@ class ProllyTable:
             self._put(self.main, key, None)
             return
         self._put(self.main, key, encode_row(row))
+        if self._top is not False and (self._top is None or key > self._top):
+            self._top = key
         for idx in self.schema.indexes:
             self._put(idx.tree, index_key(idx, row, key), key)
 
@@ -388,10 +399,20 @@ class ProllyTable:
                 db.execute(f"DELETE FROM {q}")
         return row
 
+    def _is_new_top(self, key: bytes) -> bool:
+        """Whether ``key`` is above every key of the table (then it cannot exist): bulk
+        inserts in key order skip the lookup."""
+        top = self._top
+        if top is False:
+            last = next(iter(self.scan(self.main, None, None, reverse=True)), None)
+            top = self._top = last[0] if last else None
+        return top is None or key > top
+
     def _conflicts(self, key: bytes, row: list, self_key: bytes | None) -> list[bytes]:
         """Primary keys of other rows that ``row`` (at ``key``) would collide with."""
         out = []
-        if key != self_key and self.get(self.main, key) is not None:
+        if key != self_key and not (self_key is None and self._is_new_top(key)) \
+                and self.get(self.main, key) is not None:
             out.append(key)
         for idx in self.schema.indexes:
             if not idx.unique:
@@ -460,7 +481,9 @@ class ProllyTable:
                 self.s.changes += 0
         self.write_row(key, row, None)
         self.s.changes += 1
-        return self.rowid_of(key, row)
+        if a is not None:
+            return row[a]
+        return self.rowid_of(key)
 
     def UpdateDeleteRow(self, rowid):
         self._ro()
@@ -513,6 +536,7 @@ class ProllyTable:
             else:
                 del self.ov[tree][key]
         self._next = None
+        self._top = False
 
     def Begin(self) -> None:
         pass
@@ -535,6 +559,7 @@ class ProllyTable:
         self.undo = []
         self.sp = {}
         self._next = None
+        self._top = False
 
     def Savepoint(self, level: int) -> None:
         self.sp = {k: v for k, v in self.sp.items() if k < level}
