@@ -1328,5 +1328,11 @@ def _message(e: Exception) -> str:
     return text or type(e).__name__
 
 
+# SQL over the dataset (issue 12); the module imports only click at start-up
+from .sql import sql as _sql_command  # noqa: E402
+
+cli.add_command(_sql_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
