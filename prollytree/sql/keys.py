@@ -53,8 +53,16 @@ def _escaped(tag: bytes, b: bytes) -> bytes:
     return tag + b.replace(b"\x00", b"\x00\xff") + b"\x00\x00"
 
 
+_INT0 = _Q.pack(_SIGN) + b"\x00"   # remainder 0, integer kind
+_EXACT = 1 << 53
+
+
 def encode_value(v: object) -> bytes:
     """The encoding of one SQLite value (None, int, float, str, bytes; bool is an int)."""
+    if type(v) is int and -_EXACT <= v <= _EXACT:
+        # exact as a double: the common key, without the general path's checks
+        (bits,) = _Q.unpack(_D.pack(v))
+        return b"\x02" + _Q.pack(bits ^ _MASK if bits & _SIGN else bits | _SIGN) + _INT0
     if v is None:
         return b"\x01"
     if isinstance(v, (int, float)):

@@ -113,6 +113,10 @@ def _parse_plan(s: str) -> dict:
             "hi": _OPNUM[hi[3:]], "r": d == "desc"}
 
 
+_KEEP = {"INTEGER": {int, bytes}, "NUMERIC": {int, bytes}, "REAL": {float, bytes},
+         "TEXT": {str, bytes}, "BLOB": {int, float, str, bytes}}
+
+
 class Session:
     """What the tables of one SQLite connection share: where trees come from, the schemas,
     the connection, and the live tables (for statement rollback)."""
@@ -187,6 +191,9 @@ class ProllyTable:
         for i, c in enumerate(sc.columns):
             if c.default is not None and session.shadow is not None:
                 self._defaults[i] = c.default
+        # per column: the Python types that need no affinity conversion
+        self._fast = [(i, _KEEP[c.affinity] | (set() if c.notnull else {type(None)}), c)
+                      for i, c in enumerate(sc.columns)]
         session.tables[sc.name.lower()] = self
 
     # -- reads ---------------------------------------------------------------------------
@@ -380,8 +387,10 @@ class ProllyTable:
         """Affinity conversion and NOT NULL / CHECK constraints, as SQLite would apply."""
         sc = self.schema
         row = list(row)
-        for i, c in enumerate(sc.columns):
+        for i, ok, c in self._fast:
             v = row[i]
+            if type(v) in ok:
+                continue  # already of the column's storage class: nothing to convert
             if v is None:
                 if c.notnull:
                     raise apsw.ConstraintError(f"NOT NULL constraint failed: "
@@ -478,7 +487,6 @@ class ProllyTable:
                 raise apsw.ConstraintError(self._unique_error(key, row, None))
             for k in clash:
                 self.write_row(k, None, self.get(self.main, k))
-                self.s.changes += 0
         self.write_row(key, row, None)
         self.s.changes += 1
         if a is not None:
