@@ -24,6 +24,7 @@ from ..versioning import Unresolved, VersionedKvStore
 from .keys import decode_key, encode_key
 from .rows import decode_row, encode_row
 from .schema import CATALOG, Shadow, TableSchema, index_tree, quote_ident, table_tree
+from .dml import insert_target, run_upsert, split_upsert
 from .statements import dml_kind, kind_of, split
 from .trees import Trees
 from .vtable import ProllyModule, Session, index_key
@@ -258,9 +259,23 @@ class ProllySQLStore:
         if kind in ("create_trigger", "create_virtual"):
             raise ValueError(f"{kind.replace('_', ' ').upper()} is not supported on a "
                              f"ProllySQLStore")
+        if kind in ("insert", "replace"):
+            up = split_upsert(stmt)
+            if up is not None:
+                return self._upsert(stmt, up, params)
+        db = self._db
+        t = insert_target(stmt) if kind in ("insert", "replace") else None
+        if t is not None and t[0].lower() in db.schemas:
+            sc = db.schemas[t[0].lower()]
+            names = [c.name.lower() for c in sc.columns]
+            listed = {c.lower() for c in t[1]} if t[1] is not None else None
+            omitted = set(range(len(names))) if t[2] else \
+                {i for i, n in enumerate(names) if listed is not None and n not in listed}
+            db.session.omitted = {sc.name.lower(): omitted}
         try:
-            labels, rows, is_query = self._db.query(stmt, params)
+            labels, rows, is_query = db.query(stmt, params)
         finally:
+            db.session.omitted = None
             if self._reload:  # a prolly_checkout / prolly_merge inside the statement
                 self._reload = False
                 self._load()
@@ -270,6 +285,26 @@ class ProllySQLStore:
         if k in ("insert", "update", "delete"):
             return {"type": k, "count": self._db.session.changes}
         return {"type": _RESULT.get(k, k), "success": True}
+
+    def _upsert(self, stmt: str, up, params) -> dict:
+        db = self._db
+        head, target, sets, where = up
+        t = insert_target(head)
+        if t is None or t[0].lower() not in db.schemas:
+            raise apsw.SQLError(f"no such table: {t[0] if t else '?'}")
+        conn = db.conn
+        s = db.session
+        marks = s.marks()
+        conn.execute("SAVEPOINT prolly_upsert")
+        try:
+            n = run_upsert(s, db.schemas[t[0].lower()], head, target, sets, where, params)
+        except BaseException:
+            conn.execute("ROLLBACK TO prolly_upsert")
+            conn.execute("RELEASE prolly_upsert")
+            s.undo_to(marks)
+            raise
+        conn.execute("RELEASE prolly_upsert")
+        return {"type": "insert", "count": n}
 
     # -- DDL -------------------------------------------------------------------------------
 
@@ -420,6 +455,7 @@ class ProllySQLStore:
             raise ValueError("every row must have the same number of values")
         sql = f"INSERT INTO {quote_ident(table_name)} VALUES ({','.join('?' * width)})"
         db = self._db
+        db.session.omitted = {table_name.lower(): set()}   # every column is given
         own = not db.session.in_transaction()
         if own:
             db.conn.execute("BEGIN")
@@ -431,6 +467,8 @@ class ProllySQLStore:
             if own and db.session.in_transaction():
                 db.conn.execute("ROLLBACK")
             raise
+        finally:
+            db.session.omitted = None
         return {"type": "insert", "count": len(rows)}
 
     def select(self, table_name: str, columns: list[str] | None = None,

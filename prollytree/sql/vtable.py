@@ -131,6 +131,9 @@ class Session:
         self.conn: apsw.Connection | None = None
         self.tables: dict[str, "ProllyTable"] = {}
         self.changes = 0
+        # lower table name -> column indexes the running INSERT left out (None: unknown,
+        # then NULLs of columns with a DEFAULT take the default)
+        self.omitted: dict[str, set[int]] | None = None
 
     def view(self, name: str):
         """The (cached) handle of tree ``name``."""
@@ -461,8 +464,10 @@ class ProllyTable:
     def _fill_defaults(self, fields) -> list:
         row = list(fields)
         if self._defaults:
+            om = self.s.omitted
+            only = om.get(self.schema.name.lower()) if om is not None else None
             for i, d in self._defaults.items():
-                if row[i] is None:
+                if row[i] is None and (only is None or i in only):
                     row[i] = self.s.shadow.db.execute(f"SELECT {d}").fetchall()[0][0]
         return row
 

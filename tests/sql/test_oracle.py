@@ -244,3 +244,29 @@ def test_random_statement_sequences_match_sqlite(stmts):
         p.compare_corpus()
     finally:
         p.close()
+
+
+def test_defaults_and_upsert_match_sqlite(pair):
+    for s in SEED:
+        pair.run(s)
+    for s in [
+        "CREATE TABLE d (id INTEGER PRIMARY KEY, a TEXT DEFAULT 'da', b INTEGER DEFAULT 7, "
+        "c TEXT UNIQUE, n INTEGER NOT NULL DEFAULT 0)",
+        "INSERT INTO d (id) VALUES (1)",
+        "INSERT INTO d (id, a, b, c) VALUES (2, NULL, NULL, 'c2')",
+        "INSERT INTO d VALUES (3, NULL, NULL, 'c3', 5)",
+        "INSERT INTO d DEFAULT VALUES",
+        "INSERT INTO d (id, c) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET a = excluded.c, "
+        "b = b + 1",
+        "INSERT INTO d (id, c) VALUES (1, 'y') ON CONFLICT DO NOTHING",
+        "INSERT INTO d (id, c) VALUES (9, 'c2'), (10, 'new') ON CONFLICT (c) DO UPDATE "
+        "SET n = n + 100 WHERE excluded.id > 5",
+        "INSERT INTO d (id, c) VALUES (2, 'q') ON CONFLICT (id) DO UPDATE SET c = 'c3'",
+        "INSERT INTO t2 VALUES ('a', 5, 'new') ON CONFLICT (k) DO UPDATE SET x = excluded.x",
+        "INSERT INTO t1 (id, a) SELECT id, a * 10 FROM t1 WHERE true ON CONFLICT (id) "
+        "DO UPDATE SET a = excluded.a",
+        "INSERT INTO d (id, c) VALUES (20, 'z') ON CONFLICT (a) DO NOTHING",
+        "SELECT * FROM d ORDER BY id",
+    ]:
+        pair.run(s)
+    pair.compare_corpus()
