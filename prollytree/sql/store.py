@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import re
 from typing import Any, Iterable
 
 import apsw
@@ -23,8 +24,8 @@ from ..tree import ConflictResolution
 from ..versioning import Unresolved, VersionedKvStore
 from .keys import decode_key, encode_key
 from .rows import decode_row, encode_row
-from .schema import CATALOG, Shadow, TableSchema, index_tree, quote_ident, table_tree
-from .dml import insert_target, run_upsert, split_upsert
+from .schema import CATALOG, Shadow, affinity, TableSchema, index_tree, quote_ident, table_tree
+from .dml import unquote, insert_target, run_upsert, split_upsert
 from .statements import dml_kind, kind_of, split
 from .trees import Trees
 from .vtable import ProllyModule, Session, index_key
@@ -122,6 +123,14 @@ def _csv_cell(v) -> str:
     if isinstance(v, bytes):
         v = v.hex()
     return '"' + str(v).replace('"', '""') + '"'
+
+
+def _ctas_type(decl: str | None) -> str:
+    """The column type CREATE TABLE AS gives a result column: its affinity's name."""
+    if not decl:
+        return ""
+    return {"INTEGER": "INT", "TEXT": "TEXT", "REAL": "REAL", "NUMERIC": "NUM",
+            "BLOB": ""}[affinity(decl)]
 
 
 def _cellwise(base: bytes | None, src: bytes | None, dst: bytes | None) -> bytes | None:
@@ -423,8 +432,32 @@ class ProllySQLStore:
                 trees.tree(idx.tree).insert_batch(pairs)
 
     def _ctas(self, stmt: str, params) -> None:
-        raise ValueError("CREATE TABLE ... AS SELECT is not supported yet: CREATE TABLE, then "
-                         "INSERT INTO ... SELECT")
+        """CREATE TABLE name AS SELECT: the columns (names, declared types) of the query,
+        then its rows."""
+        m = re.match(r"\s*CREATE\s+TABLE\s+(IF\s+NOT\s+EXISTS\s+)?(.*?)\s+AS\s+(.*)\Z",
+                     stmt.strip().rstrip(";"), re.I | re.S)
+        if not m:
+            raise apsw.SQLError("cannot read CREATE TABLE ... AS")
+        name, query = m.group(2).strip(), m.group(3)
+        if self._db.shadow.table_name(unquote(name)) is not None:
+            if m.group(1):
+                return
+            raise apsw.SQLError(f"table {name} already exists")
+        cur = self._db.conn.cursor()
+        desc: list = []
+
+        def trace(c, _sql, _b):
+            desc[:] = c.get_description()
+            return False  # only prepare: learn the columns
+
+        cur.exec_trace = trace
+        try:
+            cur.execute(query, params)
+        except apsw.ExecTraceAbort:
+            pass
+        cols = ", ".join(f"{quote_ident(n)} {_ctas_type(t)}".rstrip() for n, t in desc)
+        self._ddl(f"CREATE TABLE {name} ({cols})", "create_table", None)
+        self.execute(f"INSERT INTO {name} {query}", params=params)
 
     # -- seed conveniences -----------------------------------------------------------------
 

@@ -174,6 +174,11 @@ def test_alter_and_drop_match_sqlite(pair):
               "CREATE TABLE t5 (v INTEGER, w TEXT)", "SELECT * FROM t5",
               "DROP INDEX i1", "SELECT * FROM t1 WHERE bb = 'x' ORDER BY id",
               "CREATE VIEW v1 AS SELECT id, a FROM t1 WHERE a > 1",
+              "CREATE TABLE c1 AS SELECT id, a, b || '!' AS bang, a * 1.5 AS f FROM t1 "
+              "WHERE a > 0",
+              "SELECT * FROM c1 ORDER BY id", "SELECT typeof(bang), typeof(f) FROM c1",
+              "CREATE TABLE c1 AS SELECT 1", "CREATE TABLE IF NOT EXISTS c1 AS SELECT 1",
+              "SELECT count(*) FROM c1",
               "SELECT * FROM v1 ORDER BY id"]:
         pair.run(s)
 
