@@ -10,7 +10,8 @@ Element layouts (tag byte first):
 * NULL: ``01``
 * number: ``02`` + the IEEE-754 double of the value with its order fixed (8 bytes) + the
   integer remainder ``value - int(float(value))`` (signed, 8 bytes, order fixed; 64-bit
-  integers beyond 2**53 stay exact and ordered) + ``00`` for an integer, ``01`` for a real
+  integers beyond 2**53 stay exact and ordered). An integer and a real of equal value (1 and
+  1.0) encode alike, as SQLite compares them equal; an integral number decodes as an int.
 * text: ``03`` + UTF-8 with ``00`` escaped as ``00 FF`` + ``00 00``
 * blob: ``04`` + bytes escaped the same way + ``00 00``
 """
@@ -26,13 +27,14 @@ _D = struct.Struct(">d")
 _Q = struct.Struct(">Q")
 _SIGN = 1 << 63
 _MASK = (1 << 64) - 1
+_TWO63 = 1 << 63
 
 
 def _num(v: int | float) -> bytes:
     if isinstance(v, float):
         if math.isnan(v):
             return b"\x01"  # SQLite stores NaN as NULL
-        f, rem, kind = v, 0, b"\x01"
+        f, rem = v, 0
         if f == 0.0:
             f = 0.0  # -0.0 == 0.0
     else:
@@ -43,17 +45,16 @@ def _num(v: int | float) -> bytes:
         if not -(1 << 63) <= v < (1 << 63):
             raise ValueError(f"integer out of SQLite's 64-bit range: {v}")
         rem = v - int(f)
-        kind = b"\x00"
     (bits,) = _Q.unpack(_D.pack(f))
     bits = bits ^ _MASK if bits & _SIGN else bits | _SIGN
-    return b"\x02" + _Q.pack(bits) + _Q.pack((rem + _SIGN) & _MASK) + kind
+    return b"\x02" + _Q.pack(bits) + _Q.pack((rem + _SIGN) & _MASK)
 
 
 def _escaped(tag: bytes, b: bytes) -> bytes:
     return tag + b.replace(b"\x00", b"\x00\xff") + b"\x00\x00"
 
 
-_INT0 = _Q.pack(_SIGN) + b"\x00"   # remainder 0, integer kind
+_INT0 = _Q.pack(_SIGN)   # remainder 0
 _EXACT = 1 << 53
 
 
@@ -106,11 +107,12 @@ def decode_key(b: bytes) -> tuple:
                 bits = bits ^ _SIGN if bits & _SIGN else bits ^ _MASK
                 (f,) = _D.unpack(_Q.pack(bits))
                 (rem,) = _Q.unpack_from(b, i + 9)
-                if b[i + 17] == 0:
-                    out.append(int(f) + rem - _SIGN)
+                if f.is_integer() and -_TWO63 <= f <= _TWO63:
+                    iv = int(f) + rem - _SIGN
+                    out.append(iv if -_TWO63 <= iv < _TWO63 else f)
                 else:
                     out.append(f)
-                i += 18
+                i += 17
             elif tag in (3, 4):
                 raw, i = _unescape(b, i + 1)
                 out.append(raw.decode("utf-8", "surrogatepass") if tag == 3 else raw)

@@ -185,6 +185,7 @@ class ProllyTable:
         self._ids: dict[bytes, int] = {}
         self._keys: list[bytes] = []
         self._next: int | None = None
+        self._plans: dict[str, tuple] = {}
         self._top: bytes | None | bool = False   # largest key (False: not known yet)
         self._defaults: dict[int, Any] = {}
         sc = schema
@@ -315,18 +316,29 @@ class ProllyTable:
     def Open(self) -> "ProllyCursor":
         return ProllyCursor(self)
 
-    def plan_iter(self, plan: dict, args) -> Iterator[tuple[bytes, bytes]]:
-        sc = self.schema
-        name = plan["t"]
-        if name == "pk":
-            cols, tree, idx = self.keycols, self.main, None
-        else:
-            idx = next(i for i in sc.indexes if i.name == name)
-            cols, tree = idx.columns, idx.tree
+    def _plan(self, idxstr: str) -> tuple:
+        """(plan, key columns, tree, index or None, affinities) of a BestIndex plan string
+        (parsed once per table)."""
+        got = self._plans.get(idxstr)
+        if got is None:
+            plan = _parse_plan(idxstr)
+            sc = self.schema
+            if plan["t"] == "pk":
+                cols, tree, idx = self.keycols, self.main, None
+            else:
+                idx = next(i for i in sc.indexes if i.name == plan["t"])
+                cols, tree = idx.columns, idx.tree
+            aff = [sc.columns[c].affinity if c >= 0 else "INTEGER" for c in cols]
+            got = self._plans[idxstr] = (plan, cols, tree, idx, aff)
+        return got
+
+    def plan_iter(self, idxstr: str, args) -> Iterator[tuple[bytes, bytes]]:
+        plan, cols, tree, idx, aff = self._plan(idxstr)
         neq = plan["eq"]
-        aff = [sc.columns[c].affinity if c >= 0 else "INTEGER" for c in cols]
-        vals = [coerce(aff[i], args[i], self.s.cast_text) for i in range(neq)]
-        p = encode_key(vals)
+        if neq == 1 and type(args[0]) is int and aff[0] in ("INTEGER", "NUMERIC", "BLOB"):
+            p = encode_value(args[0])  # the common point lookup: no conversion needed
+        else:
+            p = encode_key([coerce(aff[i], args[i], self.s.cast_text) for i in range(neq)])
         a = neq
         if plan["lo"]:
             e = p + encode_value(coerce(aff[neq], args[a], self.s.cast_text))
@@ -602,7 +614,7 @@ class ProllyCursor:
 
     def Filter(self, indexnum, indexname, constraintargs):
         if indexname:
-            self.it = self.t.plan_iter(_parse_plan(indexname), constraintargs)
+            self.it = self.t.plan_iter(indexname, constraintargs)
         else:
             self.it = self.t.scan(self.t.main, None, None)
         self.Next()

@@ -146,6 +146,13 @@ def test_constraints_match_sqlite(pair):
     pair.run("REPLACE INTO t2 VALUES ('z', 5, 'y2')")                        # evicts 'b'
     pair.run("UPDATE OR REPLACE t1 SET id = 3 WHERE id = 2")
     pair.compare_corpus()
+    # an untyped key: 1 and 1.0 are the same key, as in SQLite
+    pair.run("CREATE TABLE u (k PRIMARY KEY, v)")
+    pair.run("INSERT INTO u VALUES (1, 'int'), (2.5, 'real'), ('1', 'text')")
+    assert pair.run("INSERT INTO u VALUES (1.0, 'dup')") is not None
+    for q in ["SELECT * FROM u WHERE k = 1.0", "SELECT * FROM u WHERE k = 1",
+              "SELECT * FROM u WHERE k > 1 ORDER BY k", "SELECT * FROM u ORDER BY k DESC"]:
+        pair.run(q)
 
 
 def test_transactions_match_sqlite(pair):
