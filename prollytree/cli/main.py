@@ -1362,6 +1362,10 @@ def _register_ns_worktree() -> None:
 
 
 _register_ns_worktree()
+# SQL over the dataset (issue 12); the module imports only click at start-up
+from .sql import sql as _sql_command  # noqa: E402
+
+cli.add_command(_sql_command)
 
 
 if __name__ == "__main__":  # pragma: no cover
