@@ -15,8 +15,6 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-import msgpack
-
 from ..errors import MissingNodeError, ProllyError
 from ..tree import ProllyTree
 
@@ -95,7 +93,9 @@ class DerivedIndex:
             with self._db:
                 self._db.execute("CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT)")
                 self._db.execute("CREATE TABLE IF NOT EXISTS roots(name TEXT PRIMARY KEY, "
-                                 "root BLOB, overlay BLOB)")
+                                 "root BLOB NOT NULL)")
+                self._db.execute("CREATE TABLE IF NOT EXISTS overlay(name TEXT NOT NULL, "
+                                 "key BLOB NOT NULL, PRIMARY KEY(name, key)) WITHOUT ROWID")
                 self._create_tables()
                 want = {"kind": self.KIND, "schema": SCHEMA_VERSION, **self._identity()}
                 have = dict(self._db.execute("SELECT k, v FROM meta"))
@@ -152,26 +152,41 @@ class DerivedIndex:
     # -- sync ----------------------------------------------------------------------------------
 
     def sync(self, tree: ProllyTree, *, name: str = "",
-             staged: Mapping[bytes, bytes | None] | Iterable | None = None) -> int:
+             staged: Mapping[bytes, bytes | None] | Iterable | None = None,
+             replace: bool = True) -> int:
         """Bring the documents of tree ``name`` up to ``tree``'s root, with ``staged``
         (key -> value, or None for a delete) laid over it. Returns how many keys were
-        re-indexed. Cost: O(changed keys x depth) plus the staged keys of this and the
-        previous sync; a first sync (or one whose old root is no longer in ``tree``'s
-        store) reads the whole tree. Atomic: on failure the index keeps its old state."""
+        re-indexed.
+
+        ``replace`` True: ``staged`` is the whole overlay (the previous one is undone).
+        ``replace`` False: while the root is unchanged, ``staged`` only adds to the
+        overlay (pass just what changed since the last sync); when the root moved the
+        old overlay is undone and ``staged`` becomes the overlay.
+
+        Cost: O(changed keys x depth) plus the overlay keys touched; a first sync (or
+        one whose old root is no longer in ``tree``'s store) reads the whole tree.
+        Atomic: on failure the index keeps its old state."""
         if not isinstance(tree, ProllyTree):
             raise TypeError(f"tree must be a ProllyTree, not {type(tree).__name__}")
         _check_name(name)
+        if not isinstance(replace, bool):
+            raise TypeError(f"replace must be a bool, not {type(replace).__name__}")
         overlay = _check_staged(staged)
         new_root = tree.get_root_hash()
-        row = self._db.execute("SELECT root, overlay FROM roots WHERE name=?", (name,)).fetchall()
-        old_root, old_overlay = (row[0][0], msgpack.unpackb(row[0][1])) if row else (None, [])
-        if old_root == new_root and not old_overlay and not overlay:
+        row = self._db.execute("SELECT root FROM roots WHERE name=?", (name,)).fetchall()
+        old_root = row[0][0] if row else None
+        moved = old_root != new_root
+        undo: list[bytes] = []
+        if moved or replace:
+            undo = [r[0] for r in self._db.execute("SELECT key FROM overlay WHERE name=?",
+                                                    (name,))]
+        if not moved and not undo and not overlay:
             return 0
         full = False
         changes: dict[bytes, bytes | None] = {}
         if old_root is None:
             full = True
-        elif old_root != new_root:
+        elif moved:
             try:
                 old = ProllyTree.from_root(old_root, tree.store, tree.config)
                 for key, _before, after in old.changes(tree):
@@ -179,9 +194,9 @@ class DerivedIndex:
             except MissingNodeError:
                 full = True  # the old version is not in this store: start over
         if not full:
-            for key in old_overlay:
-                if key not in changes:
-                    changes[key] = tree.find(key)  # undo the previous overlay
+            for key in undo:
+                if key not in changes and key not in overlay:
+                    changes[key] = tree.find(key)  # back to the committed value
         changes.update(overlay)
         docs: dict[bytes, str | None] = {}
         document = self._document
@@ -195,8 +210,11 @@ class DerivedIndex:
             if full:
                 self._drop(name)
             self._apply(name, docs)
-            self._db.execute("INSERT OR REPLACE INTO roots VALUES (?, ?, ?)",
-                             (name, new_root, msgpack.packb(sorted(overlay))))
+            self._db.execute("INSERT OR REPLACE INTO roots VALUES (?, ?)", (name, new_root))
+            if undo:
+                self._db.execute("DELETE FROM overlay WHERE name=?", (name,))
+            self._db.executemany("INSERT OR IGNORE INTO overlay VALUES (?, ?)",
+                                 [(name, k) for k in overlay])
             self._db.execute("UPDATE meta SET v = CAST(v AS INTEGER) + 1 WHERE k='gen'")
             self._db.execute("COMMIT")
         except BaseException:
@@ -206,6 +224,12 @@ class DerivedIndex:
         self._after_write(True)
         return len(docs)
 
+    def overlay_keys(self, name: str = "") -> list[bytes]:
+        """The staged keys laid over tree ``name``'s root, sorted."""
+        _check_name(name)
+        return [r[0] for r in self._db.execute(
+            "SELECT key FROM overlay WHERE name=? ORDER BY key", (name,))]
+
     def forget(self, name: str = "") -> None:
         """Drop every document of tree ``name`` (e.g. the tree was dropped)."""
         _check_name(name)
@@ -213,6 +237,7 @@ class DerivedIndex:
         try:
             self._drop(name)
             self._db.execute("DELETE FROM roots WHERE name=?", (name,))
+            self._db.execute("DELETE FROM overlay WHERE name=?", (name,))
             self._db.execute("UPDATE meta SET v = CAST(v AS INTEGER) + 1 WHERE k='gen'")
             self._db.execute("COMMIT")
         except BaseException:

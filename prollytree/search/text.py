@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any, Iterator
 
@@ -33,23 +34,26 @@ class TextIndex(DerivedIndex):
     def _create_tables(self) -> None:
         db = self._db
         db.execute("CREATE TABLE IF NOT EXISTS docs(id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                   "key BLOB NOT NULL, UNIQUE(name, key))")
+                   "key BLOB NOT NULL, th BLOB NOT NULL, UNIQUE(name, key))")
         db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(body, "
                    "tokenize='unicode61 remove_diacritics 2')")
 
     def _apply(self, name: str, changes: dict[bytes, str | None]) -> None:
         db = self._db
         for key, text in changes.items():
-            row = db.execute("SELECT id FROM docs WHERE name=? AND key=?", (name, key)).fetchall()
+            row = db.execute("SELECT id, th FROM docs WHERE name=? AND key=?",
+                             (name, key)).fetchall()
+            th = None if text is None else hashlib.blake2b(text.encode(), digest_size=16).digest()
             if row:
                 rid = row[0][0]
                 if text is None:
                     db.execute("DELETE FROM fts WHERE rowid=?", (rid,))
                     db.execute("DELETE FROM docs WHERE id=?", (rid,))
-                else:
+                elif row[0][1] != th:
                     db.execute("UPDATE fts SET body=? WHERE rowid=?", (text, rid))
+                    db.execute("UPDATE docs SET th=? WHERE id=?", (th, rid))
             elif text is not None:
-                db.execute("INSERT INTO docs(name, key) VALUES (?, ?)", (name, key))
+                db.execute("INSERT INTO docs(name, key, th) VALUES (?, ?, ?)", (name, key, th))
                 rid = db.last_insert_rowid()
                 db.execute("INSERT INTO fts(rowid, body) VALUES (?, ?)", (rid, text))
 

@@ -179,3 +179,25 @@ def test_bad_input_and_mismatch(tmp_path):
     # a text index file is not a vector index
     with pytest.raises(IndexMismatchError, match="kind"):
         VectorIndex(tmp_path / "t.db", embedder=HashEmbedder(8))
+
+
+def test_overlay_added_incrementally_then_dropped_when_root_moves():
+    tree = ProllyTree()
+    tree.insert_batch([(b"a", b"tokyo rain"), (b"b", b"sun cloud")])
+    index = TextIndex()
+    index.sync(tree)
+    index.sync(tree, staged={b"c": b"tokyo"}, replace=False)
+    index.sync(tree, staged={b"a": None}, replace=False)
+    assert index.overlay_keys() == [b"a", b"c"]
+    assert [k for _, k, _ in index.search("tokyo")] == [b"c"]
+    # same root, replace: only the new overlay stays
+    index.sync(tree, staged={b"b": b"tokyo sun"})
+    assert index.overlay_keys() == [b"b"]
+    assert sorted(k for _, k, _ in index.search("tokyo")) == [b"a", b"b"]
+    # the root moves (the staged writes were committed): the overlay is undone
+    tree.insert(b"c", b"tokyo")
+    index.sync(tree, staged={}, replace=False)
+    assert index.overlay_keys() == []
+    fresh = TextIndex()
+    fresh.sync(tree)
+    assert index.search("tokyo sun", 10) == fresh.search("tokyo sun", 10)
