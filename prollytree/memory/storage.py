@@ -62,6 +62,25 @@ class MemoryStorage:
         for k, v in self.store.iter_items(start, _end(start)):
             yield k[cut:], v
 
+    def staged_keys(self) -> list[tuple[str, bytes]]:
+        """(tree, key) of every staged write to a memory tree."""
+        out = []
+        for raw, _ in self.store.staged():
+            loc = self.from_index_key("", raw)
+            if loc is not None:
+                out.append(loc)
+        return out
+
+    def cache_dir(self) -> str | None:
+        """Where derived caches (search indexes) of this dataset live; None: keep them
+        in memory (an InMemory dataset)."""
+        state = self.store.backend.state_dir
+        if state is not None:
+            return os.path.join(state, "memory-cache")
+        if self.store.storage_backend is StorageBackend.InMemory:
+            return None
+        return os.path.join(self.store.path, "memory-cache")
+
     # -- committed trees, for the search indexes ------------------------------------------------
 
     def index_sources(self) -> list[tuple[str, ProllyTree]]:
@@ -88,11 +107,16 @@ class MemoryStorage:
         return bool(self.store.status())
 
     def discard_staged(self) -> None:
+        """Undo every staged write (each key goes back to its committed value; the store
+        has no public "discard", and a write equal to the committed value is no change)."""
         store = self.store
-        if store.current_branch() is not None:
-            store.checkout(store.current_branch(), staged="discard")
-        else:
-            store.checkout(store.current_commit(), staged="discard")
+        back = [(k, store.get_at("HEAD", k)) for k, _ in store.staged()]
+        ins = [(k, v) for k, v in back if v is not None]
+        if ins:
+            store.insert_batch(ins)
+        for k, v in back:
+            if v is None:
+                store.delete(k)
 
     def current_commit(self) -> str:
         return self.store.current_commit()
@@ -112,15 +136,16 @@ class MemoryStorage:
     def list_branches(self) -> list[str]:
         return self.store.list_branches()
 
-    def merge(self, source: str, resolve: Callable[[str, bytes, bytes | None, bytes | None],
-                                                   bytes | None]) -> str:
+    def merge(self, source: str, resolve: Callable[..., bytes | None]) -> str:
         """Three-way merge ``source`` into the current branch; for a key changed on both
-        sides, ``resolve(tree, key, source_value, destination_value)`` picks the value."""
+        sides, ``resolve(tree, key, base, source_value, destination_value)`` picks the
+        value."""
         def resolver(c: MergeConflict) -> Any:
             where = self.from_index_key("", c.key)
             if where is None:
                 return Unresolved
-            return resolve(where[0], where[1], c.source_value, c.destination_value)
+            return resolve(where[0], where[1], c.base_value, c.source_value,
+                           c.destination_value)
         return self.store.merge(source, resolver)
 
     def log(self, ref: str | None = None, limit: int | None = None) -> list[dict]:
