@@ -215,13 +215,18 @@ def three_way(base: dict, ours: dict, theirs: dict) -> dict:
     return out
 
 
-@pytest.mark.parametrize("seed", range(int(__import__("os").environ.get("MEMORY_SEEDS", "4"))))
-def test_model_with_checkpoints_rollbacks_and_merges(seed, tmp_path, monkeypatch):
+SEEDS = int(__import__("os").environ.get("MEMORY_SEEDS", "4"))
+
+
+@pytest.mark.parametrize("seed,backend", [(s, StorageBackend.InMemory) for s in range(SEEDS)]
+                         + [(100, StorageBackend.Git), (101, StorageBackend.File)])
+def test_model_with_checkpoints_rollbacks_and_merges(seed, tmp_path, monkeypatch,
+                                                     backend=StorageBackend.InMemory):
     rnd = random.Random(seed)
     ids = random.Random(seed + 1000)  # deterministic memory ids: a seed replays exactly
     monkeypatch.setattr("prollytree.memory.system.uuid.uuid4",
                         lambda: __import__("uuid").UUID(int=ids.getrandbits(128)))
-    mem = AgentMemorySystem(tmp_path / "m", "agent", storage_backend=StorageBackend.InMemory,
+    mem = AgentMemorySystem(tmp_path / "m", "agent", storage_backend=backend,
                             short_term_ttl=None, clock=FakeClock())
     model = Model()
     snaps: dict[str, dict] = {}
