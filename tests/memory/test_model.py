@@ -220,8 +220,7 @@ SEEDS = int(__import__("os").environ.get("MEMORY_SEEDS", "4"))
 
 @pytest.mark.parametrize("seed,backend", [(s, StorageBackend.InMemory) for s in range(SEEDS)]
                          + [(100, StorageBackend.Git), (101, StorageBackend.File)])
-def test_model_with_checkpoints_rollbacks_and_merges(seed, tmp_path, monkeypatch,
-                                                     backend=StorageBackend.InMemory):
+def test_model_with_checkpoints_rollbacks_and_merges(seed, backend, tmp_path, monkeypatch):
     rnd = random.Random(seed)
     ids = random.Random(seed + 1000)  # deterministic memory ids: a seed replays exactly
     monkeypatch.setattr("prollytree.memory.system.uuid.uuid4",
