@@ -1,4 +1,5 @@
-"""Every access the memory system makes to the versioned store, in one place.
+"""Every access the memory system (and the LangGraph integration) makes to the versioned
+store, in one place.
 
 Each memory kind is a tree named ``memory/<kind>`` in one :class:`VersionedKvStore`
 dataset, so all four commit, branch, checkout and merge together. This module maps the
@@ -34,11 +35,14 @@ def _end(prefix: bytes) -> bytes | None:
     return bytes(p)
 
 
-class MemoryStorage:
-    """The memory layer's view of one dataset (not thread-safe: the caller locks)."""
+class NamedTreeStorage:
+    """An application's view of one dataset as a few named trees (not thread-safe: the
+    caller locks). ``trees``: the tree names the application owns."""
 
-    def __init__(self, path: str | os.PathLike, storage_backend: Any = None) -> None:
+    def __init__(self, path: str | os.PathLike, storage_backend: Any = None,
+                 trees: tuple[str, ...] = ()) -> None:
         self.store = VersionedKvStore(path, storage_backend)
+        self.trees = tuple(trees)
 
     # -- working copy (staged over committed) ---------------------------------------------------
 
@@ -71,15 +75,15 @@ class MemoryStorage:
                 out.append(loc)
         return out
 
-    def cache_dir(self) -> str | None:
+    def cache_dir(self, name: str = "memory-cache") -> str | None:
         """Where derived caches (search indexes) of this dataset live; None: keep them
         in memory (an InMemory dataset)."""
         state = self.store.backend.state_dir
         if state is not None:
-            return os.path.join(state, "memory-cache")
+            return os.path.join(state, name)
         if self.store.storage_backend is StorageBackend.InMemory:
             return None
-        return os.path.join(self.store.path, "memory-cache")
+        return os.path.join(self.store.path, name)
 
     # -- committed trees, for the search indexes ------------------------------------------------
 
@@ -94,7 +98,7 @@ class MemoryStorage:
     def from_index_key(self, name: str, raw: bytes) -> tuple[str, bytes] | None:
         """The (tree, key) of an index source's key, or None when it is no memory's."""
         tree, sep, key = raw.partition(_SEP)
-        if not sep or tree.decode(errors="replace") not in TREES:
+        if not sep or tree.decode(errors="replace") not in self.trees:
             return None
         return tree.decode(), key
 
@@ -172,4 +176,11 @@ class MemoryStorage:
         self.store.close()
 
 
-__all__ = ["MemoryStorage", "TREES", "StorageBackend"]
+class MemoryStorage(NamedTreeStorage):
+    """The memory system's four trees."""
+
+    def __init__(self, path: str | os.PathLike, storage_backend: Any = None) -> None:
+        super().__init__(path, storage_backend, TREES)
+
+
+__all__ = ["NamedTreeStorage", "MemoryStorage", "TREES", "StorageBackend"]
