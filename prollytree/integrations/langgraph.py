@@ -477,8 +477,7 @@ class ProllyStore(BaseStore):
                                 lambda texts: emb.embed_documents(list(texts)))
 
     def _document(self, raw: bytes, value: bytes) -> str | None:
-        loc = self._st.from_index_key("", raw)
-        if loc is None or not loc[1].startswith(b"s/"):
+        if not self._st.key_in_tree(raw).startswith(b"s/"):
             return None
         rec = json.loads(value)
         fields = rec.get("index")

@@ -2,9 +2,9 @@
 store, in one place.
 
 Each memory kind is a tree named ``memory/<kind>`` in one :class:`VersionedKvStore`
-dataset, so all four commit, branch, checkout and merge together. This module maps the
-memory layer's calls (per tree name: get/put/scan; per store: commit, checkout, merge,
-history) onto the store's API.
+dataset (the LangGraph saver and store use ``langgraph/...`` trees), so they commit,
+branch, checkout and merge together. This module maps the application's calls (per tree
+name: get/put/scan; per store: commit, checkout, merge, history) onto the store's API.
 """
 
 from __future__ import annotations
@@ -17,15 +17,9 @@ from ..versioning import MergeConflict, StorageBackend, Unresolved, VersionedKvS
 
 TREES = ("memory/short_term", "memory/semantic", "memory/episodic", "memory/procedural")
 
-# Until named trees exist, every kind lives in the default tree under "<tree name>\0".
-_SEP = b"\x00"
-
-
-def _raw(tree: str, key: bytes) -> bytes:
-    return tree.encode() + _SEP + key
-
 
 def _end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix``."""
     p = bytearray(prefix)
     while p and p[-1] == 0xFF:
         p.pop()
@@ -36,8 +30,9 @@ def _end(prefix: bytes) -> bytes | None:
 
 
 class NamedTreeStorage:
-    """An application's view of one dataset as a few named trees (not thread-safe: the
-    caller locks). ``trees``: the tree names the application owns."""
+    """An application's view of one dataset as a few named trees of one commit (not
+    thread-safe: the caller locks). ``trees``: the tree names the application owns; it
+    neither reads nor writes any other tree."""
 
     def __init__(self, path: str | os.PathLike, storage_backend: Any = None,
                  trees: tuple[str, ...] = ()) -> None:
@@ -47,33 +42,25 @@ class NamedTreeStorage:
     # -- working copy (staged over committed) ---------------------------------------------------
 
     def get(self, tree: str, key: bytes) -> bytes | None:
-        return self.store.get(_raw(tree, key))
+        return self.store.get(key, tree=tree)
 
     def put_batch(self, tree: str, pairs: list[tuple[bytes, bytes | None]]) -> None:
-        """Stage writes (value None deletes)."""
-        store = self.store
-        ins = [(_raw(tree, k), v) for k, v in pairs if v is not None]
-        if ins:
-            store.insert_batch(ins)
-        for k, v in pairs:
-            if v is None:
-                store.delete(_raw(tree, k))
+        """Stage writes (value None deletes), one journal append."""
+        if pairs:
+            self.store.insert_batch(pairs, tree=tree)
 
     def scan(self, tree: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """(key, value) of the working copy whose key starts with ``prefix``, in order."""
-        start = _raw(tree, prefix)
-        cut = len(tree.encode()) + 1
-        for k, v in self.store.iter_items(start, _end(start)):
-            yield k[cut:], v
+        return self.store.iter_items(prefix or None, _end(prefix) if prefix else None,
+                                     tree=tree)
+
+    def _staged(self) -> list[tuple[str, bytes]]:
+        return [(t, k) for t, k, _ in self.store.tree_status()
+                if t in self.trees and k is not None]
 
     def staged_keys(self) -> list[tuple[str, bytes]]:
-        """(tree, key) of every staged write to a memory tree."""
-        out = []
-        for raw, _ in self.store.staged():
-            loc = self.from_index_key("", raw)
-            if loc is not None:
-                out.append(loc)
-        return out
+        """(tree, key) of every staged change to one of the application's trees."""
+        return self._staged()
 
     def cache_dir(self, name: str = "memory-cache") -> str | None:
         """Where derived caches (search indexes) of this dataset live; None: keep them
@@ -88,19 +75,23 @@ class NamedTreeStorage:
     # -- committed trees, for the search indexes ------------------------------------------------
 
     def index_sources(self) -> list[tuple[str, ProllyTree]]:
-        """(index name, committed tree at HEAD) pairs covering every memory tree."""
-        return [("", self.store.tree_at("HEAD"))]
+        """(index name, committed tree at HEAD) pairs covering the application's trees
+        (an index name is the tree name)."""
+        return [(t, self.store.tree_at("HEAD", t)) for t in self.trees]
 
     def index_key(self, tree: str, key: bytes) -> tuple[str, bytes]:
-        """Where a memory tree's key lives in :meth:`index_sources`."""
-        return "", _raw(tree, key)
+        """Where a tree's key lives in :meth:`index_sources`."""
+        return tree, key
 
     def from_index_key(self, name: str, raw: bytes) -> tuple[str, bytes] | None:
-        """The (tree, key) of an index source's key, or None when it is no memory's."""
-        tree, sep, key = raw.partition(_SEP)
-        if not sep or tree.decode(errors="replace") not in self.trees:
-            return None
-        return tree.decode(), key
+        """The (tree, key) of an index source's key, or None when it is none of ours."""
+        return (name, raw) if name in self.trees else None
+
+    @staticmethod
+    def key_in_tree(raw: bytes) -> bytes:
+        """The key within its tree of an index source's key (for document functions,
+        which see keys without their tree)."""
+        return raw
 
     # -- versions -------------------------------------------------------------------------------
 
@@ -108,19 +99,17 @@ class NamedTreeStorage:
         return self.store.commit(message)
 
     def has_staged(self) -> bool:
-        return bool(self.store.status())
+        return bool(self._staged())
 
     def discard_staged(self) -> None:
-        """Undo every staged write (each key goes back to its committed value; the store
-        has no public "discard", and a write equal to the committed value is no change)."""
+        """Undo every staged change to the application's trees (each key goes back to
+        its committed value; a write equal to the committed value is no change)."""
         store = self.store
-        back = [(k, store.get_at("HEAD", k)) for k, _ in store.staged()]
-        ins = [(k, v) for k, v in back if v is not None]
-        if ins:
-            store.insert_batch(ins)
-        for k, v in back:
-            if v is None:
-                store.delete(k)
+        by_tree: dict[str, list] = {}
+        for t, k in self._staged():
+            by_tree.setdefault(t, []).append((k, store.get_at("HEAD", k, t)))
+        for t, pairs in by_tree.items():
+            store.insert_batch(pairs, tree=t)
 
     def current_commit(self) -> str:
         return self.store.current_commit()
@@ -141,15 +130,14 @@ class NamedTreeStorage:
         return self.store.list_branches()
 
     def merge(self, source: str, resolve: Callable[..., bytes | None]) -> str:
-        """Three-way merge ``source`` into the current branch; for a key changed on both
-        sides, ``resolve(tree, key, base, source_value, destination_value)`` picks the
-        value."""
+        """Three-way merge ``source`` into the current branch (every tree); for a key of
+        one of our trees changed on both sides, ``resolve(tree, key, base,
+        source_value, destination_value)`` picks the value; conflicts elsewhere stop
+        the merge."""
         def resolver(c: MergeConflict) -> Any:
-            where = self.from_index_key("", c.key)
-            if where is None:
+            if c.tree not in self.trees:
                 return Unresolved
-            return resolve(where[0], where[1], c.base_value, c.source_value,
-                           c.destination_value)
+            return resolve(c.tree, c.key, c.base_value, c.source_value, c.destination_value)
         return self.store.merge(source, resolver)
 
     def log(self, ref: str | None = None, limit: int | None = None) -> list[dict]:
@@ -157,20 +145,13 @@ class NamedTreeStorage:
 
     def diff(self, tree: str, a: str, b: str) -> list[tuple[bytes, bytes | None, bytes | None]]:
         """(key, value at a, value at b) for every key of ``tree`` that differs."""
-        old = self.store.tree_at(a)
-        new = self.store.tree_at(b)
-        pre = tree.encode() + _SEP
-        out = []
-        for k, x, y in old.changes(new):
-            if k.startswith(pre):
-                out.append((k[len(pre):], x, y))
-        return out
+        return [(d.key, d.old_value, d.new_value) for d in self.store.diff(a, b, tree)]
 
     def commits_for_key(self, tree: str, key: bytes) -> list[dict]:
-        return self.store.get_commits_for_key(_raw(tree, key))
+        return self.store.get_commits_for_key(key, tree)
 
     def get_at(self, ref: str, tree: str, key: bytes) -> bytes | None:
-        return self.store.get_at(ref, _raw(tree, key))
+        return self.store.get_at(ref, key, tree)
 
     def close(self) -> None:
         self.store.close()

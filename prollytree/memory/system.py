@@ -126,8 +126,7 @@ class AgentMemorySystem:
     # -- plumbing ------------------------------------------------------------------------------
 
     def _document(self, raw: bytes, value: bytes) -> str | None:
-        loc = self._storage.from_index_key("", raw)
-        return None if loc is None else R.document(loc[1], value)
+        return R.document(self._storage.key_in_tree(raw), value)
 
     def _now_ns(self) -> int:
         ns = max(R.ns_int(self._clock()), self._last_ns + 1)
