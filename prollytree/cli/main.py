@@ -1257,6 +1257,13 @@ def export(app: App, file: str, fmt: str | None, ref: str | None, prefix: str) -
         out.line(f"Exported {n} pair(s) to {file}")
 
 
+# -- web UI (prollytree/cli/ui.py) --------------------------------------------------------------
+
+from .ui import ui as _ui  # noqa: E402  (registered after the group exists)
+
+cli.add_command(_ui)
+
+
 # -- entry point ---------------------------------------------------------------------------------
 
 
