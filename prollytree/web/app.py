@@ -317,7 +317,7 @@ class WebApp:
             return {"id": cid, "branch": s.current_branch()}
         if action == "branch":
             name = text("name")
-            cid = s.create_branch(name, body.get("start") or None)
+            cid = s.branch(name, body.get("start") or None)
             return {"branch": name, "id": cid}
         if action == "checkout":
             s.checkout(text("ref"))

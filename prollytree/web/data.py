@@ -182,36 +182,39 @@ class Dataset:
             else:
                 col = _free_lane(lanes)
                 lanes[col] = cid
-            # other lanes waiting for this commit end here (a branch joins)
-            joins = [i for i, x in enumerate(lanes) if x == cid and i != col]
-            for i in joins:
-                lanes[i] = None
+            # other lanes waiting for this commit end here (a branch joins it); a lane
+            # keeps its index while it lives, so passing lanes are drawn straight down
+            for i, x in enumerate(lanes):
+                if x == cid and i != col:
+                    lanes[i] = None
+            links = [(i, i) for i, x in enumerate(before) if x is not None and x != cid]
             parents = c["parents"]
             lanes[col] = parents[0] if parents else None
+            if parents:
+                links.append((col, col))
             for p in parents[1:]:
-                if p not in lanes:
-                    lanes[_free_lane(lanes)] = p
+                if p in lanes:
+                    links.append((col, lanes.index(p)))
+                else:
+                    k = _free_lane(lanes)
+                    lanes[k] = p
+                    links.append((col, k))
             while lanes and lanes[-1] is None:
                 lanes.pop()
             rows.append({"commit": commit_json(c), "labels": labels.get(cid, []),
-                         "col": col, "before": before, "after": list(lanes)})
-        # edges from each row to the next: [from column, to column]; a lane still open
-        # after the last row runs off the bottom (its commit is on a later page)
+                         "col": col, "after": list(lanes), "_links": links})
+        # edges from each row to the next: [from column, to column]; a lane reaching the
+        # next row's commit ends at its dot; lanes open after the last row run off the
+        # bottom (their commits are on a later page)
         for r, row in enumerate(rows):
             nxt = rows[r + 1] if r + 1 < len(rows) else None
             edges = []
-            parents = row["commit"]["parents"]
-            for i, x in enumerate(row["after"]):
-                if x is None:
-                    continue
-                to = nxt["col"] if nxt is not None and x == nxt["commit"]["id"] else i
-                if x in parents:
-                    edges.append([row["col"], to])
-                for j, y in enumerate(row["before"]):
-                    if y == x and j != row["col"]:
-                        edges.append([j, to])
+            for src, lane in row.pop("_links"):
+                x = row["after"][lane]
+                to = nxt["col"] if nxt is not None and x == nxt["commit"]["id"] else lane
+                edges.append([src, to])
             row["edges"] = edges
-            row["width"] = max(len(row["before"]), len(row["after"]), row["col"] + 1)
+            row["width"] = max(len(row["after"]), row["col"] + 1)
         return {"commits": rows, "limit": limit, "more": len(seen) > len(commits),
                 "width": max((row["width"] for row in rows), default=1)}
 

@@ -59,7 +59,7 @@ def build(path: str, backend=StorageBackend.File) -> dict:
     put(BIG_KEY, BIG_VALUE)
     commit("c1", "Initial data\n\nwith a body line")
     s.tag("v1")
-    s.create_branch("feature")
+    s.branch("feature")
     # main moves on
     put(b"user:alice", b"Alice on main")
     put(b"user:dave", b"Dave")
@@ -75,7 +75,7 @@ def build(path: str, backend=StorageBackend.File) -> dict:
     # a side branch merged back into main (a merge commit with two parents)
     s.checkout("main")
     cur = dict(base_main)
-    s.create_branch("side")
+    s.branch("side")
     s.checkout("side")
     put(b"side:1", b"from side")
     commit("s1", "side work")
