@@ -388,6 +388,11 @@ class GitNodeStore(NodeStore):
 
     # -- NodeStore ------------------------------------------------------------------------
 
+    def read_blob(self, sha: bytes) -> bytes | None:
+        """The content of the Git blob with 20-byte id ``sha``, None when absent (or
+        not a blob)."""
+        return self._read_blob(sha)
+
     def _read_blob(self, sha: bytes) -> bytes | None:
         try:
             kind, data = self.object_store.get_raw(sha)

@@ -36,19 +36,22 @@ class ConflictResolution(enum.Enum):
 
 class MergeConflict:
     """A key both sides changed differently. Values are None where the key is absent
-    (never existed in the base, or deleted on that side)."""
+    (never existed in the base, or deleted on that side). ``tree`` names the tree of a
+    versioned store the key belongs to (``""``: the default tree)."""
 
-    __slots__ = ("key", "base_value", "source_value", "destination_value")
+    __slots__ = ("key", "base_value", "source_value", "destination_value", "tree")
 
     def __init__(self, key: bytes, base_value: bytes | None, source_value: bytes | None,
-                 destination_value: bytes | None) -> None:
+                 destination_value: bytes | None, tree: str = "") -> None:
         self.key = key
         self.base_value = base_value
         self.source_value = source_value
         self.destination_value = destination_value
+        self.tree = tree
 
     def _tuple(self) -> tuple:
-        return (self.key, self.base_value, self.source_value, self.destination_value)
+        return (self.key, self.base_value, self.source_value, self.destination_value,
+                self.tree)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MergeConflict):
@@ -59,9 +62,10 @@ class MergeConflict:
         return hash(self._tuple())
 
     def __repr__(self) -> str:
+        where = f", tree={self.tree!r}" if self.tree else ""
         return (f"MergeConflict(key={self.key!r}, base_value={self.base_value!r}, "
                 f"source_value={self.source_value!r}, "
-                f"destination_value={self.destination_value!r})")
+                f"destination_value={self.destination_value!r}{where})")
 
 
 #: A resolver: a ConflictResolution, or a callable returning the value to keep (None to
@@ -95,9 +99,10 @@ def resolve_conflict(conflict: MergeConflict, resolver: Resolver) -> object:
 
 
 def three_way_merge(cache: NodeCache, base: bytes, destination: bytes, source: bytes,
-                    resolver: Resolver = None) -> tuple[list, list[MergeConflict]]:
+                    resolver: Resolver = None, tree: str = ""
+                    ) -> tuple[list, list[MergeConflict]]:
     """Merge ``source`` into ``destination`` (all three are root addresses in ``cache``'s
-    store). Returns (edits to apply to ``destination``, sorted, value None = delete;
+    store; ``tree`` labels the conflicts). Returns (edits to apply to ``destination``, sorted, value None = delete;
     conflicts the resolver left unresolved, sorted by key)."""
     edits: list = []
     unresolved: list[MergeConflict] = []
@@ -113,7 +118,7 @@ def three_way_merge(cache: NodeCache, base: bytes, destination: bytes, source: b
         if d is end or s[0] < d[0]:
             edits.append((s[0], s[2]))  # only the source changed this key
         elif d[2] != s[2]:
-            conflict = MergeConflict(s[0], s[1], s[2], d[2])
+            conflict = MergeConflict(s[0], s[1], s[2], d[2], tree)
             value = resolve_conflict(conflict, resolver)
             if value is UNRESOLVED:
                 unresolved.append(conflict)

@@ -3,11 +3,18 @@
 Layout of a dataset at ``<prefix>`` (a directory of the repository, ``""`` for its root)
 in every commit's tree::
 
-    <prefix>/.prolly/ROOT     blob  "prollytree-dataset 1\\nroot <64 hex>\\n"
-    <prefix>/.prolly/config   blob  TreeConfig bytes
-    <prefix>/.prolly/tree     the mirror of the prolly tree (see prollytree.storage.git):
+    <prefix>/.prolly/ROOT     blob  "prollytree-dataset 2\nroot <64 hex>\nrootset <64 hex>\n"
+                              (the default tree's root and the root set's SHA-256)
+    <prefix>/.prolly/rootset  blob  the root set's canonical bytes (see ..roots)
+    <prefix>/.prolly/config   blob  the default tree's TreeConfig bytes
+    <prefix>/.prolly/tree     the mirror of the default tree (see prollytree.storage.git):
                               a blob for a leaf root, else a tree holding "node" (the
                               node's bytes) and one entry per child
+    <prefix>/.prolly/trees/<name, %-quoted>   the mirror of every other named tree
+
+Version 1 (written before root sets) has ``prollytree-dataset 1``, no ``rootset`` and no
+``trees``: it reads as a root set holding only the default tree, and the next commit
+writes version 2.
 
 A commit's tree is its first parent's tree with only ``<prefix>/.prolly`` replaced, so
 the user's other files are carried over untouched. Local state lives in
@@ -28,6 +35,7 @@ import shutil
 import subprocess
 import warnings
 from typing import NamedTuple
+import hashlib
 from urllib.parse import quote
 
 from dulwich.objects import Commit as GitCommit
@@ -44,12 +52,16 @@ from .backend import TAGS, HistoryBackend
 from .git_index import IndexFile, IndexLocked, UnsupportedIndex
 from .lock import DatasetLock
 from .objects import Commit, identity
+from .roots import DEFAULT_TREE, RootSet
 
 DATASET_DIR = b".prolly"
 ROOT_ENTRY = b"ROOT"
 CONFIG_ENTRY = b"config"
 TREE_ENTRY = b"tree"
-ROOT_MAGIC = b"prollytree-dataset 1\n"
+TREES_DIR = b"trees"
+ROOTSET_ENTRY = b"rootset"
+ROOT_MAGIC_V1 = b"prollytree-dataset 1\n"
+ROOT_MAGIC = b"prollytree-dataset 2\n"
 ZERO = b"0" * 40
 SYNCED_FILE = "index-synced"
 
@@ -57,14 +69,25 @@ SYNCED_FILE = "index-synced"
 class Dataset(NamedTuple):
     """The dataset in one commit's tree."""
 
-    root: bytes                 #: root address (EMPTY_ROOT when there is no dataset)
+    trees: RootSet              #: the named trees (only an empty default: no dataset)
     tree_id: bytes | None       #: 20-byte id of the ``.prolly`` tree (None: no dataset)
     files: dict                 #: {entry name: (mode, 20-byte id)} of ``.prolly``
+    mirrors: dict               #: {tree name: (mode, 20-byte id) of its mirror}
 
     @property
-    def mirror(self) -> tuple[int, bytes] | None:
-        """(mode, 20-byte id) of the ``.prolly/tree`` entry, if any."""
-        return self.files.get(TREE_ENTRY)
+    def root(self) -> bytes:
+        """Root address of the default tree (EMPTY_ROOT when there is no dataset)."""
+        return self.trees.default_root
+
+
+def mirror_path(name: str) -> bytes:
+    """Path of tree ``name``'s mirror below ``.prolly/``."""
+    if name == DEFAULT_TREE:
+        return TREE_ENTRY
+    return TREES_DIR + b"/" + quote(name, safe="").encode("ascii")
+
+
+NO_DATASET = Dataset(RootSet(), None, {}, {})
 
 
 def _work_tree_of(path: str) -> tuple[str, str] | None:
@@ -238,27 +261,52 @@ class GitBackend(HistoryBackend):
         if tree_id is None:
             tree_id = self.read_commit(cid).extra["tree"]
         ds = self._dataset_tree(tree_id)
-        root, ds_id, files = EMPTY_ROOT, None, {}
+        info = NO_DATASET
         if ds is not None and ROOT_ENTRY in ds:
-            ds_id = bytes.fromhex(ds.id.decode("ascii"))
-            files = {e.path: (e.mode, bytes.fromhex(e.sha.decode("ascii")))
-                     for e in ds.iteritems()}
-            data = self.store._read_blob(files[ROOT_ENTRY][1]) or b""
-            for line in data.splitlines():
-                if line.startswith(b"root "):
-                    root = bytes.fromhex(line[5:].decode("ascii"))
-        info = Dataset(root, ds_id, files)
+            info = self._read_dataset(ds)
         self._datasets[cid] = info
         return info
 
+    def _read_dataset(self, ds: Tree) -> Dataset:
+        read = self.store.read_blob
+        files = {e.path: (e.mode, bytes.fromhex(e.sha.decode("ascii"))) for e in ds.iteritems()}
+        data = read(files[ROOT_ENTRY][1]) or b""
+        lines = data.splitlines()
+        fields = dict(ln.split(b" ", 1) for ln in lines[1:] if b" " in ln)
+        try:
+            root = bytes.fromhex(fields.get(b"root", b"").decode("ascii"))
+        except ValueError:
+            root = b""
+        if data.startswith(ROOT_MAGIC_V1):
+            config = TreeConfig()
+            if CONFIG_ENTRY in files:
+                raw = read(files[CONFIG_ENTRY][1])
+                if raw:
+                    config = TreeConfig.from_bytes(raw)
+            if len(root) != 32:
+                raise StoreError(f"the dataset's {DATASET_DIR.decode()}/ROOT is damaged")
+            trees = RootSet.single(root, config)
+        else:
+            raw = read(files[ROOTSET_ENTRY][1]) if ROOTSET_ENTRY in files else None
+            want = fields.get(b"rootset", b"").decode("ascii", "replace")
+            if raw is None or hashlib.sha256(raw).hexdigest() != want:
+                raise StoreError(f"the dataset's root set (.prolly/rootset) is missing or "
+                                 f"does not match .prolly/ROOT")
+            trees = RootSet.decode(raw)
+        mirrors = {}
+        if TREE_ENTRY in files:
+            mirrors[DEFAULT_TREE] = files[TREE_ENTRY]
+        if TREES_DIR in files and len(trees) > 1:
+            sub = {e[0]: e[1:] for e in self._tree_entries(files[TREES_DIR][1])}
+            for name in trees:
+                if name != DEFAULT_TREE:
+                    e = sub.get(mirror_path(name)[len(TREES_DIR) + 1:])
+                    if e is not None:
+                        mirrors[name] = e
+        return Dataset(trees, bytes.fromhex(ds.id.decode("ascii")), files, mirrors)
+
     def _config_at(self, cid: str) -> TreeConfig:
-        c = self.repo.object_store[cid.encode()]
-        ds = self._dataset_tree(c.tree)
-        if ds is not None and CONFIG_ENTRY in ds:
-            data = self.store._read_blob(ds[CONFIG_ENTRY][1])
-            if data:
-                return TreeConfig.from_bytes(data)
-        return TreeConfig()
+        return self.dataset_of(cid).trees[DEFAULT_TREE].config
 
     def _read_commit(self, cid: str) -> Commit | None:
         try:
@@ -267,11 +315,11 @@ class GitBackend(HistoryBackend):
             return None
         if not isinstance(obj, GitCommit):
             return None
-        root = self.dataset_of(cid, obj.tree).root
+        trees = self.dataset_of(cid, obj.tree).trees
         msg = obj.message.decode("utf-8", "replace")
         if msg.endswith("\n"):
             msg = msg[:-1]
-        return Commit(id=cid, root=root, parents=tuple(p.decode() for p in obj.parents),
+        return Commit(id=cid, trees=trees, parents=tuple(p.decode() for p in obj.parents),
                       author=obj.author.decode("utf-8", "replace"),
                       committer=obj.committer.decode("utf-8", "replace"), message=msg,
                       timestamp=int(obj.commit_time), tz_offset=int(obj.commit_timezone),
@@ -310,12 +358,12 @@ class GitBackend(HistoryBackend):
         known = set(self.store._tree.values())
         seen_ds: set = set()
         for c in self.history.walk(starts):
-            ds = self._dataset_tree(c.extra["tree"])
-            if ds is None or TREE_ENTRY not in ds or ds.id in seen_ds:
+            info = self.dataset_of(c.id, c.extra["tree"])
+            if info.tree_id is None or info.tree_id in seen_ds:
                 continue
-            seen_ds.add(ds.id)
-            mode, sha = ds[TREE_ENTRY]
-            learnt += self.store.learn_mirror(mode, sha, decode, known)
+            seen_ds.add(info.tree_id)
+            for mode, sha in info.mirrors.values():
+                learnt += self.store.learn_mirror(mode, sha, decode, known)
         return learnt > 0
 
     # -- writing commits --------------------------------------------------------------------
@@ -330,42 +378,68 @@ class GitBackend(HistoryBackend):
             data = encode(self.cache.load(addr))
         return data
 
-    def _mirror_bases(self, parents: list[str]) -> list[tuple[bytes, int]]:
-        """(root, level) of the parents' datasets whose mirrors the node map names
+    def _mirror_bases(self, parents: list[Dataset], name: str) -> list[tuple[bytes, int]]:
+        """(root, level) of the parents' trees ``name`` whose mirrors the node map names
         correctly: the new commit may reuse any entry of those (they are in Git, with
         everything under them, for as long as the parents are)."""
         bases = []
         store, load = self.store, self.cache.load
-        for p in parents:
-            info = self.dataset_of(p)
-            if info.mirror is None:
+        for info in parents:
+            mirror = info.mirrors.get(name)
+            if mirror is None:
                 continue
+            root = info.trees.root_of(name)
             try:
-                level = load(info.root).level
+                level = load(root).level
             except (KeyError, ValueError):
                 continue  # the parent's tree cannot be read: reuse nothing of it
-            mode, sha = info.mirror
-            if store.known_id(info.root, level) != sha:
+            mode, sha = mirror
+            if store.known_id(root, level) != sha:
                 # the map lacks this mirror (e.g. commits fetched since the map was
                 # learnt): learn the subtrees it does not know yet
                 store.learn_mirror(mode, sha, decode)
-                if store.known_id(info.root, level) != sha:
+                if store.known_id(root, level) != sha:
                     continue
-            bases.append((info.root, level))
+            bases.append((root, level))
         return bases
 
-    def write_commit(self, root: bytes, parents: list[str], message: str, author: str,
+    def write_commit(self, trees: RootSet, parents: list[str], message: str, author: str,
                      committer: str, timestamp: int, tz_offset: int) -> str:
         store = self.store
-        m = store.mirror(root, self.cache.load, self._raw, self._mirror_bases(parents))
-        objects = m.objects
-        root_blob = ROOT_MAGIC + b"root " + root.hex().encode() + b"\n"
+        infos = [self.dataset_of(p) for p in parents]
+        objects: list = []
+        records: list = []
+        mirrors: dict = {}
+        for name, entry in trees.items():
+            # a tree a parent has unchanged keeps the parent's mirror (in Git with
+            # everything under it for as long as the parent is)
+            for info in infos:
+                if info.trees.root_of(name) == entry.root and name in info.mirrors:
+                    mirrors[name] = info.mirrors[name]
+                    break
+            else:
+                m = store.mirror(entry.root, self.cache.load, self._raw,
+                                 self._mirror_bases(infos, name))
+                objects.extend(m.objects)
+                records.extend(m.records)
+                mirrors[name] = (m.mode, m.sha)
+        rs_bytes = trees.encode()
+        root_blob = (ROOT_MAGIC + b"root " + trees.default_root.hex().encode() + b"\n"
+                     + b"rootset " + hashlib.sha256(rs_bytes).hexdigest().encode() + b"\n")
         files = {}
-        for name, body in ((ROOT_ENTRY, root_blob), (CONFIG_ENTRY, self.config.to_bytes())):
+        for fname, body in ((ROOT_ENTRY, root_blob), (ROOTSET_ENTRY, rs_bytes),
+                            (CONFIG_ENTRY, trees[DEFAULT_TREE].config.to_bytes())):
             sha = git_raw_id(b"blob", body)
             objects.append((b"blob", sha, body))
-            files[name] = (MODE_BLOB, sha)
-        files[TREE_ENTRY] = (m.mode, m.sha)
+            files[fname] = (MODE_BLOB, sha)
+        files[TREE_ENTRY] = mirrors[DEFAULT_TREE]
+        named = [(mirror_path(n)[len(TREES_DIR) + 1:], md, sh)
+                 for n, (md, sh) in mirrors.items() if n != DEFAULT_TREE]
+        if named:
+            body = tree_body(named)
+            sha = git_raw_id(b"tree", body)
+            objects.append((b"tree", sha, body))
+            files[TREES_DIR] = (MODE_TREE, sha)
         body = tree_body([(n, md, sh) for n, (md, sh) in files.items()])
         ds_id = git_raw_id(b"tree", body)
         objects.append((b"tree", ds_id, body))
@@ -382,9 +456,9 @@ class GitBackend(HistoryBackend):
         body = c.as_raw_string()
         cid = git_raw_id(b"commit", body)
         objects.append((b"commit", cid, body))
-        store.write_objects(objects, m.records)
+        store.write_objects(objects, records)
         cid_s = cid.hex()
-        self._datasets[cid_s] = Dataset(root, ds_id, files)
+        self._datasets[cid_s] = Dataset(trees, ds_id, files, mirrors)
         return cid_s
 
     def _tree_entries(self, sha: bytes | None) -> list[tuple[bytes, int, bytes]]:
@@ -522,13 +596,13 @@ class GitBackend(HistoryBackend):
         no entries) to ``new``: (path, mode, 20-byte id) to set, (path, 0, None) to
         remove."""
         pre = self.index_prefix.encode()
-        o = self.dataset_of(old) if old is not None else Dataset(EMPTY_ROOT, None, {})
+        o = self.dataset_of(old) if old is not None else NO_DATASET
         n = self.dataset_of(new)
         if o.tree_id == n.tree_id:
             return []
         out = []
         for name in sorted(set(o.files) | set(n.files)):
-            if name == TREE_ENTRY:
+            if name in (TREE_ENTRY, TREES_DIR):
                 continue
             before, after = o.files.get(name), n.files.get(name)
             if after is None:
@@ -536,10 +610,14 @@ class GitBackend(HistoryBackend):
                     out.append((pre + name, 0, None))
             elif after != before:
                 out.append((pre + name, after[0], after[1]))
-        before = (o.root, self._level(o.root)) if o.mirror is not None else None
-        after = (n.root, self._level(n.root)) if n.mirror is not None else None
-        out.extend(self.store.index_changes(before, after, self.cache.load, pre + TREE_ENTRY,
-                                            self._raw))
+        for name in sorted(set(o.mirrors) | set(n.mirrors)):
+            if o.mirrors.get(name) == n.mirrors.get(name):
+                continue
+            ro, rn = o.trees.root_of(name), n.trees.root_of(name)
+            before = (ro, self._level(ro)) if name in o.mirrors else None
+            after = (rn, self._level(rn)) if name in n.mirrors else None
+            out.extend(self.store.index_changes(before, after, self.cache.load,
+                                                pre + mirror_path(name), self._raw))
         return out
 
     def sync_index(self, commit: str, full: bool = False) -> None:

@@ -25,15 +25,18 @@ from ..storage import NodeStore
 from ..tree.codec import EMPTY_ROOT, decode
 from ..tree.cursor import iter_items, lookup
 from ..tree.diff import diff_roots
-from ..tree.merge import ConflictResolution, MergeConflict, three_way_merge
-from ..tree.mutate import apply_edits
+from ..tree.config import TreeConfig
+from ..tree.merge import ConflictResolution, MergeConflict
 from ..tree.proof import generate_proof as _generate_proof
 from ..tree.proof import verify_proof as _verify_proof
 from ..tree.prolly_tree import ProllyTree
 from . import refs as _refs
 from .backend import HEADS, TAGS, HistoryBackend
 from .objects import local_tz_offset
+from .rootmerge import apply_merge, apply_stages, plan_merge, resolve_all, stage_exists
+from .roots import DEFAULT_TREE, RootSet, check_tree_name
 from .staging import StagingArea
+from .tree_handle import TreeHandle
 
 __all__ = ["StorageBackend", "VersionedKvStore", "KvDiff", "DiffOperation", "Unresolved",
            "ConflictResolution", "MergeConflict", "RevertConflictError"]
@@ -220,7 +223,8 @@ class VersionedKvStore:
                 if branch is not None and b.get_ref(HEADS + branch) is None \
                         and not b.list_refs(HEADS):
                     # a brand-new store (or a repository without commits): start history
-                    self._commit_locked(branch, None, EMPTY_ROOT, [], "Initial commit")
+                    self._commit_locked(branch, None, RootSet(default_config=b.config), [],
+                                        "Initial commit")
             self._load_head()
         except BaseException:
             b.close()
@@ -272,12 +276,14 @@ class VersionedKvStore:
         b = self._backend
         self._branch, detached = b.read_head()
         self._head = b.get_ref(HEADS + self._branch) if self._branch is not None else detached
-        root = b.read_commit(self._head).root if self._head else EMPTY_ROOT
-        self._set_root(root)
+        trees = (b.read_commit(self._head).trees if self._head
+                 else RootSet(default_config=b.config))
+        self._set_trees(trees)
 
-    def _set_root(self, root: bytes) -> None:
-        self._root = root
-        self._root_node = self._backend.cache.load(root)
+    def _set_trees(self, trees: RootSet) -> None:
+        self._trees = trees
+        self._root = trees.default_root
+        self._root_node = self._backend.cache.load(self._root)
 
     def _sync(self) -> None:
         """Catch up with other writers: their staged changes, and their commits (seen
@@ -305,80 +311,203 @@ class VersionedKvStore:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def get(self, key: bytes) -> bytes | None:
-        """The value of ``key`` as staged, else as in the current commit; None if absent."""
+    def _committed_node(self, tree: str):
+        """The committed root node of ``tree`` (None when the commit has no such tree)."""
+        if tree == DEFAULT_TREE:
+            return self._root_node
+        root = self._trees.root_of(tree)
+        return None if root is None else self._backend.cache.load(root)
+
+    def get(self, key: bytes, *, tree: str = DEFAULT_TREE) -> bytes | None:
+        """The value of ``key`` as staged, else as in the current commit; None if absent.
+        ``tree`` names the tree (default: the default tree)."""
         _check_key(key)
+        if tree:
+            check_tree_name(tree)
         self._sync()
-        ch = self._staging.changes
-        if key in ch:
-            return ch[key]
-        return lookup(self._backend.cache, self._root_node, key)
+        st = self._staging.stage_of(tree)
+        if st is not None:
+            ch = st.changes
+            if key in ch:
+                return ch[key]
+            if st.reset:
+                return None
+        node = self._committed_node(tree)
+        return None if node is None else lookup(self._backend.cache, node, key)
 
     def list_keys(self) -> list[bytes]:
         """Every key of the current view (current commit plus staged changes), sorted."""
-        self._sync()
-        ch = self._staging.changes
-        keys = [k for k, _ in iter_items(self._backend.cache, self._root_node)
-                if k not in ch]
-        keys.extend(k for k, v in ch.items() if v is not None)
-        keys.sort()
-        return keys
+        return [k for k, _ in self.iter_items()]
 
     def status(self) -> list[tuple[bytes, str]]:
-        """Staged changes against the current commit, sorted by key: (key, "added" |
-        "modified" | "deleted"). Staged writes that change nothing are not listed."""
+        """Staged changes of the default tree against the current commit, sorted by key:
+        (key, "added" | "modified" | "deleted"). Staged writes that change nothing are
+        not listed. (:meth:`tree_status` covers every tree.)"""
+        return [(k, what) for t, k, what in self.tree_status() if t == DEFAULT_TREE]
+
+    def tree_status(self) -> list[tuple[str, bytes | None, str]]:
+        """Staged changes of every tree, sorted by tree then key: ``(tree, key, "added" |
+        "modified" | "deleted")``, and ``(tree, None, "created" | "dropped")`` for a tree
+        that will appear or disappear at the next commit."""
         self._sync()
         out = []
-        cache, node = self._backend.cache, self._root_node
-        for key, value in sorted(self._staging.changes.items()):
-            old = lookup(cache, node, key)
-            if value is None:
-                if old is not None:
-                    out.append((key, "deleted"))
-            elif old is None:
-                out.append((key, "added"))
-            elif old != value:
-                out.append((key, "modified"))
+        cache = self._backend.cache
+        for tree in sorted(self._staging.trees, key=lambda n: n.encode("utf-8")):
+            st = self._staging.trees[tree]
+            if not len(st):
+                continue
+            committed = tree in self._trees
+            if tree != DEFAULT_TREE:
+                exists = stage_exists(st, committed)
+                if exists and not committed:
+                    out.append((tree, None, "created"))
+                elif committed and not exists:
+                    out.append((tree, None, "dropped"))
+                    continue
+            node = None if st.reset else self._committed_node(tree)
+            for key, value in sorted(st.changes.items()):
+                old = None if node is None else lookup(cache, node, key)
+                if value is None:
+                    if old is not None:
+                        out.append((tree, key, "deleted"))
+                elif old is None:
+                    out.append((tree, key, "added"))
+                elif old != value:
+                    out.append((tree, key, "modified"))
+            if st.reset and committed and node is None and tree in self._trees:
+                base = self._committed_node(tree)
+                if base is not None:
+                    for key, _ in iter_items(cache, base):
+                        if key not in st.changes:
+                            out.append((tree, key, "deleted"))
+        out.sort(key=lambda e: (e[0].encode("utf-8"), e[1] or b""))
         return out
+
+    # -- named trees -------------------------------------------------------------------------
+
+    def tree(self, name: str) -> TreeHandle:
+        """A handle on the named tree ``name`` in the working copy (staged writes over
+        the current commit); see :class:`TreeHandle`. The tree need not exist yet: the
+        first write creates it. O(1)."""
+        check_tree_name(name)
+        return TreeHandle(self, name)
+
+    def list_trees(self) -> list[str]:
+        """Names of the trees in the working view (committed, plus staged creations, minus
+        staged drops), sorted; always includes the default tree ``""``."""
+        self._sync()
+        names = set(self._trees)
+        for name, st in self._staging.trees.items():
+            if not len(st):
+                continue
+            if stage_exists(st, name in self._trees) or name == DEFAULT_TREE:
+                names.add(name)
+            else:
+                names.discard(name)
+        return sorted(names, key=lambda n: n.encode("utf-8"))
+
+    def tree_exists(self, name: str) -> bool:
+        """Whether tree ``name`` is in the working view."""
+        check_tree_name(name)
+        return name in self.list_trees()
+
+    def create_tree(self, name: str, config: TreeConfig | None = None) -> None:
+        """Stage the creation of the empty named tree ``name`` (with ``config``, default
+        the dataset's): it exists after the next commit even without keys. ValueError
+        when it already exists."""
+        check_tree_name(name, allow_default=False)
+        if config is not None and not isinstance(config, TreeConfig):
+            raise TypeError(f"config must be a TreeConfig, not {type(config).__name__}")
+        self._open_check()
+        self._writable()
+        if self.tree_exists(name):
+            raise ValueError(f"tree {name!r} already exists")
+        cfg = config if config is not None else self._backend.config
+        self._staging.stage_tree_op(name, "create", cfg.to_bytes())
+
+    def drop_tree(self, name: str) -> bool:
+        """Stage dropping the named tree ``name`` with everything in it; returns whether
+        it existed. After the next commit it is gone; a later write to the name starts a
+        new, empty tree. The default tree cannot be dropped (ValueError)."""
+        check_tree_name(name, allow_default=False)
+        self._open_check()
+        self._writable()
+        if not self.tree_exists(name):
+            return False
+        self._staging.stage_tree_op(name, "drop")
+        return True
+
+    def iter_items(self, start: bytes | None = None, end: bytes | None = None, *,
+                   tree: str = DEFAULT_TREE, reverse: bool = False
+                   ) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs with ``start <= key < end`` of the current view of ``tree``
+        (the current commit with the staged changes applied), in key order (or
+        reversed), lazily (the committed part streams; the staged changes are read when
+        the call is made)."""
+        for bound in (start, end):
+            if bound is not None:
+                _check_key(bound)
+        if tree:
+            check_tree_name(tree)
+        if not isinstance(reverse, bool):
+            raise TypeError(f"reverse must be a bool, not {type(reverse).__name__}")
+        self._sync()
+        st = self._staging.stage_of(tree)
+        overlay = [] if st is None else sorted(
+            (k, v) for k, v in st.changes.items()
+            if (start is None or k >= start) and (end is None or k < end))
+        node = None if st is not None and st.reset else self._committed_node(tree)
+        committed = (iter(()) if node is None
+                     else iter_items(self._backend.cache, node, start, end, reverse))
+        if reverse:
+            overlay.reverse()
+        return _overlay(committed, overlay, reverse)
 
     # -- staged writes -----------------------------------------------------------------------
 
-    def insert(self, key: bytes, value: bytes) -> None:
-        """Stage ``key`` = ``value`` (insert or overwrite)."""
-        _check_key(key)
-        _check_value(value)
+    def _open_check(self) -> None:
         if self._closed:
             raise ValueError("store is closed")
-        self._writable()
-        self._staging.stage(key, value)
 
-    def update(self, key: bytes, value: bytes) -> bool:
+    def insert(self, key: bytes, value: bytes, *, tree: str = DEFAULT_TREE) -> None:
+        """Stage ``key`` = ``value`` (insert or overwrite) in ``tree``."""
+        _check_key(key)
+        _check_value(value)
+        if tree:
+            check_tree_name(tree)
+        self._open_check()
+        self._writable()
+        self._staging.stage(key, value, tree)
+
+    def update(self, key: bytes, value: bytes, *, tree: str = DEFAULT_TREE) -> bool:
         """Stage a new value for an existing key; returns False (staging nothing) when the
         key does not exist."""
         _check_key(key)
         _check_value(value)
         self._writable()
-        if self.get(key) is None:
+        if self.get(key, tree=tree) is None:
             return False
-        self._staging.stage(key, value)
+        self._staging.stage(key, value, tree)
         return True
 
-    def delete(self, key: bytes) -> bool:
+    def delete(self, key: bytes, *, tree: str = DEFAULT_TREE) -> bool:
         """Stage the removal of ``key``; returns whether it existed."""
         _check_key(key)
         self._writable()
-        if self.get(key) is None:
+        if self.get(key, tree=tree) is None:
             return False
-        self._staging.stage(key, None)
+        self._staging.stage(key, None, tree)
         return True
 
-    def insert_batch(self, items: Any) -> int:
+    def insert_batch(self, items: Any, *, tree: str = DEFAULT_TREE) -> int:
         """Stage many ``(key, value)`` pairs (an iterable of pairs, or a mapping) with
         one append to the staging journal; returns how many. Every pair is checked
         first: a bad one raises (TypeError / ValueError) and stages nothing. A later
-        pair for the same key wins, as with successive :meth:`insert` calls."""
-        if self._closed:
-            raise ValueError("store is closed")
+        pair for the same key wins, as with successive :meth:`insert` calls. A value
+        of None stages a delete."""
+        self._open_check()
+        if tree:
+            check_tree_name(tree)
         if isinstance(items, (bytes, str)):
             raise TypeError("items must be an iterable of (key, value) pairs")
         if hasattr(items, "items") and callable(items.items):
@@ -391,28 +520,29 @@ class VersionedKvStore:
                 raise TypeError(f"items must be (key, value) pairs, not {item!r:.60}") \
                     from None
             _check_key(key)
-            _check_value(value)
+            if value is not None:
+                _check_value(value)
             pairs.append((key, value))
         self._writable()
-        self._staging.stage_many(pairs)
+        self._staging.stage_many(pairs, tree)
         return len(pairs)
 
     def staged(self) -> list[tuple[bytes, bytes | None]]:
-        """Every staged write, sorted by key: ``(key, value)`` for an insert or update,
-        ``(key, None)`` for a delete (including writes that change nothing, which
-        :meth:`status` leaves out)."""
+        """Every staged write of the default tree, sorted by key: ``(key, value)`` for
+        an insert or update, ``(key, None)`` for a delete (including writes that change
+        nothing, which :meth:`status` leaves out)."""
         self._sync()
         return sorted(self._staging.changes.items())
 
     # -- commits ---------------------------------------------------------------------------------
 
-    def _commit_locked(self, branch: str, tip: str | None, root: bytes, parents: list[str],
-                       message: str) -> str:
+    def _commit_locked(self, branch: str, tip: str | None, trees: RootSet,
+                       parents: list[str], message: str) -> str:
         b = self._backend
         author, committer = b.default_identity()
         now = time.time()
         try:
-            cid = b.write_commit(root, parents, message, author, committer, int(now),
+            cid = b.write_commit(trees, parents, message, author, committer, int(now),
                                  local_tz_offset(now))
             if not b.cas_ref(HEADS + branch, cid, tip):
                 raise StoreError(f"branch {branch!r} was moved by another writer during the "
@@ -425,9 +555,10 @@ class VersionedKvStore:
         return cid
 
     def commit(self, message: str) -> str:
-        """Commit the staged changes on the current branch; returns the 40-hex commit id.
-        With nothing staged an (empty) commit is still recorded, as the reference
-        implementation does."""
+        """Commit the staged changes of every tree on the current branch, atomically;
+        returns the 40-hex commit id. Only the trees with staged changes are rewritten
+        (O(changes x depth) each). With nothing staged an (empty) commit is still
+        recorded, as the reference implementation does."""
         if not isinstance(message, str):
             raise TypeError(f"message must be a str, not {type(message).__name__}")
         if self._closed:
@@ -438,18 +569,12 @@ class VersionedKvStore:
             self._load_head()
             self._writable()
             tip = self._head
-            cache = b.cache
-            edits = []
-            for key, value in sorted(self._staging.changes.items()):
-                if lookup(cache, self._root_node, key) != value:
-                    edits.append((key, value))
-            root = apply_edits(cache, b.config, self._root, edits) if edits else self._root
-            cid = self._commit_locked(self._branch, tip, root,
-                                      [tip] if tip else [], message)
+            trees = apply_stages(b.cache, self._trees, self._staging.trees, b.config)
+            cid = self._commit_locked(self._branch, tip, trees, [tip] if tip else [], message)
             self._staging.clear()
             self._gen = self._staging._gen
             self._head = cid
-            self._set_root(root)
+            self._set_trees(trees)
         return cid
 
     def current_commit(self) -> str:
@@ -639,91 +764,119 @@ class VersionedKvStore:
         d["root"] = c.root
         return d
 
-    def get_at(self, ref: str, key: bytes) -> bytes | None:
-        """The value of ``key`` in the commit ``ref`` names (None when absent there)."""
+    def get_at(self, ref: str, key: bytes, tree: str = DEFAULT_TREE) -> bytes | None:
+        """The value of ``key`` in tree ``tree`` of the commit ``ref`` names (None when
+        absent there)."""
         _check_key(key)
         self._sync()
+        root = self.tree_root(tree, ref)
+        if root is None:
+            return None
         cache = self._backend.cache
-        return lookup(cache, cache.load(self._root_at(ref)), key)
+        return lookup(cache, cache.load(root), key)
 
     def _root_at(self, ref: str) -> bytes:
         return self._backend.read_commit(self._resolve(ref)).root
 
-    def tree_at(self, ref: str = "HEAD") -> ProllyTree:
-        """A read-only :class:`ProllyTree` over the tree of the commit ``ref`` names
-        (no copy: it reads the store's nodes; writes raise ReadOnlyError). Use it for
-        ``stats()``, proofs, range scans at that commit; it is valid while the store is
-        open."""
+    def trees_at(self, ref: str = "HEAD") -> RootSet:
+        """The root set (every named tree's root and config) of the commit ``ref``
+        names."""
         self._sync()
-        b = self._backend
-        return ProllyTree.from_root(self._root_at(ref), _ReadOnlyNodes(b.store), b.config)
+        return self._backend.read_commit(self._resolve(ref)).trees
 
-    def iter_items(self, start: bytes | None = None,
-                   end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        """(key, value) pairs with ``start <= key < end`` of the current view (the
-        current commit with the staged changes applied), in key order, lazily (the
-        committed part streams; the staged changes are read when the call is made)."""
-        for bound in (start, end):
-            if bound is not None:
-                _check_key(bound)
-        self._sync()
-        overlay = sorted((k, v) for k, v in self._staging.changes.items()
-                         if (start is None or k >= start) and (end is None or k < end))
-        committed = iter_items(self._backend.cache, self._root_node, start, end)
-        return _overlay(committed, overlay)
+    def list_trees_at(self, ref: str = "HEAD") -> list[str]:
+        """Names of the trees of the commit ``ref`` names, sorted."""
+        return list(self.trees_at(ref))
+
+    def tree_root(self, name: str = DEFAULT_TREE, ref: str = "HEAD") -> bytes | None:
+        """Root address of tree ``name`` at ``ref`` (committed content only); None when
+        that commit has no such tree. O(1) once the commit is read."""
+        check_tree_name(name)
+        return self.trees_at(ref).root_of(name)
+
+    def tree_at(self, ref: str = "HEAD", name: str = DEFAULT_TREE) -> ProllyTree:
+        """A read-only :class:`ProllyTree` over tree ``name`` of the commit ``ref`` names
+        (no copy: it reads the store's nodes; writes raise ReadOnlyError; an empty tree
+        when the commit has no such tree). Use it for ``stats()``, proofs, range scans,
+        ``diff`` at that commit; it is valid while the store is open."""
+        check_tree_name(name)
+        trees = self.trees_at(ref)
+        entry = trees.get(name)
+        b = self._backend
+        root, config = (EMPTY_ROOT, b.config) if entry is None else entry
+        return ProllyTree.from_root(root, _ReadOnlyNodes(b.store), config)
 
     def get_commit_history(self) -> list[dict]:
         """Same as :meth:`log`."""
         return self.log()
 
-    def get_commits_for_key(self, key: bytes) -> list[dict]:
-        """Commits (newest first, as in :meth:`log`) in which ``key``'s value changed: it
-        differs from the value in every parent (for a root commit: the key exists)."""
+    def get_commits_for_key(self, key: bytes, tree: str = DEFAULT_TREE) -> list[dict]:
+        """Commits (newest first, as in :meth:`log`) in which ``key``'s value in tree
+        ``tree`` changed: it differs from the value in every parent (for a root commit:
+        the key exists)."""
         _check_key(key)
+        check_tree_name(tree)
         self._sync()
         if self._head is None:
             return []
         b = self._backend
         cache = b.cache
-        values: dict[bytes, bytes | None] = {}
+        values: dict[bytes | None, bytes | None] = {None: None}
 
-        def value(root: bytes) -> bytes | None:
+        def value(root: bytes | None) -> bytes | None:
             if root not in values:
                 values[root] = lookup(cache, cache.load(root), key)
             return values[root]
 
         out = []
         for c in b.history.walk([self._head]):
-            v = value(c.root)
+            v = value(c.trees.root_of(tree))
             if c.parents:
-                if all(value(b.read_commit(p).root) != v for p in c.parents):
+                if all(value(b.read_commit(p).trees.root_of(tree)) != v for p in c.parents):
                     out.append(c.as_dict())
             elif v is not None:
                 out.append(c.as_dict())
         return out
 
-    def get_keys_at_ref(self, reference: str) -> list[tuple[bytes, bytes]]:
-        """Every (key, value) pair at ``reference``, sorted by key (nothing truncated)."""
-        cid = self._resolve(reference)
-        root = self._backend.read_commit(cid).root
-        cache = self._backend.cache
-        return list(iter_items(cache, cache.load(root)))
+    def get_keys_at_ref(self, reference: str, tree: str = DEFAULT_TREE
+                        ) -> list[tuple[bytes, bytes]]:
+        """Every (key, value) pair of tree ``tree`` at ``reference``, sorted by key
+        (nothing truncated)."""
+        return list(self.iter_items_at(reference, tree=tree))
 
     def iter_items_at(self, reference: str, start: bytes | None = None,
-                      end: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        """(key, value) pairs with ``start <= key < end`` at ``reference``, lazily."""
+                      end: bytes | None = None, tree: str = DEFAULT_TREE,
+                      reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs with ``start <= key < end`` of tree ``tree`` at
+        ``reference``, lazily, in key order (or reversed)."""
         for bound in (start, end):
             if bound is not None:
                 _check_key(bound)
+        root = self.tree_root(tree, reference)
+        if root is None:
+            return iter(())
         cache = self._backend.cache
-        return iter_items(cache, cache.load(self._root_at(reference)), start, end)
+        return iter_items(cache, cache.load(root), start, end, reverse)
 
-    def diff(self, from_ref: str, to_ref: str) -> list[KvDiff]:
-        """Keys added, removed or modified from ``from_ref`` to ``to_ref``, sorted by key.
-        Computed structurally: the cost grows with the number of differences."""
-        a = self._backend.read_commit(self._resolve(from_ref)).root
-        c = self._backend.read_commit(self._resolve(to_ref)).root
+    def diff(self, from_ref: str, to_ref: str, tree: str = DEFAULT_TREE) -> list[KvDiff]:
+        """Keys of tree ``tree`` added, removed or modified from ``from_ref`` to
+        ``to_ref``, sorted by key (a tree absent at a ref diffs as empty). Computed
+        structurally: the cost grows with the number of differences."""
+        a = self.tree_root(tree, from_ref) or EMPTY_ROOT
+        c = self.tree_root(tree, to_ref) or EMPTY_ROOT
         return [KvDiff(k, o, n) for k, o, n in diff_roots(self._backend.cache, a, c)]
+
+    def diff_trees(self, from_ref: str, to_ref: str) -> dict[str, list[KvDiff]]:
+        """:meth:`diff` of every tree whose root differs between the two refs, by tree
+        name (sorted); unchanged trees cost nothing."""
+        a, c = self.trees_at(from_ref), self.trees_at(to_ref)
+        cache = self._backend.cache
+        out = {}
+        for name in sorted(set(a) | set(c), key=lambda n: n.encode("utf-8")):
+            ra, rc = a.root_of(name) or EMPTY_ROOT, c.root_of(name) or EMPTY_ROOT
+            if ra != rc:
+                out[name] = [KvDiff(k, o, n) for k, o, n in diff_roots(cache, ra, rc)]
+        return out
 
     # -- merge ----------------------------------------------------------------------------------------
 
@@ -747,12 +900,12 @@ class VersionedKvStore:
         return dest, src, base, "merge"
 
     def _three_way(self, dest: str, src: str, base: str | None):
+        """(destination root set, per-tree merge plans, every conflict)."""
         b = self._backend
-        base_root = b.read_commit(base).root if base else EMPTY_ROOT
-        dest_root = b.read_commit(dest).root
-        src_root = b.read_commit(src).root
-        edits, conflicts = three_way_merge(b.cache, base_root, dest_root, src_root, None)
-        return dest_root, edits, conflicts
+        base_trees = b.read_commit(base).trees if base else None
+        dest_trees = b.read_commit(dest).trees
+        plans = plan_merge(b.cache, base_trees, dest_trees, b.read_commit(src).trees)
+        return dest_trees, plans, [c for p in plans for c in p.conflicts]
 
     def _check_clean(self, what: str) -> None:
         """Refuse ``what`` with staged changes (under the exclusive lock); staged writes
@@ -796,50 +949,49 @@ class VersionedKvStore:
                 b.after_branch_update(self._branch, dest, src)
                 self._moved()
                 return src
-            dest_root, edits, conflicts = self._three_way(dest, src, base)
-            extra, unresolved = self._resolve_conflicts(conflicts, res)
+            dest_trees, plans, conflicts = self._three_way(dest, src, base)
+            extra, unresolved = self._resolve_conflicts(plans, res)
             if unresolved:
                 raise MergeConflictError(
                     f"merge of {source_branch!r} into {self._branch!r} stopped on "
                     f"{len(unresolved)} unresolved conflict(s): "
                     + ", ".join(repr(c.key) for c in unresolved[:20])
                     + (" ..." if len(unresolved) > 20 else ""), unresolved)
-            return self._finish_merge(source_branch, dest, src, dest_root, edits + extra)
+            return self._finish_merge(source_branch, dest, src, dest_trees, plans, extra)
 
-    def _resolve_conflicts(self, conflicts: list, res: Any) -> tuple[list, list]:
-        extra, unresolved = [], []
-        for c in conflicts:
+    @staticmethod
+    def _resolve_conflicts(plans: list, res: Any) -> tuple[dict, list]:
+        """({tree: edits settling its conflicts}, conflicts left unresolved)."""
+
+        def choose(c: MergeConflict) -> tuple[bool, object]:
             if res is None or res is ConflictResolution.IgnoreAll \
                     or res is ConflictResolution.TakeDestination:
-                continue
+                return True, c.destination_value
             if res is ConflictResolution.TakeSource:
-                value = c.source_value
-            else:
-                try:
-                    value = res(c)
-                except Exception as e:
-                    raise MergeConflictError(
-                        f"conflict resolver failed on key {c.key!r}: {e!r}; nothing was "
-                        f"merged", [c]) from e
-                if value is Unresolved:
-                    unresolved.append(c)
-                    continue
-                if value is not None and not isinstance(value, bytes):
-                    raise TypeError(f"conflict resolver must return bytes, None or "
-                                    f"Unresolved, not {type(value).__name__}")
-            if value != c.destination_value:
-                extra.append((c.key, value))
-        return extra, unresolved
+                return True, c.source_value
+            try:
+                value = res(c)
+            except Exception as e:
+                raise MergeConflictError(
+                    f"conflict resolver failed on key {c.key!r}: {e!r}; nothing was "
+                    f"merged", [c]) from e
+            if value is Unresolved:
+                return False, None
+            if value is not None and not isinstance(value, bytes):
+                raise TypeError(f"conflict resolver must return bytes, None or "
+                                f"Unresolved, not {type(value).__name__}")
+            return True, value
 
-    def _finish_merge(self, source: str, dest: str, src: str, dest_root: bytes,
-                      edits: list) -> str:
+        return resolve_all(plans, choose)
+
+    def _finish_merge(self, source: str, dest: str, src: str, dest_trees: RootSet,
+                      plans: list, extra: dict | None = None) -> str:
         b = self._backend
-        edits.sort(key=lambda e: e[0])
-        root = apply_edits(b.cache, b.config, dest_root, edits) if edits else dest_root
+        trees = apply_merge(b.cache, dest_trees, plans, extra)
         label = (f"branch '{source}'" if b.get_ref(HEADS + source) is not None
                  else f"commit '{src[:12]}'")
         message = f"Merge {label} into {self._branch}"
-        cid = self._commit_locked(self._branch, dest, root, [dest, src], message)
+        cid = self._commit_locked(self._branch, dest, trees, [dest, src], message)
         self._moved()
         return cid
 
@@ -861,10 +1013,10 @@ class VersionedKvStore:
                 b.after_branch_update(self._branch, dest, src)
                 self._moved()
                 return True, []
-            dest_root, edits, conflicts = self._three_way(dest, src, base)
+            dest_trees, plans, conflicts = self._three_way(dest, src, base)
             if conflicts:
                 return False, conflicts
-            self._finish_merge(source_branch, dest, src, dest_root, edits)
+            self._finish_merge(source_branch, dest, src, dest_trees, plans)
             return True, []
 
     def merge_base(self, a: str, b: str) -> str | None:
@@ -893,23 +1045,25 @@ class VersionedKvStore:
             self._check_clean("revert")
             cid = self._resolve(ref)
             c = b.read_commit(cid)
-            before = b.read_commit(c.parents[0]).root if c.parents else EMPTY_ROOT
+            before = (b.read_commit(c.parents[0]).trees if c.parents
+                      else RootSet(default_config=b.config))
             # a three-way merge of the state before the commit into HEAD, with the
             # commit itself as the base: only the commit's changes move
-            edits, conflicts = three_way_merge(b.cache, c.root, self._root, before, None)
+            plans = plan_merge(b.cache, c.trees, self._trees, before)
+            conflicts = [x for p in plans for x in p.conflicts]
             if conflicts:
                 raise RevertConflictError(
                     f"cannot revert {cid[:12]}: {len(conflicts)} key(s) changed since: "
                     + ", ".join(repr(x.key) for x in conflicts[:20])
                     + (" ..." if len(conflicts) > 20 else "") + "; nothing was changed",
                     conflicts)
-            if not edits:
+            trees = apply_merge(b.cache, self._trees, plans)
+            if trees == self._trees:
                 return None
             subject = (c.message.splitlines() or [""])[0]
             if message is None:
                 message = f'Revert "{subject}"\n\nThis reverts commit {cid}.'
-            root = apply_edits(b.cache, b.config, self._root, edits)
-            new = self._commit_locked(self._branch, self._head, root, [self._head], message)
+            new = self._commit_locked(self._branch, self._head, trees, [self._head], message)
             self._moved()
             return new
 
@@ -984,10 +1138,11 @@ class VersionedKvStore:
         seen: set = set()
         trees = nodes = nbytes = 0
         for c in commits:
-            if c.root in seen:
+            fresh = [r for r in c.trees.roots() if r not in seen]
+            if not fresh:
                 continue
-            trees += 1
-            todo = [c.root]
+            trees += len(fresh)
+            todo = fresh
             where = {"commit": c.id, "reached_from": origin.get(c.id, "")}
             while todo:
                 addr = todo.pop()
@@ -1052,7 +1207,9 @@ class VersionedKvStore:
             live: set = set()
             load = b.cache.load
             for cid in cids:
-                todo = [b.read_commit(cid).root]
+                rs = b.read_commit(cid).trees
+                live.add(rs.address())
+                todo = rs.roots()
                 while todo:
                     addr = todo.pop()
                     if addr in live:
@@ -1108,11 +1265,13 @@ class VersionedKvStore:
 
 
 def _overlay(committed: Iterator[tuple[bytes, bytes]],
-             staged: list[tuple[bytes, bytes | None]]) -> Iterator[tuple[bytes, bytes]]:
-    """Merge committed (key, value) pairs with sorted staged writes (value None deletes)."""
+             staged: list[tuple[bytes, bytes | None]],
+             reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+    """Merge committed (key, value) pairs with staged writes (value None deletes), both
+    sorted the same way (descending when ``reverse``)."""
     i, n = 0, len(staged)
     for k, v in committed:
-        while i < n and staged[i][0] < k:
+        while i < n and (staged[i][0] > k if reverse else staged[i][0] < k):
             sk, sv = staged[i]
             i += 1
             if sv is not None:

@@ -6,6 +6,8 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from .roots import RootSet
+
 #: Identity used when neither the environment nor the Git config names the author.
 FALLBACK_NAME = "prollytree"
 FALLBACK_EMAIL = "prollytree@localhost"
@@ -13,14 +15,15 @@ FALLBACK_EMAIL = "prollytree@localhost"
 
 @dataclass(frozen=True)
 class Commit:
-    """One commit: the dataset's root address at that point plus Git-style metadata.
+    """One commit: the dataset's root set (every named tree's root) at that point plus
+    Git-style metadata.
 
     ``id`` is 40 lowercase hex characters; ``parents`` are commit ids, first parent first
     (a merge commit has two); ``timestamp`` is seconds since the epoch, ``tz_offset`` the
     committer's offset from UTC in seconds."""
 
     id: str
-    root: bytes
+    trees: RootSet
     parents: tuple = ()
     author: str = ""
     committer: str = ""
@@ -28,6 +31,11 @@ class Commit:
     timestamp: int = 0
     tz_offset: int = 0
     extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def root(self) -> bytes:
+        """Root address of the default tree."""
+        return self.trees.default_root
 
     def as_dict(self) -> dict:
         """The public dict form used by ``log()``, ``get_commit_history()`` and

@@ -7,9 +7,12 @@ Layout for a dataset directory ``<path>`` (persistent kinds)::
     <path>/lock              the dataset lock (see .lock)
 
 Commits are records in the same NodeStore as the tree nodes, stored under the SHA-256 of
-their encoding (msgpack ``[b"prollytree-commit", 1, root, [parent addresses], author,
-committer, message, timestamp, tz_offset, config]``); a commit's id is the first 20
-bytes of that address in hex (40 characters, like Git's). Refs are NodeStore refs:
+their encoding (msgpack ``[b"prollytree-commit", 2, root set address, [parent addresses],
+author, committer, message, timestamp, tz_offset]``); the root set (see :mod:`.roots`) is
+a record of its own in the store, under the SHA-256 of its canonical encoding. Version-1
+records (written before root sets) hold the default tree's root address in place of the
+root set's and read as a root set of that one tree; every new commit is version 2. A
+commit's id is the first 20 bytes of its address in hex (40 characters, like Git's). Refs are NodeStore refs:
 ``refs/heads/<name>`` and ``refs/tags/<name>`` hold a commit's 32-byte address,
 ``HEAD`` holds ``b"ref: refs/heads/<name>"`` or ``b"detached:" + address``. Commit
 records and refs are flushed (made power-loss durable) before a commit call returns.
@@ -29,6 +32,7 @@ from ..tree.node_cache import NodeCache
 from .backend import HEADS, TAGS, HistoryBackend
 from .lock import DatasetLock
 from .objects import Commit
+from .roots import ROOTSET_MAGIC, RootSet
 
 MAGIC = b"prollytree-commit"
 HEAD_REF = "HEAD"
@@ -121,18 +125,26 @@ class StoreBackend(HistoryBackend):
         rec = self._decode(addr)
         if rec is None:
             return None
-        _, _, root, parents, author, committer, message, ts, tz = rec[:9]
-        return Commit(id=cid, root=root, parents=tuple(self._learn(p) for p in parents),
+        _, version, root, parents, author, committer, message, ts, tz = rec[:9]
+        if version == 1:
+            trees = RootSet.single(root, self.config)
+        else:
+            data = self.store.get(root)
+            if data is None:
+                return None
+            trees = RootSet.decode(data)
+        return Commit(id=cid, trees=trees, parents=tuple(self._learn(p) for p in parents),
                       author=author, committer=committer, message=message, timestamp=ts,
                       tz_offset=tz)
 
-    def write_commit(self, root: bytes, parents: list[str], message: str, author: str,
+    def write_commit(self, trees: RootSet, parents: list[str], message: str, author: str,
                      committer: str, timestamp: int, tz_offset: int) -> str:
         paddrs = [self._addr[p] for p in parents]
-        rec = msgpack.packb([MAGIC, 1, root, paddrs, author, committer, message,
+        rs_addr = trees.address()
+        rec = msgpack.packb([MAGIC, 2, rs_addr, paddrs, author, committer, message,
                              int(timestamp), int(tz_offset)], use_bin_type=True)
         addr = hashlib.sha256(rec).digest()
-        self.store.put(addr, rec)
+        self.store.put_many([(rs_addr, trees.encode()), (addr, rec)])
         self.store.flush()
         return self._learn(addr)
 
@@ -176,8 +188,9 @@ class StoreBackend(HistoryBackend):
         self.store.flush()
 
     def collect(self, commits: set, live: set, dry_run: bool, progress=None) -> dict:
-        """Remove the tree nodes and commit records no ref reaches. Anything in the
-        store that is neither a node nor a commit record is kept."""
+        """Remove the tree nodes, root sets and commit records no ref reaches
+        (``live`` holds the live root sets' addresses too). Anything in the store that
+        is none of those is kept."""
         st = self.store
         dead_nodes: list = []
         dead_commits: list = []
@@ -196,7 +209,8 @@ class StoreBackend(HistoryBackend):
             if isinstance(obj, list) and obj and obj[0] == MAGIC:
                 if addr[:20].hex() not in commits:
                     dead_commits.append(addr)
-            elif isinstance(obj, list) and obj and type(obj[0]) is int:
+            elif isinstance(obj, list) and obj and (type(obj[0]) is int
+                                                    or obj[0] == ROOTSET_MAGIC):
                 dead_nodes.append(addr)
         removed = removed_commits = 0
         if not dry_run:

@@ -52,7 +52,7 @@ def test_standalone_repo_fsck_log_status(tmp_path):
     assert git(path, "show", "--stat", m).returncode == 0
     assert git(path, "status", "--porcelain").stdout == ""
     assert git(path, "cat-file", "-p", "main:.prolly/ROOT").stdout.startswith(
-        "prollytree-dataset 1")
+        "prollytree-dataset 2")
     # gc --prune=now keeps every node: data still readable
     git(path, "gc", "--prune=now", "-q")
     s = VersionedKvStore(str(path))
