@@ -164,26 +164,29 @@ class WebApp:
         p = r.query_params
         return {"commit": self.ds.commit(r.path_params["ref"],
                                          D.key_param(p, "after", False),
-                                         D.page_limit(p.get("limit"), 100))}
+                                         D.page_limit(p.get("limit"), 100),
+                                         D.tree_param(p))}
 
     def v_counts(self, r: Request) -> dict:
-        return self.ds.counts(r.path_params["ref"])
+        return self.ds.counts(r.path_params["ref"], D.tree_param(r.query_params))
 
     def v_browse(self, r: Request) -> dict:
         p = r.query_params
         prefix = D.key_param(p, "prefix", False) or b""
         res = self.ds.keys(D.ref_param(p), prefix, D.key_param(p, "after", False),
-                           D.key_param(p, "before", False), D.page_limit(p.get("limit")))
+                           D.key_param(p, "before", False), D.page_limit(p.get("limit")),
+                           D.tree_param(p))
         return {"keys": res, "refs": self.ds.refs()}
 
     def v_value(self, r: Request) -> dict:
         p = r.query_params
-        return {"value": self.ds.value(D.ref_param(p), D.key_param(p))}
+        return {"value": self.ds.value(D.ref_param(p), D.key_param(p), D.tree_param(p))}
 
     def v_key_history(self, r: Request) -> dict:
         p = r.query_params
         return {"history": self.ds.key_history(D.key_param(p),
-                                               D.page_limit(p.get("limit"), 100))}
+                                               D.page_limit(p.get("limit"), 100),
+                                               D.tree_param(p))}
 
     def v_diff(self, r: Request) -> dict:
         p = r.query_params
@@ -192,7 +195,8 @@ class WebApp:
             return {"diff": None, "refs": refs}
         res = self.ds.diff(D.ref_param(p, "from", None), D.ref_param(p, "to", None),
                            D.key_param(p, "prefix", False) or b"",
-                           D.key_param(p, "after", False), D.page_limit(p.get("limit"), 100))
+                           D.key_param(p, "after", False), D.page_limit(p.get("limit"), 100),
+                           D.tree_param(p))
         return {"diff": res, "refs": refs}
 
     def v_merge(self, r: Request) -> dict:
@@ -208,7 +212,8 @@ class WebApp:
     def v_proof(self, r: Request) -> dict:
         p = r.query_params
         key = D.key_param(p, "key", False)
-        proof = self.ds.proof(D.ref_param(p), key) if key is not None else None
+        proof = self.ds.proof(D.ref_param(p), key, D.tree_param(p)) \
+            if key is not None else None
         return {"proof": proof, "verify": None, "refs": self.ds.refs()}
 
     def v_state(self, r: Request) -> dict:
@@ -251,7 +256,7 @@ class WebApp:
     async def raw(self, request: Request) -> Response:
         p = request.query_params
         key = D.key_param(p)
-        v = self.ds.raw(D.ref_param(p), key)
+        v = self.ds.raw(D.ref_param(p), key, D.tree_param(p))
         name = "".join(ch if ch.isalnum() or ch in "-_." else "_"
                        for ch in show(key))[:80] or "value"
 
@@ -375,7 +380,8 @@ class WebApp:
     async def raw_proof(self, request: Request) -> Response:
         p = request.query_params
         key = D.key_param(p)
-        proof = self.ds.tree(self.ds.resolve(D.ref_param(p))).generate_proof(key)
+        proof = self.ds.tree(self.ds.resolve(D.ref_param(p)),
+                             D.tree_param(p)).generate_proof(key)
         return Response(proof, media_type="application/octet-stream", headers={
             "Content-Disposition": 'attachment; filename="proof.bin"'})
 

@@ -83,6 +83,11 @@ def key_query(data: bytes, name: str = "key") -> dict[str, str]:
         return {name + "_hex": data.hex()}
 
 
+def tree_param(params: Any) -> str:
+    """The named tree a request is about ("" - the default tree - when not given)."""
+    return params.get("tree") or ""
+
+
 def ref_param(params: Any, name: str = "ref", default: str | None = "HEAD") -> str:
     value = params.get(name)
     if value is None or value.strip() == "":
@@ -112,24 +117,43 @@ class Dataset:
         except UnknownRefError as e:
             raise NotFound(str(e)) from None
 
-    def tree(self, cid: str):
-        t = self._trees.get(cid)
+    def tree(self, cid: str, name: str = ""):
+        """The read-only tree ``name`` of commit ``cid`` (empty when absent there)."""
+        t = self._trees.get((cid, name))
         if t is None:
-            t = self.store.tree_at(cid)
-            self._trees[cid] = t
-            if len(self._trees) > 8:
+            t = self.store.tree_at(cid, name)
+            self._trees[(cid, name)] = t
+            if len(self._trees) > 16:
                 self._trees.popitem(last=False)
         else:
-            self._trees.move_to_end(cid)
+            self._trees.move_to_end((cid, name))
         return t
 
-    def changes(self, old: str | None, new: str) -> Iterator[tuple[bytes, bytes | None,
-                                                                   bytes | None]]:
-        """Key-ordered (key, old value, new value) from commit ``old`` (None: the empty
-        dataset) to commit ``new``, lazily."""
+    def trees(self, cid: str) -> list[str]:
+        """Names of the named trees of commit ``cid`` (always with the default "")."""
+        names = self.store.list_trees_at(cid)
+        return names if "" in names else [""] + names
+
+    def changed_trees(self, old: str | None, new: str) -> list[str]:
+        """Trees whose root differs from commit ``old`` (None: nothing) to ``new``."""
+        s = self.store
+        names = set(self.store.list_trees_at(new))
+        if old is not None:
+            names |= set(s.list_trees_at(old))
+        out = []
+        for n in sorted(names, key=lambda n: n.encode("utf-8")):
+            a = s.tree_root(n, old) if old is not None else None
+            if a != s.tree_root(n, new) and not (a is None and _empty(self.tree(new, n))):
+                out.append(n)
+        return out
+
+    def changes(self, old: str | None, new: str, name: str = ""
+                ) -> Iterator[tuple[bytes, bytes | None, bytes | None]]:
+        """Key-ordered (key, old value, new value) of tree ``name`` from commit ``old``
+        (None: the empty dataset) to commit ``new``, lazily."""
         if old is None:
-            return ((k, None, v) for k, v in self.tree(new).items())
-        return self.tree(old).changes(self.tree(new))
+            return ((k, None, v) for k, v in self.tree(new, name).items())
+        return self.tree(old, name).changes(self.tree(new, name))
 
     # -- state for live updates -------------------------------------------------------------
 
@@ -224,35 +248,41 @@ class Dataset:
 
     # -- a commit ---------------------------------------------------------------------------
 
-    def commit(self, ref: str, after: bytes | None, limit: int) -> dict:
+    def commit(self, ref: str, after: bytes | None, limit: int, tree: str = "") -> dict:
+        """A commit with the counts of keys it changed per named tree (against its first
+        parent) and a page of the changed keys of tree ``tree``."""
         cid = self.resolve(ref)
         c = self.store.commit_info(cid)
         doc = commit_json(c)
         doc["root"] = c["root"].hex()
         doc["labels"] = ref_labels(self.store).get(cid, [])
         parent = c["parents"][0] if c["parents"] else None
-        doc["counts"] = self._counts.get(cid) or self.counts(cid, cap=COUNT_CAP)
-        page = _page(self.changes(parent, cid), after, limit)
+        changed = self.changed_trees(parent, cid)
+        doc["trees"] = {n: self._counts.get((cid, n)) or self.counts(cid, n, cap=COUNT_CAP)
+                        for n in changed}
+        doc["counts"] = doc["trees"].get("") or dict(_zero(), complete=True)
+        doc["tree"] = tree
+        page = _page(self.changes(parent, cid, tree), after, limit)
         doc["changes"] = [diff_json(_Change(*x)) for x in page["rows"]]
-        doc["next"] = page["next"]
+        doc["next"] = _with_tree(page["next"], tree)
         return doc
 
-    def counts(self, ref: str, cap: int | None = None) -> dict:
-        """{"added", "modified", "deleted", "complete"} of the keys a commit changed
-        against its first parent; with ``cap``, counting stops after ``cap`` changes
-        (``complete`` False). Complete counts are cached per commit."""
+    def counts(self, ref: str, tree: str = "", cap: int | None = None) -> dict:
+        """{"added", "modified", "deleted", "complete"} of the keys of tree ``tree`` a
+        commit changed against its first parent; with ``cap``, counting stops after
+        ``cap`` changes (``complete`` False). Complete counts are cached per commit."""
         cid = self.resolve(ref)
-        if cid in self._counts:
-            return self._counts[cid]
+        if (cid, tree) in self._counts:
+            return self._counts[(cid, tree)]
         c = self.store.commit_info(cid)
         parent = c["parents"][0] if c["parents"] else None
-        counts = {"added": 0, "modified": 0, "deleted": 0, "complete": True}
-        for n, (_, old, new) in enumerate(self.changes(parent, cid)):
+        counts = dict(_zero(), complete=True)
+        for n, (_, old, new) in enumerate(self.changes(parent, cid, tree)):
             if cap is not None and n >= cap:
                 counts["complete"] = False
                 return counts
             counts["added" if old is None else "deleted" if new is None else "modified"] += 1
-        self._counts[cid] = counts
+        self._counts[(cid, tree)] = counts
         if len(self._counts) > 256:
             self._counts.popitem(last=False)
         return counts
@@ -260,12 +290,13 @@ class Dataset:
     # -- browsing ---------------------------------------------------------------------------
 
     def keys(self, ref: str, prefix: bytes, after: bytes | None, before: bytes | None,
-             limit: int) -> dict:
+             limit: int, tree: str = "") -> dict:
         """A page of (key, value preview) at ``ref`` among keys starting with ``prefix``:
         the first ``limit`` keys greater than ``after``, or the last ``limit`` keys less
         than ``before``. A range scan: O(depth + limit) whatever the dataset size."""
         cid = self.resolve(ref)
-        tree = self.tree(cid)
+        name = tree
+        tree = self.tree(cid, name)
         lo = prefix or None
         hi = prefix_end(prefix) if prefix else None
         if before is not None:
@@ -289,9 +320,12 @@ class Dataset:
             d["size"] = len(v)
             d["preview"] = show(v[:120]) + ("…" if len(v) > 120 else "")
             items.append(d)
-        out = {"ref": ref, "commit": cid, "items": items}
+        out = {"ref": ref, "commit": cid, "tree": name, "trees": self.trees(cid),
+               "items": items}
         put_bytes(out, "prefix", prefix)
         base = {"ref": ref}
+        if name:
+            base["tree"] = name
         if prefix:
             base.update(key_query(prefix, "prefix"))
         # query parameters of the neighbouring pages (None at either end)
@@ -301,33 +335,33 @@ class Dataset:
             if rows and has_next else None
         return out
 
-    def value(self, ref: str, key: bytes) -> dict:
+    def value(self, ref: str, key: bytes, tree: str = "") -> dict:
         cid = self.resolve(ref)
-        v = self.tree(cid).find(key)
+        v = self.tree(cid, tree).find(key)
         if v is None:
-            raise NotFound(f"key {show(key)} is not in {ref} ({cid[:12]})")
-        d = {"ref": ref, "commit": cid}
+            raise NotFound(f"key {show(key)} is not in {_where(tree)}{ref} ({cid[:12]})")
+        d = {"ref": ref, "commit": cid, "tree": tree}
         put_bytes(d, "key", key)
         d["size"] = len(v)
         d.update(render_value(v))
         return d
 
-    def raw(self, ref: str, key: bytes) -> bytes:
+    def raw(self, ref: str, key: bytes, tree: str = "") -> bytes:
         cid = self.resolve(ref)
-        v = self.tree(cid).find(key)
+        v = self.tree(cid, tree).find(key)
         if v is None:
-            raise NotFound(f"key {show(key)} is not in {ref} ({cid[:12]})")
+            raise NotFound(f"key {show(key)} is not in {_where(tree)}{ref} ({cid[:12]})")
         return v
 
-    def key_history(self, key: bytes, limit: int) -> dict:
+    def key_history(self, key: bytes, limit: int, tree: str = "") -> dict:
         """Commits reachable from HEAD that changed ``key`` (newest first), with the
         value before (first parent) and after each."""
         s = self.store
         rows = []
-        commits = s.get_commits_for_key(key)
+        commits = s.get_commits_for_key(key, tree)
         for c in commits[:limit]:
-            new = self.tree(c["id"]).find(key)
-            old = self.tree(c["parents"][0]).find(key) if c["parents"] else None
+            new = self.tree(c["id"], tree).find(key)
+            old = self.tree(c["parents"][0], tree).find(key) if c["parents"] else None
             d = commit_json(c)
             d["change"] = "added" if old is None else "deleted" if new is None else "modified"
             put_bytes(d, "old", _clip(old))
@@ -336,24 +370,29 @@ class Dataset:
             d["new_size"] = None if new is None else len(new)
             rows.append(d)
         out = put_bytes({}, "key", key)
-        out.update({"commits": rows, "total": len(commits)})
+        out.update({"tree": tree, "commits": rows, "total": len(commits)})
         return out
 
     # -- diff and merge ---------------------------------------------------------------------
 
     def diff(self, from_ref: str, to_ref: str, prefix: bytes, after: bytes | None,
-             limit: int) -> dict:
+             limit: int, tree: str = "") -> dict:
+        """A page of the structural diff of tree ``tree`` between two refs, and the
+        names of every tree that differs."""
         a, b = self.resolve(from_ref), self.resolve(to_ref)
-        stream = self.changes(a, b)
+        stream = self.changes(a, b, tree)
         if prefix:
             stream = _within(stream, prefix)
         page = _page(stream, after, limit)
-        out = {"from": from_ref, "to": to_ref, "from_id": a, "to_id": b,
+        out = {"from": from_ref, "to": to_ref, "from_id": a, "to_id": b, "tree": tree,
+               "changed_trees": self.changed_trees(a, b),
                "changes": [diff_json(_Change(*x)) for x in page["rows"]]}
         put_bytes(out, "prefix", prefix)
         nxt = None
         if page["next"] is not None:
             nxt = {"from": from_ref, "to": to_ref}
+            if tree:
+                nxt["tree"] = tree
             if prefix:
                 nxt.update(key_query(prefix, "prefix"))
             nxt.update(page["next"])
@@ -373,11 +412,19 @@ class Dataset:
         if src == dst or base == src:
             out.update(kind="up-to-date", changes=[], conflicts=[], counts=_zero())
             return out
-        ours = self.changes(base, dst)
-        theirs = self.changes(base, src)
         changes, conflicts = [], []
         counts = _zero()
         counts["conflicts"] = 0
+        for name in self.changed_trees(base, src):
+            self._merge_tree(name, base, dst, src, changes, conflicts, counts, limit)
+        out.update(kind="fast-forward" if base == dst else "merge", changes=changes,
+                   conflicts=conflicts, counts=counts)
+        return out
+
+    def _merge_tree(self, name: str, base: str | None, dst: str, src: str, changes: list,
+                    conflicts: list, counts: dict, limit: int) -> None:
+        ours = self.changes(base, dst, name)
+        theirs = self.changes(base, src, name)
         for key, o, t in _join(ours, theirs):
             if t is None:       # only dest changed it: nothing to do
                 continue
@@ -386,32 +433,31 @@ class Dataset:
                 counts["added" if old is None else "deleted" if new is None
                        else "modified"] += 1
                 if len(changes) < limit:
-                    changes.append(diff_json(_Change(key, old, new)))
+                    changes.append(dict(diff_json(_Change(key, old, new)), tree=name))
                 continue
             if o[2] == t[2]:    # both made the same change
                 continue
             counts["conflicts"] += 1
             if len(conflicts) < limit:
-                c = put_bytes({}, "key", key)
+                c = put_bytes({"tree": name}, "key", key)
                 put_bytes(c, "base", t[1])
                 put_bytes(c, "source", t[2])
                 put_bytes(c, "dest", o[2])
                 conflicts.append(c)
-        out.update(kind="fast-forward" if base == dst else "merge", changes=changes,
-                   conflicts=conflicts, counts=counts)
-        return out
 
     # -- proofs -----------------------------------------------------------------------------
 
-    def proof(self, ref: str, key: bytes) -> dict:
-        """The CLI's proof document (``git-prolly proof``) plus the proof as hex."""
+    def proof(self, ref: str, key: bytes, tree: str = "") -> dict:
+        """The CLI's proof document (``git-prolly proof``) plus the proof as hex; the
+        root is the root of tree ``tree`` at ``ref``."""
         import base64
         cid = self.resolve(ref)
-        tree = self.tree(cid)
+        name = tree
+        tree = self.tree(cid, name)
         value = tree.find(key)
         proof = tree.generate_proof(key)
         doc = {"format": "prollytree-proof", "version": 1, "commit": cid,
-               "root": tree.get_root_hash().hex()}
+               "root": tree.get_root_hash().hex(), "tree": name}
         put_bytes(doc, "key", key)
         doc["present"] = value is not None
         put_bytes(doc, "value", _clip(value))
@@ -511,6 +557,18 @@ def _enc(key: bytes) -> dict:
 
 def _clip(v: bytes | None, n: int = VIEW_BYTES) -> bytes | None:
     return v if v is None or len(v) <= n else v[:n]
+
+
+def _where(tree: str) -> str:
+    return f"tree {tree!r} of " if tree else ""
+
+
+def _with_tree(params: dict | None, tree: str) -> dict | None:
+    return params if params is None or not tree else dict(params, tree=tree)
+
+
+def _empty(tree: Any) -> bool:
+    return tree.first() is None
 
 
 def _zero() -> dict:

@@ -63,6 +63,8 @@ def build(path: str, backend=StorageBackend.File) -> dict:
     # main moves on
     put(b"user:alice", b"Alice on main")
     put(b"user:dave", b"Dave")
+    s.tree("ns/people").insert(b"p:1", b"one on main")
+    s.tree("ns/people").insert(b"p:2", b"two")
     commit("c2", "main: alice and dave")
     base_main = dict(cur)
     # feature: conflicting alice, new carol, bob deleted
@@ -71,6 +73,8 @@ def build(path: str, backend=StorageBackend.File) -> dict:
     put(b"user:alice", b"Alice on feature")
     put(b"user:carol", b"Carol")
     rm(b"user:bob")
+    s.tree("ns/people").insert(b"p:1", b"one on feature")
+    s.tree("ns/places").insert(b"here", b"there")
     commit("f1", "feature: alice, carol, no bob")
     # a side branch merged back into main (a merge commit with two parents)
     s.checkout("main")

@@ -40,12 +40,11 @@
   if (reload) reload.addEventListener("click", function (e) { e.preventDefault(); window.location.reload(); });
 
   // a commit that changed many keys: its counts arrive after the page
-  var counts = document.getElementById("counts");
-  if (counts && counts.dataset.countsUrl) {
-    fetch(counts.dataset.countsUrl).then(function (r) { return r.json(); }).then(function (c) {
-      counts.textContent = c.added + " added, " + c.modified + " modified, " + c.deleted + " removed";
+  document.querySelectorAll("[data-counts-url]").forEach(function (cell) {
+    fetch(cell.dataset.countsUrl).then(function (r) { return r.json(); }).then(function (c) {
+      cell.textContent = c.added + " added, " + c.modified + " modified, " + c.deleted + " removed";
     }).catch(function () {});
-  }
+  });
 
   if (token) listen();
 })();
