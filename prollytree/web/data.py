@@ -196,49 +196,9 @@ class Dataset:
                     order += 1
         commits = _topo_order(seen, limit)
         labels = ref_labels(s)
-        rows = []
-        lanes: list[str | None] = []
-        for c in commits:
-            cid = c["id"]
-            before = list(lanes)
-            if cid in lanes:
-                col = lanes.index(cid)
-            else:
-                col = _free_lane(lanes)
-                lanes[col] = cid
-            # other lanes waiting for this commit end here (a branch joins it); a lane
-            # keeps its index while it lives, so passing lanes are drawn straight down
-            for i, x in enumerate(lanes):
-                if x == cid and i != col:
-                    lanes[i] = None
-            links = [(i, i) for i, x in enumerate(before) if x is not None and x != cid]
-            parents = c["parents"]
-            lanes[col] = parents[0] if parents else None
-            if parents:
-                links.append((col, col))
-            for p in parents[1:]:
-                if p in lanes:
-                    links.append((col, lanes.index(p)))
-                else:
-                    k = _free_lane(lanes)
-                    lanes[k] = p
-                    links.append((col, k))
-            while lanes and lanes[-1] is None:
-                lanes.pop()
-            rows.append({"commit": commit_json(c), "labels": labels.get(cid, []),
-                         "col": col, "after": list(lanes), "_links": links})
-        # edges from each row to the next: [from column, to column]; a lane reaching the
-        # next row's commit ends at its dot; lanes open after the last row run off the
-        # bottom (their commits are on a later page)
-        for r, row in enumerate(rows):
-            nxt = rows[r + 1] if r + 1 < len(rows) else None
-            edges = []
-            for src, lane in row.pop("_links"):
-                x = row["after"][lane]
-                to = nxt["col"] if nxt is not None and x == nxt["commit"]["id"] else lane
-                edges.append([src, to])
-            row["edges"] = edges
-            row["width"] = max(len(row["after"]), row["col"] + 1)
+        rows = layout(commits)
+        for row in rows:
+            row["labels"] = labels.get(row["commit"]["id"], [])
         return {"commits": rows, "limit": limit, "more": len(seen) > len(commits),
                 "width": max((row["width"] for row in rows), default=1)}
 
@@ -265,6 +225,8 @@ class Dataset:
         page = _page(self.changes(parent, cid, tree), after, limit)
         doc["changes"] = [diff_json(_Change(*x)) for x in page["rows"]]
         doc["next"] = _with_tree(page["next"], tree)
+        if doc["next"] is not None:
+            doc["next"]["limit"] = limit
         return doc
 
     def counts(self, ref: str, tree: str = "", cap: int | None = None) -> dict:
@@ -323,7 +285,7 @@ class Dataset:
         out = {"ref": ref, "commit": cid, "tree": name, "trees": self.trees(cid),
                "items": items}
         put_bytes(out, "prefix", prefix)
-        base = {"ref": ref}
+        base = {"ref": ref, "limit": limit}
         if name:
             base["tree"] = name
         if prefix:
@@ -390,7 +352,7 @@ class Dataset:
         put_bytes(out, "prefix", prefix)
         nxt = None
         if page["next"] is not None:
-            nxt = {"from": from_ref, "to": to_ref}
+            nxt = {"from": from_ref, "to": to_ref, "limit": limit}
             if tree:
                 nxt["tree"] = tree
             if prefix:
@@ -567,6 +529,7 @@ def _with_tree(params: dict | None, tree: str) -> dict | None:
     return params if params is None or not tree else dict(params, tree=tree)
 
 
+
 def _empty(tree: Any) -> bool:
     return tree.first() is None
 
@@ -588,6 +551,57 @@ def _join(a: Iterator[tuple], b: Iterator[tuple]) -> Iterator[tuple]:
         else:
             yield x[0], x, y
             x, y = next(a, None), next(b, None)
+
+
+def layout(commits: list[dict]) -> list[dict]:
+    """Lanes of a commit graph drawn top to bottom: ``commits`` (``log`` entries) are in
+    display order, children before parents. Each row gets ``col`` (the column of its
+    dot), ``after`` (the commit each column waits for below it) and ``edges``: [from
+    column, to column] lines to the next row. A lane keeps its column while it lives."""
+    rows = []
+    lanes: list[str | None] = []
+    for c in commits:
+        cid = c["id"]
+        before = list(lanes)
+        if cid in lanes:
+            col = lanes.index(cid)
+        else:
+            col = _free_lane(lanes)
+            lanes[col] = cid
+        # other lanes waiting for this commit end here (a branch joins it); a lane
+        # keeps its index while it lives, so passing lanes are drawn straight down
+        for i, x in enumerate(lanes):
+            if x == cid and i != col:
+                lanes[i] = None
+        links = [(i, i) for i, x in enumerate(before) if x is not None and x != cid]
+        parents = c["parents"]
+        lanes[col] = parents[0] if parents else None
+        if parents:
+            links.append((col, col))
+        for p in parents[1:]:
+            if p in lanes:
+                links.append((col, lanes.index(p)))
+            else:
+                k = _free_lane(lanes)
+                lanes[k] = p
+                links.append((col, k))
+        while lanes and lanes[-1] is None:
+            lanes.pop()
+        rows.append({"commit": commit_json(c), "col": col, "after": list(lanes),
+                     "_links": links})
+    # edges from each row to the next: [from column, to column]; a lane reaching the
+    # next row's commit ends at its dot; lanes open after the last row run off the
+    # bottom (their commits are on a later page)
+    for r, row in enumerate(rows):
+        nxt = rows[r + 1] if r + 1 < len(rows) else None
+        edges = []
+        for src, lane in row.pop("_links"):
+            x = row["after"][lane]
+            to = nxt["col"] if nxt is not None and x == nxt["commit"]["id"] else lane
+            edges.append([src, to])
+        row["edges"] = edges
+        row["width"] = max(len(row["after"]), row["col"] + 1)
+    return rows
 
 
 def _free_lane(lanes: list) -> int:

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 import pytest
+
+# Starlette's TestClient warns that it will move from httpx to httpx2; httpx works
+warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
