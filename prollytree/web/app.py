@@ -239,7 +239,8 @@ class WebApp:
         return body["root"], body["proof"], key, expected
 
     async def verify_page(self, request: Request) -> Response:
-        body = dict(await request.form())
+        # a pasted proof of a key in a large leaf can be a few MB
+        body = dict(await request.form(max_part_size=64 * 1024 * 1024))
         res = self.ds.verify(*self._verify_args(body))
         return self.render(request, "proof.html", {"proof": None, "verify": res,
                                                    "form": body, "refs": self.ds.refs()})

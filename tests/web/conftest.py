@@ -12,6 +12,11 @@ import pytest
 # Starlette's TestClient warns that it will move from httpx to httpx2; httpx works
 warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
+
+def pytest_configure(config):
+    config.addinivalue_line("filterwarnings",
+                            "ignore:Using `httpx` with `starlette.testclient`")
+
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
 
