@@ -59,3 +59,10 @@ class MergeConflictError(ProllyError, ValueError):
     def __init__(self, message: str, conflicts: list) -> None:
         self.conflicts = conflicts
         super().__init__(message)
+
+
+class RevertConflictError(MergeConflictError):
+    """``VersionedKvStore.revert`` stopped: keys the reverted commit changed were changed
+    again since. ``conflicts`` are MergeConflict objects with ``base_value`` = the value
+    the commit made, ``source_value`` = the value before it (what the revert would
+    restore) and ``destination_value`` = the current value."""
