@@ -532,3 +532,19 @@ def test_pages_render(client, url):
     r = client.get(url)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     assert "<title>" in r.text and 'name="prolly-state"' in r.text
+
+
+def test_a_fresh_dataset_renders_every_page(tmp_path):
+    from starlette.testclient import TestClient
+
+    from prollytree import StorageBackend
+    from prollytree.web import create_app
+    with VersionedKvStore(str(tmp_path / "empty"), StorageBackend.File) as s, \
+            TestClient(create_app(s)) as c:
+        for url in ["/", "/commit/HEAD", "/browse", "/diff?from=HEAD&to=HEAD",
+                    "/merge?source=HEAD", "/proof?key=a", "/status", "/key-history?key=a"]:
+            assert c.get(url).status_code == 200, url
+        assert c.get("/api/keys").json()["items"] == []
+        assert c.get("/api/commit/HEAD").json()["changes"] == []
+        assert c.get("/api/proof", params={"key": "a"}).json()["present"] is False
+        assert len(c.get("/api/graph").json()["commits"]) == 1
