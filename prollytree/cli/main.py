@@ -1280,6 +1280,11 @@ def export(app: App, file: str, fmt: str | None, ref: str | None, prefix: str) -
 from .sync import register as _register_sync  # noqa: E402 - needs the group defined above
 
 _register_sync(cli)
+# -- web UI (prollytree/cli/ui.py) --------------------------------------------------------------
+
+from .ui import ui as _ui  # noqa: E402  (registered after the group exists)
+
+cli.add_command(_ui)
 
 
 # -- entry point ---------------------------------------------------------------------------------
