@@ -103,7 +103,7 @@ def clone(app: App, url: str, directory: str | None, branch: str | None,
     with _PhaseProgress(out) as progress:
         store = git_remote.clone(url, directory, branch=branch, dataset=dataset,
                                  progress=progress, token=_token(None))
-    app._store = store
+    app.use_store(store)
     info = {"path": store.path, "repository": os.path.abspath(directory),
             "branch": store.current_branch(), "commit": store.current_commit(),
             "keys": store.tree_at().size()}

@@ -9,7 +9,6 @@ prolly_commit('message')``).
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -24,7 +23,7 @@ from ..tree import ConflictResolution
 from ..versioning import Unresolved, VersionedKvStore
 from .keys import decode_key, encode_key
 from .rows import decode_row, encode_row
-from .schema import CATALOG, Shadow, affinity, TableSchema, index_tree, quote_ident, table_tree
+from .schema import CATALOG, Shadow, affinity, TableSchema, quote_ident, table_tree
 from .dml import unquote, insert_target, run_upsert, split_upsert
 from .statements import dml_kind, kind_of, split
 from .trees import Trees
@@ -710,13 +709,13 @@ class ProllySQLStore:
                         changed = True
         return changed
 
-    def _deferred_checkout(self, ref: str) -> str:
+    def deferred_checkout(self, ref: str) -> str:
         self._no_txn("checkout")
         self._kv.checkout(ref)
         self._reload = True
         return self._kv.current_commit()
 
-    def _deferred_merge(self, ref: str) -> str:
+    def deferred_merge(self, ref: str) -> str:
         cid = self.merge(ref)
         self._reload = True
         return cid

@@ -25,7 +25,7 @@ import struct
 import sys
 import threading
 from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from functools import lru_cache
 from itertools import accumulate, chain
 
