@@ -399,8 +399,7 @@ def learn_commits(backend: GitBackend, tips: list[bytes], old: list[bytes],
     for entry in repo.get_walker(include=starts, exclude=exclude or None):
         cid = entry.commit.id.decode("ascii")
         info = backend.dataset_of(cid, entry.commit.tree)
-        if info.mirror is not None:
-            mode, sha = info.mirror
+        for mode, sha in info.mirrors.values():      # every named tree's mirror
             store.learn_mirror(mode, sha, decode)
         n += 1
         if progress is not None:
