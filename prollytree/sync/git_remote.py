@@ -893,7 +893,7 @@ def verify_received(repo, objects: dict, tips: list[bytes], trusted_tips: list[b
 def write_received(repo, triples: list) -> None:
     """Store verified objects ((kind, 20-byte id, body) triples) durably as one pack."""
     if triples:
-        from ..storage.git import write_pack
+        from ..git.pack import write_pack
         write_pack(os.path.join(repo.controldir(), "objects", "pack"), triples)
 
 
