@@ -20,7 +20,7 @@ import os
 import weakref
 from typing import Any, Iterable, Iterator
 
-from ..errors import CorruptNodeError, MissingNodeError, ReadOnlyError, StoreError
+from ..errors import MissingNodeError, ReadOnlyError, StoreError
 from ..storage import NodeStore, open_store
 from .codec import EMPTY_ROOT, Node, address, decode
 from .config import TreeConfig
@@ -31,6 +31,11 @@ from .node_cache import DEFAULT_LEAF_CACHE_BYTES, NodeCache
 from .proof import generate_proof, proven_value, verify_proof
 
 ROOT_REF = "root"
+
+
+def _children(data: bytes) -> list:
+    """Child addresses named by encoded node ``data`` (none for a leaf)."""
+    return [] if data[:2] == b"\x95\x00" else decode(data).vals
 CONFIG_REF = "config"
 
 #: Buffered single writes are applied automatically beyond this many pending keys.
@@ -129,6 +134,9 @@ class ProllyTree:
                 store.flush()
             self._init(store, config, root, ROOT_REF if storage_type != "memory" else None,
                        cache_bytes)
+            if not read_only and hasattr(store, "enable_auto_compaction"):
+                # the store may drop what this tree's root no longer reaches
+                store.enable_auto_compaction([ROOT_REF], _children)
         except BaseException:
             store.close()  # e.g. a missing root node: do not keep the store (and its lock)
             raise
@@ -395,7 +403,9 @@ class ProllyTree:
         (entries per node), total_key_value_pairs, depth and total_node_bytes."""
         leaves = internal = entries = nbytes = 0
         raw = self._cache.raw
+        live = set()
         for addr, node in self._walk():
+            live.add(addr)
             if node.level:
                 internal += 1
             else:
@@ -403,7 +413,7 @@ class ProllyTree:
             entries += node.size
             nbytes += len(raw(addr))
         nodes = leaves + internal
-        return {
+        out = {
             "num_nodes": nodes,
             "num_leaves": leaves,
             "num_internal_nodes": internal,
@@ -412,6 +422,10 @@ class ProllyTree:
             "depth": self._root_node.level + 1,
             "total_node_bytes": nbytes,
         }
+        store_stats = getattr(self._store, "stats", None)
+        if store_stats is not None:  # the file store: bytes a compaction would free
+            out["reclaimable_bytes"] = store_stats(live)["reclaimable_bytes"]
+        return out
 
     def traverse(self) -> str:
         """A readable outline of the tree: one line per node, indented by depth."""
@@ -568,7 +582,7 @@ class ProllyTree:
             except MissingNodeError:
                 missing.append(addr.hex())
                 continue
-            except CorruptNodeError:
+            except StoreError:  # CorruptNodeError, or a backend's read error: report it
                 damaged.append(addr.hex())
                 continue
             if address(data) != addr:
