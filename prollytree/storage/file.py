@@ -25,6 +25,7 @@ import mmap
 import os
 import struct
 import threading
+import time
 from hashlib import sha256
 from typing import Callable, Iterable, Iterator, Mapping
 
@@ -90,6 +91,13 @@ _fdatasync = getattr(os, "fdatasync", os.fsync)
 AUTO_COMPACT_SHARE = 0.5
 #: ...and is not even checked before the log is this large.
 AUTO_COMPACT_MIN_BYTES = 64 << 20
+
+
+#: After an automatic compaction the old log stays open (unlinked) this long, and nodes
+#: it had but the new one dropped are still served from it, so that a reader walking an
+#: older version when the compaction happened is not cut off. Released by the first
+#: flush after that, by the next compaction, or by close().
+RETIRED_SECONDS = 30.0
 
 
 class _Cancelled(Exception):
@@ -202,8 +210,12 @@ class FileNodeStore(LockedDirectoryStore):
         self._compact_lock = threading.Lock()
         self._stop = threading.Event()
         self._touched: set[bytes] | None = None
+        self._since_root: set[bytes] = set()
         self._reclaimable: int | None = None
         self._compactions = 0
+        #: after an automatic compaction: (fd, index, when) of the old log, still read
+        #: for nodes the new one dropped (see RETIRED_SECONDS)
+        self._retired: tuple[int, dict[bytes, int], float] | None = None
         #: what went wrong in the last background compaction, if anything
         self.last_compaction_error: str | None = None
         self._open_directory(LOG_NAME, "file store", timeout, self._open)
@@ -525,7 +537,7 @@ class FileNodeStore(LockedDirectoryStore):
             if entry is None:
                 if self._lost or self._damaged:
                     self._missing(address)
-                return None
+                return self._read_retired(address) if self._retired else None
             return self._read(entry)
 
     def get(self, address: bytes) -> bytes | None:
@@ -545,7 +557,7 @@ class FileNodeStore(LockedDirectoryStore):
             if entry is None:
                 if self._lost or self._damaged:
                     self._missing(address)
-                return None
+                return self._read_retired(address) if self._retired else None
             off = entry >> 32
             end = off + (entry & 0xFFFFFFFF)
             data = self._mm[off:end] if end <= self._mapped else self._read(entry)
@@ -564,6 +576,10 @@ class FileNodeStore(LockedDirectoryStore):
                 if entry is None:
                     if self._lost or self._damaged:
                         self._missing(a)
+                    if self._retired is not None:
+                        data = self._read_retired(a)
+                        if data is not None:
+                            out[a] = data
                     continue
                 data = self._read(entry)
                 if sha256(data).digest() != a:
@@ -618,8 +634,11 @@ class FileNodeStore(LockedDirectoryStore):
             if parts:
                 self._append(b"".join(parts))
                 index.update(pending)
-            if self._touched is not None:        # a compaction is copying: keep these
-                self._touched.update(a for a, _ in items)
+            if self._auto is not None:
+                # Not reachable from any root ref yet, but about to be: live.
+                self._since_root.update(a for a, _ in items)
+                if self._touched is not None:    # a compaction is copying: keep these
+                    self._touched.update(a for a, _ in items)
             if self._lost:
                 # Writing a node again repairs one that was lost to damage.
                 for address, _ in items:
@@ -663,7 +682,10 @@ class FileNodeStore(LockedDirectoryStore):
                 if value != current or damaged:
                     self._append(_encode_record(REC_REF_SET, raw, value))
                 self._refs[name] = value
+
             self._bad_refs.discard(name)
+            if self._auto is not None and name in self._auto[0]:
+                self._since_root.clear()         # what they need is reachable now
             return True
 
     def refs(self) -> Mapping[str, bytes]:
@@ -754,7 +776,7 @@ class FileNodeStore(LockedDirectoryStore):
         return pos + len(buf)
 
     def _finish_compaction(self, fd: int, log_id: bytes, new_index: dict[bytes, int],
-                           pos: int, extra: set[bytes]) -> None:
+                           pos: int, extra: set[bytes], retire: bool = False) -> None:
         """Under the mutex: copy the nodes in ``extra`` (written or reused while the copy
         ran), append the refs, make the new log durable and swap it in (rename: a crash
         at any point leaves either the old log or the complete new one)."""
@@ -776,7 +798,11 @@ class FileNodeStore(LockedDirectoryStore):
             raise
         fsync_dir(self.path)
         # Swap in the new log. Read-only openers keep the old file through their own fd.
-        os.close(self._fd)
+        self._release_retired()
+        if retire:
+            self._retired = (self._fd, self._index, time.monotonic())
+        else:
+            os.close(self._fd)
         self._fd = fd
         self._log_id = log_id
         self._index = new_index
@@ -788,6 +814,21 @@ class FileNodeStore(LockedDirectoryStore):
         self._write_index()
         self._compactions += 1
 
+    def _release_retired(self, older_than: float = 0.0) -> None:
+        retired = self._retired
+        if retired is not None and time.monotonic() - retired[2] >= older_than:
+            self._retired = None
+            os.close(retired[0])
+
+    def _read_retired(self, address: bytes) -> bytes | None:
+        """A node the last automatic compaction dropped, from the old log (or None)."""
+        retired = self._retired
+        entry = retired[1].get(address) if retired is not None else None
+        if entry is None:
+            return None
+        data = os.pread(retired[0], entry & 0xFFFFFFFF, entry >> 32)
+        return data if sha256(data).digest() == address else None
+
     def enable_auto_compaction(self, root_refs: Iterable[str],
                                children: Callable[[bytes], Iterable[bytes]],
                                garbage_share: float = AUTO_COMPACT_SHARE) -> None:
@@ -798,7 +839,9 @@ class FileNodeStore(LockedDirectoryStore):
         The owner of the store declares what is live: the nodes reachable from the values
         of ``root_refs`` (``children(node bytes)`` names a node's children), plus every
         node written or re-written since. Readers are not blocked while live nodes are
-        copied; only the final swap takes the store's mutex. A crash at any moment loses
+        copied; only the final swap takes the store's mutex; for :data:`RETIRED_SECONDS`
+        after it, nodes the compaction dropped are still served (from the old log, kept
+        open), so readers walking an older version finish. A crash at any moment loses
         nothing (the new log replaces the old one by an atomic rename). Only a store with
         one owner compacts: while the object is shared (opened twice in this process),
         automatic compaction waits."""
@@ -841,7 +884,8 @@ class FileNodeStore(LockedDirectoryStore):
             roots = [self._refs[n] for n in root_refs if n in self._refs]
             snapshot = dict(self._index)
             end = self._end
-            self._touched = set()                # nodes written from now on stay live
+            # nodes written since the roots were last set, or from now on, stay live
+            self._touched = set(self._since_root)
         live: set[bytes] = set()
         stack = [r for r in roots if r in snapshot]
         while stack:                             # reachability, reading through get()
@@ -871,7 +915,7 @@ class FileNodeStore(LockedDirectoryStore):
             # Written since the snapshot, or reused (put again) by a writer: keep.
             extra = {a for a in self._index if a not in snapshot} | self._touched
             self._touched = None
-            self._finish_compaction(fd, log_id, new_index, pos, extra)
+            self._finish_compaction(fd, log_id, new_index, pos, extra, retire=True)
             self._reclaimable = 0
             self._next_check = max(AUTO_COMPACT_MIN_BYTES, 2 * self._end)
 
@@ -927,6 +971,8 @@ class FileNodeStore(LockedDirectoryStore):
             if (self._end - max(self._indexed_end, HEADER_SIZE) >= _INDEX_TAIL
                     and not (self._damaged or self._lost or self._bad_refs)):
                 self._write_index()
+            if self._retired is not None:
+                self._release_retired(RETIRED_SECONDS)
             self._maybe_compact()
 
     def _write_watermark(self) -> None:
@@ -973,6 +1019,7 @@ class FileNodeStore(LockedDirectoryStore):
             self._write_index()
 
     def _close_handles(self) -> None:
+        self._release_retired()
         self._mm = None
         self._mapped = 0
         if self._fd >= 0:
