@@ -117,9 +117,15 @@ def test_writers_and_readers_during_compaction_lose_nothing(tmp_path, small_thre
 
 
 CHILD = r"""
-import sys
+import sys, time
 import prollytree.storage.file as F
 F.AUTO_COMPACT_MIN_BYTES = 512 << 10
+# Widen the copy phase so that random kills often land inside a compaction.
+_copy = F.FileNodeStore._copy_nodes
+def _slow_copy(self, *args, **kwargs):
+    time.sleep(0.15)
+    return _copy(self, *args, **kwargs)
+F.FileNodeStore._copy_nodes = _slow_copy
 from prollytree import ProllyTree
 path, n = sys.argv[1], int(sys.argv[2])
 t = ProllyTree("file", path)
