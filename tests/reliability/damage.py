@@ -223,16 +223,27 @@ def failed(res: dict) -> bool:
 
 
 def campaign(kind: str, base: str, trials: int, seed: int) -> tuple[Counter, list[dict]]:
-    """Run ``trials`` damage trials on ``kind``; returns (tally, failing outcomes)."""
+    """Run ``trials`` damage trials on ``kind``; returns (tally, failing outcomes).
+
+    Runs in a fresh interpreter: the trials fork, and a process forked from one in which
+    RocksDB ever ran (its background threads survive closing the database) can hang.
+    """
+    root_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    out = subprocess.run([sys.executable, "-m", "tests.reliability.damage", "--campaign",
+                          kind, str(trials), str(seed), base],
+                         cwd=root_dir, capture_output=True, text=True, check=True)
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    return Counter(res["tally"]), res["failures"]
+
+
+def _campaign_here(kind: str, base: str, trials: int, seed: int) -> tuple[Counter, list]:
     template = os.path.join(base, f"{kind}-template")
     if not os.path.exists(template):
-        # In a separate process: RocksDB keeps background threads after a database is
-        # closed, and a child forked from a process with such threads can hang in them.
+        # Built in a child for the same reason: this process must never run RocksDB.
         code = ("import json, sys\nfrom tests.reliability.damage import build\n"
                 "model, root = build(sys.argv[1], sys.argv[2])\n"
                 "json.dump({'root': root.hex()}, open(sys.argv[2] + '.meta', 'w'))\n")
-        root_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        subprocess.run([sys.executable, "-c", code, kind, template], check=True, cwd=root_dir)
+        subprocess.run([sys.executable, "-c", code, kind, template], check=True)
     model = model_items()
     with open(template + ".meta") as f:
         root = bytes.fromhex(json.load(f)["root"])
@@ -256,6 +267,11 @@ def campaign(kind: str, base: str, trials: int, seed: int) -> tuple[Counter, lis
 def main() -> None:  # pragma: no cover - the figures for the docs
     import tempfile
 
+    if sys.argv[1:2] == ["--campaign"]:
+        kind, trials, seed, base = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+        tally, failures = _campaign_here(kind, base, trials, seed)
+        print(json.dumps({"tally": tally, "failures": failures}))
+        return
     trials = int(sys.argv[1]) if len(sys.argv) > 1 else 500
     seed = int(sys.argv[2]) if len(sys.argv) > 2 else 1
     kinds = sys.argv[3].split(",") if len(sys.argv) > 3 else KINDS
