@@ -119,7 +119,7 @@ def test_writers_and_readers_during_compaction_lose_nothing(tmp_path, small_thre
 CHILD = r"""
 import sys, time
 import prollytree.storage.file as F
-F.AUTO_COMPACT_MIN_BYTES = 512 << 10
+F.AUTO_COMPACT_MIN_BYTES = 128 << 10
 # Widen the copy phase so that random kills often land inside a compaction.
 _copy = F.FileNodeStore._copy_nodes
 def _slow_copy(self, *args, **kwargs):
@@ -151,7 +151,7 @@ def kill_loop(tmp_path, kills: int, n_keys: int, seed: int) -> dict:
                                  stdout=subprocess.PIPE, text=True, cwd=ROOT)
         line = child.stdout.readline()             # one batch done: now kill at random
         assert line.startswith("ACK"), line
-        time.sleep(rng.uniform(0, 1.2))
+        time.sleep(rng.uniform(0, 2.5))
         os.kill(child.pid, signal.SIGKILL)
         out, _ = child.communicate()
         acks = [int(x.split()[1]) for x in [line] + out.splitlines() if x.startswith("ACK")]

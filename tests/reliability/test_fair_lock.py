@@ -34,8 +34,9 @@ for i in range(rounds):
         lock.release()
     else:                                  # the raw flock helpers on one file
         fd = os.open(os.path.join(directory, "raw.lock"), os.O_RDWR | os.O_CREAT)
-        ok = (fair_flock_until(fd, os.path.join(directory, "raw.lock"), fcntl.LOCK_EX, 10.0)
-              if mode == "fair" else flock_until(fd, fcntl.LOCK_EX, 10.0))
+        op = fcntl.LOCK_SH if mode == "fair-shared" else fcntl.LOCK_EX
+        ok = (fair_flock_until(fd, os.path.join(directory, "raw.lock"), op, 10.0)
+              if mode.startswith("fair") else flock_until(fd, op, 10.0))
         got = time.monotonic()
         os.write(out, f"{os.getpid()} {got:.6f} {got - t0:.6f} {int(ok)}\n".encode())
         time.sleep(hold)
@@ -44,12 +45,14 @@ print("DONE", flush=True)
 """
 
 
-def run_workers(tmp_path, n_procs: int, rounds: int, hold: float, mode: str):
+def run_workers(tmp_path, n_procs: int, rounds: int, hold: float, mode: str,
+                modes: list[str] | None = None):
     log = tmp_path / f"log-{mode}"
+    modes = modes or [mode] * n_procs
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path), str(rounds),
-                               str(hold), str(log), mode],
+                               str(hold), str(log), m],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-             for _ in range(n_procs)]
+             for m in modes]
     for p in procs:
         assert p.stdout.readline().strip() == "READY"
     for p in procs:
@@ -103,6 +106,17 @@ def test_three_processes_no_waiter_waits_more_than_a_few_turns(tmp_path):
     # Each waiter lets through at most the turn in progress and one of each other
     # process that asked before it.
     assert turns_while_waiting(rows) <= 4, [r[0] for r in rows]
+
+
+def test_a_writer_is_not_starved_by_overlapping_shared_holders(tmp_path):
+    """Two processes take the lock shared in a loop (their holds overlap, so with bare
+    flock the lock is never free); an exclusive waiter still gets in every time."""
+    rows = run_workers(tmp_path, 3, 30, 0.01, "mixed",
+                       modes=["fair-shared", "fair-shared", "fair"])
+    assert len(rows) == 90 and all(r[3] == "1" for r in rows)
+    assert len({r[0] for r in rows}) == 3
+    assert turns_while_waiting(rows) <= 4                # measured: 2
+    assert max(float(r[2]) for r in rows) < 5.0
 
 
 def test_a_killed_waiter_does_not_block_the_queue(tmp_path):
