@@ -32,6 +32,11 @@ from . import walk
 from .proof import generate_proof, proven_value, verify_proof
 
 ROOT_REF = "root"
+
+
+def _children(data: bytes) -> list:
+    """Child addresses named by encoded node ``data`` (none for a leaf)."""
+    return [] if data[:2] == b"\x95\x00" else decode(data).vals
 CONFIG_REF = "config"
 
 #: Buffered single writes are applied automatically beyond this many pending keys.
@@ -130,6 +135,9 @@ class ProllyTree:
                 store.flush()
             self._init(store, config, root, ROOT_REF if storage_type != "memory" else None,
                        cache_bytes)
+            if not read_only and hasattr(store, "enable_auto_compaction"):
+                # the store may drop what this tree's root no longer reaches
+                store.enable_auto_compaction([ROOT_REF], _children)
         except BaseException:
             store.close()  # e.g. a missing root node: do not keep the store (and its lock)
             raise
@@ -412,9 +420,14 @@ class ProllyTree:
 
     def stats(self) -> dict[str, Any]:
         """Shape statistics: num_nodes, num_leaves, num_internal_nodes, avg_node_size
-        (entries per node), total_key_value_pairs, depth and total_node_bytes. O(nodes)."""
+        (entries per node), total_key_value_pairs, depth and total_node_bytes, and for a
+        file store the bytes a compaction would free (reclaimable_bytes). O(nodes)."""
         self._apply()
-        return walk.shape(self._cache.load, self._cache.raw, self._root)
+        out = walk.shape(self._cache.load, self._cache.raw, self._root)
+        store_stats = getattr(self._store, "stats", None)
+        if store_stats is not None:  # the file store: bytes a compaction would free
+            out["reclaimable_bytes"] = store_stats(self.reachable())["reclaimable_bytes"]
+        return out
 
     def traverse(self) -> str:
         """A readable outline of the tree: one line per node, indented by depth."""
