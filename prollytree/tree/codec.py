@@ -249,7 +249,9 @@ def _progression(n: int, width: int) -> array:
     if p is None or len(p) <= n:
         if len(_PROGRESSIONS) >= 256:
             _PROGRESSIONS.clear()
-        p = _PROGRESSIONS[width] = array("I", range(0, max(n + 1, 512) * width, width))
+        m = max(n + 1, 512)
+        p = array("I", range(0, m * width, width)) if width else array("I", bytes(4 * m))
+        _PROGRESSIONS[width] = p
     return p
 
 
@@ -378,11 +380,29 @@ def internal_edit(node: Node, j: int, child: bytes, count: int) -> Node:
     return Node(node.level, node.keys, vals, counts)
 
 
-def _starts(items: list) -> bytes:
-    a = array("I", accumulate(map(len, items), initial=0))
+def _starts(items: list, total: int, width: int = 0) -> bytes:
+    """The offset table of ``items`` (whose lengths sum to ``total``; ``width``: the
+    length of every item, when the caller knows they all have one, else 0)."""
+    n = len(items)
+    if width:
+        a = _progression(n, width)[:n + 1]
+    elif n and total == n * len(items[0]) and len(set(map(len, items))) == 1:
+        a = _progression(n, len(items[0]))[:n + 1]  # fixed width: no per-item work
+    else:
+        a = array("I", accumulate(map(len, items), initial=0))
     if not _LITTLE:
         a.byteswap()
     return a.tobytes()
+
+
+def encode_leaf(keys: list, vals: list, key_width: int = 0, value_width: int = 0) -> bytes:
+    """Canonical bytes of the leaf holding ``keys`` (sorted, unique) and ``vals``; the
+    widths, when nonzero, say that every key (value) has that length."""
+    kb, vb = b"".join(keys), b"".join(vals)
+    if len(kb) > _MAX_BLOB or len(vb) > _MAX_BLOB:
+        raise ValueError("a leaf's keys or values exceed 4 GiB in total")
+    return _packb([0, kb, _starts(keys, len(kb), key_width), vb,
+                   _starts(vals, len(vb), value_width)])
 
 
 def encode(node) -> bytes:
@@ -390,11 +410,7 @@ def encode(node) -> bytes:
     if node.level == 0:
         if isinstance(node, Leaf):
             return node.data
-        keys, vals = node.keys, node.vals
-        kb, vb = b"".join(keys), b"".join(vals)
-        if len(kb) > _MAX_BLOB or len(vb) > _MAX_BLOB:
-            raise ValueError("a leaf's keys or values exceed 4 GiB in total")
-        return _packb([0, kb, _starts(keys), vb, _starts(vals)])
+        return encode_leaf(node.keys, node.vals)
     data = node.data
     if data is None:
         data = node.data = _packb([node.level, node.keys, node.vals, node.counts])

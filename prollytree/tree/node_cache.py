@@ -142,12 +142,16 @@ class NodeCache:
             self._remember(addr, node if node.level else decode(data, addr))
         return [a for a, _ in items]
 
-    def write_encoded(self, items: list[tuple[bytes, bytes, "Node | Leaf | None"]]) -> None:
-        """Store already encoded nodes, (address, bytes, decoded node or None) each; the
-        caller vouches that each address is the hash of its bytes and the node their
-        decoding (None: decoded here when the node is a leaf, else not cached)."""
+    def write_encoded(self, items: list[tuple[bytes, bytes, "Node | Leaf | bool | None"]]
+                      ) -> None:
+        """Store already encoded nodes, (address, bytes, decoded node or None or False)
+        each; the caller vouches that each address is the hash of its bytes and the node
+        their decoding (None: decoded here when the node is a leaf, else not cached;
+        False: not cached)."""
         self.store.put_many([(a, d) for a, d, _ in items])
         for addr, data, node in items:
+            if node is False:
+                continue
             if node is None:
                 if data[:2] != b"\x95\x00":
                     continue

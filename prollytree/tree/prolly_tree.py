@@ -219,9 +219,29 @@ class ProllyTree:
                 _check_value(value)
         if self._pending:
             self._pending.update(batch)
+        elif not self._root_node.size and batch:
+            # into an empty tree: build directly; sorted input (common for bulk loads)
+            # keeps the dict's order, so the values come out in one C pass
+            keys = list(batch)
+            ordered = sorted(keys)
+            vals = list(batch.values()) if ordered == keys else list(map(batch.__getitem__, ordered))
+            self._set_root(self._build(ordered, vals))
+            return
         else:
             self._pending = batch
         self._apply()
+
+    def _build(self, keys: list, vals: list) -> bytes:
+        # Bulk builds allocate many small objects that all stay alive: pausing the cyclic
+        # GC (nothing here makes cycles) saves its repeated full scans.
+        paused = len(keys) > 50_000 and gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            return build(self._cache, self._config, keys, vals)
+        finally:
+            if paused:
+                gc.enable()
 
     def update(self, key: bytes, value: bytes) -> bool:
         """Change the value of an existing key; returns False (changing nothing) when
