@@ -438,6 +438,68 @@ def _bin(data: bytes, pos: int) -> tuple[int, int]:
     return start, start + n
 
 
+def _array_header(data: bytes, pos: int) -> tuple[int, int]:
+    """(length, position after the header) of the msgpack array at ``pos``; (-1, pos)
+    when there is none."""
+    if pos >= len(data):
+        return -1, pos
+    t = data[pos]
+    if 0x90 <= t <= 0x9F:
+        return t & 0x0F, pos + 1
+    if t == 0xDC and pos + 3 <= len(data):
+        return _U16(data, pos + 1)[0], pos + 3
+    if t == 0xDD and pos + 5 <= len(data):
+        return _U32(data, pos + 1)[0], pos + 5
+    return -1, pos
+
+
+def internal_route(data: bytes, key: bytes) -> tuple[int, bytes | None] | None:
+    """Read an encoded internal node just enough to route ``key``: (level, address of
+    the child whose range holds ``key``, or None when ``key`` precedes the node).
+
+    Reads the common layout only - keys of one width below 256 bytes, 32-byte child
+    addresses - checking every header in C (strided slices), and returns None for any
+    other bytes: the caller then decodes them fully with :func:`decode`. It accepts
+    nothing that :func:`decode` rejects, and routes as ``bisect_right`` over the
+    decoded keys does, so the two paths agree on every input."""
+    if len(data) < 4 or data[0] != 0x94 or not 1 <= data[1] <= 0x7F:
+        return None
+    n, p = _array_header(data, 2)
+    if n <= 0 or p + 2 > len(data) or data[p] != 0xC4:
+        return None
+    w = data[p + 1]
+    step = w + 2
+    end = p + n * step
+    if (end > len(data) or data[p:end:step] != b"\xc4" * n
+            or data[p + 1:end:step] != bytes((w,)) * n):
+        return None
+    m, q = _array_header(data, end)
+    vend = q + 34 * n
+    if (m != n or vend > len(data) or data[q:vend:34] != b"\xc4" * n
+            or data[q + 1:vend:34] != b"\x20" * n):
+        return None
+    try:
+        counts = _unpackb(data[vend:])
+        total = sum(counts)
+    except Exception:  # not a list of numbers, or trailing bytes: decode() decides
+        return None
+    if type(counts) is not list or len(counts) != n or type(total) is not int or min(counts) < 0:
+        return None
+    lo, hi = 0, n  # bisect_right over the keys, in place
+    b = p + 2
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        x = b + mid * step
+        if key < data[x:x + w]:
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo == 0:
+        return data[1], None
+    x = q + 34 * (lo - 1) + 2
+    return data[1], data[x:x + 32]
+
+
 def _decode_leaf(data: bytes) -> Leaf:
     kb, ke = _bin(data, 2)
     ks_start, ks_end = _bin(data, ke)
