@@ -95,7 +95,8 @@ splice_configs = st.sampled_from([
     TreeConfig(modulus=3, min_chunk_size=2, max_chunk_size=5),
     TreeConfig(modulus=8, max_chunk_size=3),
     TreeConfig(modulus=4, min_chunk_size=3, max_chunk_size=9),
-    TreeConfig(modulus=2, min_chunk_size=1, max_chunk_size=2),
+    TreeConfig(modulus=2, min_chunk_size=2, max_chunk_size=4),
+    TreeConfig(modulus=1, min_chunk_size=2, max_chunk_size=3),
 ])
 
 
