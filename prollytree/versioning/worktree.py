@@ -333,6 +333,30 @@ class WorktreeManager:
         _git(self._main, "worktree", "remove", *(["--force"] if force else []), e["path"])
         return True
 
+    def prune(self) -> dict:
+        """Clean up after merges cut short by a crash: scratch worktrees whose directory
+        is gone and scratch branches without their worktree. Merges in progress (their
+        scratch worktree exists) are left alone. Returns ``{"worktrees": n,
+        "branches": n}`` removed."""
+        live, gone = set(), 0
+        for e in self._entries(include_temporary=True):
+            if not e["id"].startswith(_TMP_PREFIX):
+                continue
+            if os.path.isdir(e["path"]):
+                live.add(e["id"][len(_TMP_PREFIX):])
+            else:
+                shutil.rmtree(os.path.join(self._common, "worktrees", e["id"]),
+                              ignore_errors=True)
+                gone += 1
+        raw = _git(self._common, "for-each-ref", "--format=%(refname)",
+                   "refs/heads/" + _TMP_BRANCH)
+        branches = 0
+        for ref in raw.decode("utf-8").split():
+            if ref[len("refs/heads/" + _TMP_BRANCH):] not in live:
+                _git(self._common, "update-ref", "-d", ref)
+                branches += 1
+        return {"worktrees": gone, "branches": branches}
+
     # -- locks --------------------------------------------------------------------------------
 
     def _lock_paths(self, worktree_id: str) -> tuple[str, str]:
