@@ -38,3 +38,6 @@ from .versioning import (  # noqa: E402
 
 __all__ += ["NamespacedKvStore", "WorktreeManager", "WorktreeVersionedKvStore",
             "WorktreeLockedError"]
+from .errors import AuthenticationError, NonFastForwardError, RemoteError  # noqa: E402 (sync, #15)
+
+__all__ += ["RemoteError", "NonFastForwardError", "AuthenticationError"]

@@ -403,9 +403,9 @@ class WorktreeManager:
         """Lock ``worktree_id`` with ``reason`` (Git's ``locked`` file, created
         atomically: of several processes locking at once exactly one succeeds, the others
         get WorktreeLockedError, as they do when it is already locked)."""
-        self._lock(worktree_id, reason, None)
+        self.lock_for(worktree_id, reason, None)
 
-    def _lock(self, worktree_id: str, reason: str | None, holder: str | None) -> None:
+    def lock_for(self, worktree_id: str, reason: str | None, holder: str | None) -> None:
         _check_id(worktree_id)
         if reason is not None and not isinstance(reason, str):
             raise TypeError(f"reason must be a str or None, not {type(reason).__name__}")
@@ -703,7 +703,7 @@ class WorktreeVersionedKvStore:
     def lock(self, reason: str | None = None) -> None:
         """Lock the worktree with this handle as the holder (WorktreeLockedError when
         it is locked already)."""
-        self._manager._lock(self._id, reason, self._token)
+        self._manager.lock_for(self._id, reason, self._token)
 
     def unlock(self) -> bool:
         """Release this handle's lock; returns whether it was locked. WorktreeLockedError
