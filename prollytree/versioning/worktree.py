@@ -480,6 +480,8 @@ class WorktreeManager:
         if not isinstance(commit_message, str):
             raise TypeError(f"commit_message must be a str, not "
                             f"{type(commit_message).__name__}")
+        if not commit_message.strip():
+            raise ValueError("commit message is empty (Git refuses empty messages too)")
         res = conflict_resolution
         if res is not None and not isinstance(res, ConflictResolution) and not callable(res):
             raise TypeError(f"conflict_resolution must be a ConflictResolution or a "
@@ -601,7 +603,7 @@ class _Scratch:
                 if store.current_branch() == self.branch:
                     store.checkout(self.start, staged="discard")
                 if self.branch in store.list_branches():
-                    store.delete_branch(self.branch)
+                    store.delete_branch(self.branch, force=True)  # R was reworded
             finally:
                 store.close()
         _git(self.m.repo_path, "worktree", "remove", "--force", self.path, check=False)
