@@ -32,7 +32,8 @@ import tempfile
 import uuid
 from typing import Any
 
-from ..errors import MergeConflictError, UnknownRefError, WorktreeLockedError
+from ..errors import (MergeConflictError, StoreError, UnknownRefError,
+                      WorktreeLockedError)
 from ..tree.merge import ConflictResolution
 from .kv_store import VersionedKvStore
 from .refs import check_branch_name
@@ -97,6 +98,8 @@ class WorktreeManager:
         path = os.path.abspath(os.fspath(repo_path))
         if not os.path.isdir(path):
             raise ValueError(f"not a directory: {path}")
+        if shutil.which("git") is None:
+            raise StoreError("worktrees need the git executable on PATH")
         r = subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir",
                             "--is-bare-repository"], cwd=path, capture_output=True,
                            env=_git_env())
@@ -406,6 +409,8 @@ class WorktreeManager:
         self.lock_for(worktree_id, reason, None)
 
     def lock_for(self, worktree_id: str, reason: str | None, holder: str | None) -> None:
+        """:meth:`lock_worktree` naming a ``holder`` (a token: the
+        :class:`WorktreeVersionedKvStore` handle that may keep writing), or None."""
         _check_id(worktree_id)
         if reason is not None and not isinstance(reason, str):
             raise TypeError(f"reason must be a str or None, not {type(reason).__name__}")
