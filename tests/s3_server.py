@@ -33,6 +33,17 @@ def weed_binary() -> str | None:
     return shutil.which("weed")
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the test process dies (Linux), so that
+    a killed test run does not leave a server behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # not Linux: the session teardown still stops it
+        pass
+
+
 def _free_port(avoid: set[int], plus_offset: bool = False) -> int:
     """A free loopback port (and, with ``plus_offset``, port + 10000 free too: SeaweedFS's
     admin worker dials the admin port + 10000 whatever its grpc port is set to)."""
@@ -89,7 +100,8 @@ class SeaweedS3:
         env.update(self.env)
         self.log = open(self.root / "weed.log", "wb")
         self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
