@@ -457,9 +457,13 @@ def test_any_sequence_of_trees_replicates_exactly_the_missing_nodes(models, rese
     have: set[bytes] = set()
     roots = [build(src, m) for m in models]
     order = list(range(len(models))) + [i for i in resend if i < len(models)]
-    for i in order:
+    done: list[bytes] = []
+    for n, i in enumerate(order):
         want = reachable(src, roots[i])
-        stats = replicate_nodes(src, dst, [roots[i]])
+        # every other transfer compares with the trees already sent (a valid base)
+        base = done if n % 2 else []
+        stats = replicate_nodes(src, dst, [roots[i]], base_roots=base + [b"\x07" * 32])
+        done.append(roots[i])
         assert stats.nodes == len(want - have)
         have |= want
         assert set(dst.addresses()) == have
@@ -485,3 +489,37 @@ def test_open_dataset_store_arguments(tmp_path):
         open_dataset_store(str(tmp_path / "ds"), "rocksdb")
     with open_dataset_store(str(tmp_path / "ds"), read_only=True) as st_:
         assert st_.read_only and st_.get_ref("refs/heads/main") is not None
+
+
+class CountingStore(MemoryNodeStore):
+    """A memory store that counts existence checks (the remote requests on S3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks = 0
+
+    def _has(self, address):
+        self.checks += 1
+        return super()._has(address)
+
+
+def test_a_base_tree_spares_the_destination_checks_of_shared_subtrees():
+    src, dst = MemoryNodeStore(), CountingStore()
+    rng = random.Random(11)
+    model = {b"k%06d" % i: b"v%d" % i for i in range(50000)}
+    old = build(src, model)
+    replicate_nodes(src, dst, [old])
+    for k in rng.sample(sorted(model), 50):
+        model[k] = b"changed"
+    new = build(src, model)
+    missing = reachable(src, new) - reachable(src, old)
+    dst.checks = 0
+    blind = replicate_nodes(src, copy := CountingStore(), [old])   # noqa: F841
+    copy.checks = 0
+    without = replicate_nodes(src, copy, [new])
+    checks_without = copy.checks
+    with_base = replicate_nodes(src, dst, [new], base_roots=[old])
+    assert with_base.nodes == without.nodes == len(missing)
+    assert dst.checks <= len(missing)                  # only the differing nodes
+    assert checks_without > 5 * dst.checks, (checks_without, dst.checks)
+    assert dict(ProllyTree.from_root(new, dst).items()) == model
