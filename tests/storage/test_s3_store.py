@@ -263,3 +263,31 @@ def test_store_matches_dict_model():
         machine_for("s3"),
         settings=settings(max_examples=4, stateful_step_count=20, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow]))
+
+
+def test_concurrent_creates_have_exactly_one_winner(url):
+    """set_ref(expected=None) is If-None-Match: *: among racing creators of one ref,
+    exactly one succeeds and the ref holds its value."""
+    import threading
+
+    stores = [S3NodeStore(url, max_workers=1) for _ in range(6)]
+    try:
+        for r in range(8):
+            wins: list[int] = []
+            barrier = threading.Barrier(len(stores))
+
+            def create(i: int) -> None:
+                barrier.wait()
+                if stores[i].set_ref(f"race/{r}", b"%d" % i, expected=None):
+                    wins.append(i)
+
+            threads = [threading.Thread(target=create, args=(i,)) for i in range(len(stores))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert len(wins) == 1
+            assert stores[0].get_ref(f"race/{r}") == b"%d" % wins[0]
+    finally:
+        for s in stores:
+            s.close()
