@@ -143,7 +143,7 @@ class SeaweedS3:
             config=Config(s3={"addressing_style": "path"}))
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 10 s; the whole process group."""
+        """SIGTERM, then SIGKILL after 5 s; the whole process group."""
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             try:
@@ -151,7 +151,7 @@ class SeaweedS3:
             except ProcessLookupError:
                 pass
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)
