@@ -36,7 +36,7 @@ import msgpack
 from ..errors import CorruptNodeError, MissingNodeError, ProllyError, UnknownRefError
 from ..storage import NodeStore
 from ..tree.codec import EMPTY_NODE_BYTES, EMPTY_ROOT, decode
-from ..versioning.roots import ROOTSET_MAGIC, RootSet
+from ..versioning.roots import RootSet
 
 __all__ = ["ReplicationStats", "NonFastForwardError", "replicate_nodes", "replicate",
            "COMMIT_MAGIC", "HEADS"]
@@ -71,7 +71,7 @@ class ReplicationStats:
     ref_moved: bool = False
     by_level: dict[int, int] = field(default_factory=dict)
 
-    def _add(self, other: "ReplicationStats") -> None:
+    def add(self, other: "ReplicationStats") -> None:
         self.nodes += other.nodes
         self.bytes += other.bytes
         self.skipped += other.skipped
@@ -426,7 +426,7 @@ def replicate(source: NodeStore, destination: NodeStore, branch: str = "main", *
                     raise CorruptNodeError(a, f"not a root set ({e})") from None
                 root_sets[a] = data
                 roots.extend(rs.roots())
-    stats._add(replicate_nodes(source, destination, roots, base_roots=base))
+    stats.add(replicate_nodes(source, destination, roots, base_roots=base))
     # then root sets, then commits oldest first
     if root_sets:
         items = list(root_sets.items())
