@@ -19,7 +19,7 @@ from prollytree.errors import CorruptNodeError, ReadOnlyError, StoreError
 from prollytree.storage import open_store
 from prollytree.storage.s3 import S3NodeStore, parse_s3_url
 
-from .helpers import node, nodes, popen_python
+from .helpers import node, nodes
 
 pytestmark = pytest.mark.usefixtures("s3_server")
 
