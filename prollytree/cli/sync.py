@@ -122,7 +122,13 @@ def clone(app: App, url: str, directory: str | None, branch: str | None,
 @pass_app
 def fetch(app: App, remote: str, token: str | None) -> None:
     """Fetch the branches and tags of REMOTE (default origin) into
-    refs/remotes/REMOTE/*; the current branch does not move."""
+    refs/remotes/REMOTE/*; the current branch does not move.
+
+    \b
+    Examples:
+      git-prolly fetch
+      git-prolly fetch backup --json
+    """
     from prollytree.sync import git_remote
     store = _git_store(app)
     with _PhaseProgress(app.out) as progress:
@@ -174,7 +180,13 @@ def pull(app: App, remote: str, branch: str | None, strategy: str | None,
          token: str | None) -> None:
     """Fetch REMOTE, then merge its BRANCH (default: the current branch's name) into the
     current branch: a fast-forward, or a merge commit with two parents. Conflicting keys
-    stop the merge (exit code 1, the branch unchanged) unless --strategy settles them."""
+    stop the merge (exit code 1, the branch unchanged) unless --strategy settles them.
+
+    \b
+    Examples:
+      git-prolly pull
+      git-prolly pull origin main --strategy take-source
+    """
     from prollytree.errors import MergeConflictError
     from prollytree.sync import git_remote
     from prollytree.versioning import ConflictResolution, Unresolved
@@ -221,7 +233,13 @@ def pull(app: App, remote: str, branch: str | None, strategy: str | None,
 @pass_app
 def push(app: App, remote: str, branch: str | None, force: bool, token: str | None) -> None:
     """Push BRANCH (default: the current branch) to REMOTE (default origin). A push that
-    is not a fast-forward is refused (exit code 1) unless --force."""
+    is not a fast-forward is refused (exit code 1) unless --force.
+
+    \b
+    Examples:
+      git-prolly push
+      GIT_PROLLY_TOKEN=s3cret git-prolly push web main
+    """
     from prollytree.errors import NonFastForwardError
     from prollytree.sync import git_remote
     store = _git_store(app)
@@ -249,7 +267,14 @@ def push(app: App, remote: str, branch: str | None, force: bool, token: str | No
 
 @click.group()
 def remote() -> None:
-    """Manage remotes (Git's own: 'git remote -v' lists the same)."""
+    """Manage remotes (Git's own: 'git remote -v' lists the same).
+
+    \b
+    Examples:
+      git-prolly remote add origin /srv/data.git
+      git-prolly remote list -v
+      git-prolly remote remove origin
+    """
 
 
 @remote.command("add")
