@@ -30,3 +30,11 @@ from .versioning import (  # noqa: E402  (versioning layer, issue #4)
 )
 
 __all__ += ["VersionedKvStore", "StorageBackend", "KvDiff", "DiffOperation", "Unresolved"]
+
+
+def __getattr__(name: str):
+    # ProllySQLStore needs the sql extra (apsw), so it is imported on first use (issue 12)
+    if name == "ProllySQLStore":
+        from .sql import ProllySQLStore
+        return ProllySQLStore
+    raise AttributeError(f"module 'prollytree' has no attribute {name!r}")
