@@ -649,6 +649,13 @@ class ProllySQLStore:
             raise TypeError(f"conflict_resolution must be a ConflictResolution or a callable, "
                             f"not {type(res).__name__}")
         self._no_txn("merge")
+        if not isinstance(source, str):
+            raise TypeError(f"source must be a str, not {type(source).__name__}")
+        violations = self._merge_violations(source)
+        if violations:
+            raise MergeConflictError(
+                f"merging {source!r} would violate constraints; nothing was merged: "
+                + "; ".join(violations[:10]) + (" ..." if len(violations) > 10 else ""), [])
         by_tree = {t.tree: t for t in self._db.schemas.values()}
         trees = self._trees
         conflicts: list = []
@@ -687,6 +694,70 @@ class ProllySQLStore:
             cid = self._kv.commit(f"Merge {source}: index entries of cell-merged rows")
         self._load()
         return cid
+
+    def _merge_violations(self, source: str) -> list[str]:
+        """UNIQUE and CHECK violations the merge of ``source`` would create (rows merged
+        from both sides can break constraints each side kept). Reads the two sides'
+        changes since the merge base (structural diffs) and the current indexes."""
+        kv, trees = self._kv, self._trees
+        head = kv.current_commit()
+        src = kv.resolve_ref(source)
+        base = kv.merge_base(head, src)
+        if base is None or base in (head, src):
+            return []  # fast-forward or nothing to do: the result is a state already valid
+        out: list[str] = []
+        for t in self._db.schemas.values():
+            ours = {k: new for k, _old, new in trees.diff(base, head, t.tree)}
+            theirs = {k: new for k, _old, new in trees.diff(base, src, t.tree)}
+            if not theirs:
+                continue
+            merged: dict[bytes, bytes | None] = {}
+            cellwise: set[bytes] = set()
+            for k, new in theirs.items():
+                if k not in ours:
+                    merged[k] = new
+                elif ours[k] != new:
+                    m = _cellwise(trees.tree_at(base, t.tree).get(k), new, ours[k])
+                    if m is not None:
+                        merged[k] = m
+                        cellwise.add(k)
+            rows = {k: decode_row(v) for k, v in merged.items() if v is not None}
+            for idx in t.indexes:
+                if not idx.unique:
+                    continue
+                seen: dict[bytes, bytes] = {}
+                for k, row in rows.items():
+                    vals = [row[c] for c in idx.columns]
+                    if any(v is None for v in vals) or len(row) != len(t.columns):
+                        continue
+                    p = encode_key(vals)
+                    others = {k2 for _ik, k2 in trees.tree(idx.tree).prefix(p)}
+                    if p in seen:
+                        others.add(seen[p])
+                    seen[p] = k
+                    for k2 in others - {k}:
+                        # still there with those values once merged?
+                        if k2 in merged:
+                            r2 = rows.get(k2)
+                            if r2 is None or [r2[c] for c in idx.columns] != vals:
+                                continue
+                        cols = ", ".join(f"{t.name}.{t.columns[c].name}" for c in idx.columns)
+                        out.append(f"UNIQUE {cols} = {tuple(vals)!r}")
+            if t.has_check:
+                db = self._db.shadow.db
+                q = quote_ident(t.name)
+                for k in cellwise:
+                    row = rows.get(k)
+                    if row is None:
+                        continue
+                    try:
+                        with db:
+                            db.execute(f"INSERT INTO {q} VALUES "
+                                       f"({','.join('?' * len(row))})", row)
+                            db.execute(f"DELETE FROM {q}")
+                    except apsw.ConstraintError as e:
+                        out.append(f"{e} for {t.name} key {decode_key(k)!r}")
+        return out
 
     def _fix_indexes(self, fixups) -> bool:
         """Index entries of rows a merge resolved may mix both sides: recompute them."""

@@ -231,3 +231,37 @@ def test_reopen_in_new_process_and_git_fsck(tmp_path):
                        capture_output=True)
     with pytest.raises(ValueError, match="not a dataset"):
         ProllySQLStore.open(str(tmp_path / "nothing"))
+
+
+def test_merge_refuses_constraint_violations(mem_store):
+    s = mem_store
+    s.execute("CREATE TABLE acct (id INTEGER PRIMARY KEY, email TEXT UNIQUE, lo INTEGER, "
+              "hi INTEGER, CHECK (lo <= hi))")
+    s.execute("INSERT INTO acct VALUES (1, 'a@x', 0, 10)")
+    s.commit("base")
+    s.branch("b")
+    s.execute("INSERT INTO acct VALUES (2, 'same@x', 0, 1)")
+    s.execute("UPDATE acct SET lo = 8 WHERE id = 1")
+    s.commit("ours")
+    s.checkout("b")
+    s.execute("INSERT INTO acct VALUES (3, 'same@x', 0, 1)")
+    s.commit("theirs")
+    s.checkout("main")
+    head = s.kv.current_commit()
+    with pytest.raises(MergeConflictError, match="UNIQUE acct.email"):
+        s.merge("b")
+    assert s.kv.current_commit() == head
+    # a cell-wise merge that breaks a CHECK is refused too
+    s.checkout("b")
+    s.execute("DELETE FROM acct WHERE id = 3")
+    s.execute("UPDATE acct SET hi = 5 WHERE id = 1")
+    s.commit("theirs 2")
+    s.checkout("main")
+    with pytest.raises(MergeConflictError, match="CHECK"):
+        s.merge("b")
+    assert s.kv.current_commit() == head
+    s.execute("UPDATE acct SET lo = 4 WHERE id = 1")
+    s.commit("fix")
+    s.merge("b")
+    assert s.execute("SELECT id, lo, hi FROM acct ORDER BY id") == [
+        {"id": 1, "lo": 4, "hi": 5}, {"id": 2, "lo": 0, "hi": 1}]
