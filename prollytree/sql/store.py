@@ -633,6 +633,22 @@ class ProllySQLStore:
                 if new is not None:
                     yield decode_row(new), c
 
+    def commit_changes(self, table: str, ref: str) -> Iterable[tuple[list, dict]]:
+        """(row, commit) for the rows of ``table`` that commit ``ref`` set (against its
+        first parent)."""
+        tree = table_tree(table)
+        try:
+            c = self._kv.commit_info(ref)
+        except ValueError:
+            return
+        if c["parents"]:
+            changes = self._trees.diff(c["parents"][0], c["id"], tree)
+        else:
+            changes = [(k, None, v) for k, v in self._trees.tree_at(c["id"], tree).items()]
+        for _k, _old, new in changes:
+            if new is not None:
+                yield decode_row(new), c
+
     def merge_conflicts(self) -> list[tuple[str, bytes | None, bytes | None, bytes | None]]:
         """(table, base row, our row, their row) of the last merge stopped by conflicts."""
         return list(self._conflicts)

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import datetime
 
+import apsw
 import apsw.ext
 
 from .rows import decode_row
+from .schema import quote_ident
+from .vtable import coerce
 
 __all__ = ["install"]
 
@@ -29,6 +32,95 @@ def _table(db, name, fn, columns) -> None:
     fn.columns = tuple(columns)
     fn.column_access = apsw.ext.VTColumnAccess.By_Index
     apsw.ext.make_virtual_module(db.conn, name, fn)
+
+
+class _HistoryModule:
+    """``prolly_history_<t>``: every version of every row, with the commit that made it.
+    Equality on the whole primary key is pushed down to the store's per-key history, and
+    equality on ``commit_hash`` to the diff of that one commit."""
+
+    def __init__(self, store, schema) -> None:
+        self.store = store
+        self.t = schema
+
+    def Connect(self, conn, modname, dbname, tablename, *args):
+        cols = ", ".join(quote_ident(n) for n in
+                         self.t.names + ["commit_hash", "committer", "commit_date"])
+        return f"CREATE TABLE x({cols})", _HistoryTable(self.store, self.t)
+
+    Create = Connect
+
+
+class _HistoryTable:
+    def __init__(self, store, schema) -> None:
+        self.store = store
+        self.t = schema
+
+    def BestIndex(self, constraints, orderbys):
+        t = self.t
+        eq = apsw.SQLITE_INDEX_CONSTRAINT_EQ
+        ncols = len(t.columns)
+        pk = t.pk if t.pk else None
+        used = [None] * len(constraints)
+        if pk:
+            pos = {}
+            for i, (c, op) in enumerate(constraints):
+                if op == eq and c in pk and c not in pos:
+                    pos[c] = i
+            if len(pos) == len(pk):
+                for n, c in enumerate(pk):
+                    used[pos[c]] = n
+                return used, 1, "key", False, 10
+        for i, (c, op) in enumerate(constraints):
+            if op == eq and c == ncols:
+                used[i] = 0
+                return used, 2, "commit", False, 100
+        return None
+
+    def Open(self):
+        return _HistoryCursor(self)
+
+    def Disconnect(self):
+        pass
+
+    Destroy = Disconnect
+
+
+class _HistoryCursor:
+    def __init__(self, table) -> None:
+        self.tab = table
+        self.rows: list = []
+        self.i = 0
+
+    def Filter(self, idxnum, idxstr, args):
+        store, t = self.tab.store, self.tab.t
+        if idxnum == 1:
+            key = tuple(coerce(t.columns[c].affinity, v) for c, v in zip(t.pk, args))
+            it = store.history(t.name, key=key)
+        elif idxnum == 2:
+            it = store.commit_changes(t.name, args[0])
+        else:
+            it = store.history(t.name)
+        n = len(t.columns)
+        self.rows = [tuple((row + [None] * n)[:n] + [c["id"], c["committer"],
+                                                     _when(c["timestamp"])])
+                     for row, c in it]
+        self.i = 0
+
+    def Eof(self):
+        return self.i >= len(self.rows)
+
+    def Rowid(self):
+        return self.i
+
+    def Column(self, n):
+        return self.i if n == -1 else self.rows[self.i][n]
+
+    def Next(self):
+        self.i += 1
+
+    def Close(self):
+        self.rows = []
 
 
 def install(store, db) -> None:
@@ -85,12 +177,8 @@ def _per_table(store, db, t) -> None:
     _table(db, f"prolly_diff_{lname}", diff,
            ["diff_type"] + [f"from_{n}" for n in names] + [f"to_{n}" for n in names])
 
-    def history():
-        for row, c in store.history(t.name):
-            yield tuple(row + [c["id"], c["committer"], _when(c["timestamp"])])
-
-    _table(db, f"prolly_history_{lname}", history,
-           names + ["commit_hash", "committer", "commit_date"])
+    db.conn.create_module(f"prolly_history_{lname}", _HistoryModule(store, t),
+                          eponymous_only=True, read_only=True)
 
     def conflicts():
         for tname, base, ours, theirs in store.merge_conflicts():

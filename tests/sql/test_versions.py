@@ -180,6 +180,13 @@ def test_system_tables_and_functions(mem_store):
                     {"diff_type": "added", "from_age": None, "to_age": 1, "to_id": 9}]
     hist = s.execute("SELECT age, commit_hash FROM prolly_history_users WHERE id = 2")
     assert [(r["age"], r["commit_hash"]) for r in hist] == [(26, c2), (25, c1)]
+    plan = s.execute("EXPLAIN QUERY PLAN SELECT * FROM prolly_history_users WHERE id = 2")
+    assert "INDEX 1:key" in plan[0]["detail"]
+    full = s.execute("SELECT id, age, commit_hash FROM prolly_history_users "
+                     "WHERE age > 0 ORDER BY commit_hash, id")
+    assert {(r["id"], r["age"]) for r in full if r["commit_hash"] == c2} == {(2, 26), (9, 1)}
+    assert s.execute("SELECT id, age FROM prolly_history_users WHERE commit_hash = ? "
+                     "ORDER BY id", params=[c2]) == [{"id": 2, "age": 26}, {"id": 9, "age": 1}]
     joined = s.execute("SELECT u.id, u.age, o.age AS was FROM users u "
                        "JOIN prolly_at_users('HEAD~1') o ON o.id = u.id WHERE u.id = 2")
     assert joined == [{"id": 2, "age": 26, "was": 25}]
