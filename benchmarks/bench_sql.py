@@ -195,6 +195,9 @@ def main() -> None:
     ap.add_argument("--diff-rows", type=int, default=200_000)
     ap.add_argument("--commits", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--wheel-rows", type=int, default=20_000,
+                    help="rows for the wheel (its inserts run at milliseconds per row; the "
+                         "per-row and per-lookup figures compare across sizes)")
     ap.add_argument("--wheel", default="/tmp/wheelenv/bin/python")
     ap.add_argument("--doltlite", default="/tmp/doltenv/bin/python")
     ap.add_argument("--engine", help=argparse.SUPPRESS)
@@ -213,7 +216,10 @@ def main() -> None:
             print(f"skipping {name}: no {py}", file=sys.stderr)
             continue
         print(f"running {name} ...", file=sys.stderr)
-        p = subprocess.run([py, HERE, "--engine", name] + passthrough, capture_output=True,
+        extra = passthrough
+        if name == "wheel":
+            extra = passthrough + ["--rows", str(min(args.rows, args.wheel_rows))]
+        p = subprocess.run([py, HERE, "--engine", name] + extra, capture_output=True,
                            text=True, cwd=tempfile.gettempdir())
         if p.returncode:
             print(f"{name} failed: {p.stderr[-500:]}", file=sys.stderr)
@@ -222,6 +228,9 @@ def main() -> None:
     others = [n for n in ("wheel", "doltlite", "sqlite") if n in results]
     head = f"{'workload':48} {'ours':>10}" + "".join(f" {n:>10}" for n in others) + \
         "".join(f" {'/' + n:>10}" for n in others)
+    if "wheel" in results and args.wheel_rows < args.rows:
+        print(f"(the wheel ran with {min(args.rows, args.wheel_rows)} rows in t, the others "
+              f"with {args.rows})")
     print(head)
     for w, v in results["ours"].items():
         line = f"{w:48} {v:10.2f}"

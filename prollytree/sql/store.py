@@ -394,13 +394,16 @@ class ProllySQLStore:
         if len(an) == len(bn):
             return
         if len(an) > len(bn):
+            t = self._trees.tree(a.tree)
             extra = []
             for c in a.columns[len(bn):]:
                 v = None
                 if c.default is not None:
                     v = self._db.shadow.execute(f"SELECT {c.default}")[0][0]
+                if v is None and c.notnull and next(iter(t.items()), None) is not None:
+                    # SQLite checks this against the rows, which the shadow table lacks
+                    raise apsw.SQLError("Cannot add a NOT NULL column with default value NULL")
                 extra.append(v)
-            t = self._trees.tree(a.tree)
             t.insert_batch([(k, encode_row(decode_row(v) + extra)) for k, v in t.items()])
             return
         keep = [i for i, n in enumerate(bn) if n in an]
