@@ -58,7 +58,8 @@ class Database:
         self.session = Session(view, self.schemas, readonly, self.shadow)
         self.conn = conn = apsw.Connection(":memory:")
         self.session.conn = conn
-        conn.create_module("prolly", ProllyModule(self.session), iVersion=3)
+        conn.create_module("prolly", ProllyModule(self.session), iVersion=3,
+                           use_bestindex_object=True)
         for t in self.schemas.values():
             conn.execute(f"CREATE VIRTUAL TABLE {quote_ident(t.name)} USING prolly")
         for sql in views:

@@ -250,7 +250,36 @@ class ProllyTable:
             return self.schema.rowid_alias
         return c
 
-    def BestIndex(self, constraints, orderbys):
+    def BestIndexObject(self, ii) -> bool:
+        """Offer SQLite a tree range scan: equality on a key (or index) prefix, then a
+        range on the next column. Only BINARY-collated comparisons are pushed down (a key
+        lookup cannot answer ``k = 'a' COLLATE NOCASE``)."""
+        constraints = []
+        for i in range(ii.nConstraint):
+            ok = ii.get_aConstraint_usable(i) and \
+                (ii.get_aConstraint_collation(i) or "BINARY").upper() == "BINARY"
+            constraints.append((ii.get_aConstraint_iColumn(i) if ok else -99,
+                                ii.get_aConstraint_op(i)))
+        orderbys = [(ii.get_aOrderBy_iColumn(j), ii.get_aOrderBy_desc(j))
+                    for j in range(ii.nOrderBy)]
+        got = self._choose(constraints, orderbys)
+        if got is None:
+            ii.estimatedCost = 1e6
+            ii.estimatedRows = 1_000_000
+            return True
+        used, plan, obc, cost, unique = got
+        for i, n in enumerate(used):
+            if n is not None:
+                ii.set_aConstraintUsage_argvIndex(i, n + 1)
+        ii.idxStr = plan
+        ii.orderByConsumed = obc
+        ii.estimatedCost = cost
+        ii.estimatedRows = 1 if unique else max(1, int(cost))
+        if unique:
+            ii.idxFlags = apsw.SQLITE_INDEX_SCAN_UNIQUE
+        return True
+
+    def _choose(self, constraints, orderbys):
         sc = self.schema
         cons = [(self._col(c), op) for c, op in constraints]
         cands = []
@@ -300,7 +329,8 @@ class ProllyTable:
             n += 1
         plan = {"t": name, "eq": len(eq), "lo": cons[lo][1] if lo is not None else 0,
                 "hi": cons[hi][1] if hi is not None else 0, "r": rev}
-        return used, 0, _plan_str(plan), obc, cost
+        unique = cost <= 2 and len(eq) > 0
+        return used, _plan_str(plan), obc, cost, unique
 
     def _order(self, cols: list[int], neq: int, orderbys) -> tuple[bool, bool]:
         if not orderbys:
