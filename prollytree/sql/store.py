@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import apsw
 import msgpack
 
-from ..errors import MergeConflictError
+from ..errors import MergeConflictError, ReadOnlyError
 from ..tree import ConflictResolution
 from ..versioning import Unresolved, VersionedKvStore
 from .keys import decode_key, encode_key
@@ -205,7 +205,9 @@ class ProllySQLStore:
         if self._db is not None:
             self._db.close()
         from .system import install
-        self._db = Database(self._trees.tree, self._trees.tree(CATALOG).items(), False,
+        # a detached HEAD is read-only: writes fail in the statement, not at its commit
+        readonly = self._kv.current_branch() is None
+        self._db = Database(self._trees.tree, self._trees.tree(CATALOG).items(), readonly,
                             lambda db: install(self, db))
 
     @property
@@ -323,6 +325,9 @@ class ProllySQLStore:
         if db.session.in_transaction():
             raise ValueError("schema changes inside a SQL transaction are not supported: "
                              "COMMIT or ROLLBACK first")
+        if db.session.readonly:
+            raise ReadOnlyError("HEAD is detached: the database is read-only; checkout a "
+                                "branch to change the schema")
         if kind == "ctas":
             return self._ctas(stmt, params)
         shadow = db.shadow

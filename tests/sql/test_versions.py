@@ -272,3 +272,20 @@ def test_merge_refuses_constraint_violations(mem_store):
     s.merge("b")
     assert s.execute("SELECT id, lo, hi FROM acct ORDER BY id") == [
         {"id": 1, "lo": 4, "hi": 5}, {"id": 2, "lo": 0, "hi": 1}]
+
+
+def test_detached_head_is_read_only(mem_store):
+    s = mem_store
+    _users(s)
+    c1 = s.commit("one")
+    s.execute("DELETE FROM users WHERE id = 1")
+    s.commit("two")
+    s.checkout(c1)
+    assert s.execute("SELECT count(*) AS n FROM users") == [{"n": 3}]
+    with pytest.raises(apsw.ReadOnlyError):
+        s.execute("INSERT INTO users VALUES (8, 'x', 1, 'y')")
+    from prollytree import ReadOnlyError
+    with pytest.raises(ReadOnlyError):
+        s.execute("CREATE TABLE z (a)")
+    s.checkout("main")
+    assert s.execute("SELECT count(*) AS n FROM users") == [{"n": 2}]
