@@ -54,8 +54,8 @@ def _show(app, result, fmt: str) -> None:
         out.json([{k: (v.hex() if isinstance(v, bytes) else v) for k, v in zip(labels, r)}
                   for r in rows])
     elif fmt == "csv":
-        from prollytree.sql.store import _fmt
-        out.write(_fmt(labels, rows, "csv"))
+        from prollytree.sql.store import format_rows
+        out.write(format_rows(labels, rows, "csv"))
     else:
         out.table(labels, ([_cell(v) for v in r] for r in rows), empty="(no rows)")
 

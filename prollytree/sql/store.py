@@ -9,7 +9,6 @@ prolly_commit('message')``).
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import os
@@ -24,13 +23,13 @@ from ..tree import ConflictResolution
 from ..versioning import Unresolved, VersionedKvStore
 from .keys import decode_key, encode_key
 from .rows import decode_row, encode_row
-from .schema import CATALOG, Shadow, affinity, TableSchema, index_tree, quote_ident, table_tree
+from .schema import CATALOG, Shadow, TableSchema, affinity, quote_ident, table_tree
 from .dml import unquote, insert_target, run_upsert, split_upsert
 from .statements import dml_kind, kind_of, split
 from .trees import Trees
 from .vtable import ProllyModule, Session, index_key
 
-__all__ = ["ProllySQLStore", "FORMATS"]
+__all__ = ["ProllySQLStore", "FORMATS", "format_rows"]
 
 FORMATS = ("dict", "dicts", "tuples", "json", "csv")
 _T, _V = b"t\x00", b"v\x00"
@@ -95,7 +94,8 @@ class Database:
         return desc, rows, bool(desc)
 
 
-def _fmt(labels: list[str], rows: list[tuple], format: str):
+def format_rows(labels: list[str], rows: list[tuple], format: str):
+    """Rows as ``format``: dicts, ``(labels, rows)``, a JSON string or CSV text."""
     if format in ("dict", "dicts"):
         return [dict(zip(labels, r)) for r in rows]
     if format == "tuples":
@@ -292,7 +292,7 @@ class ProllySQLStore:
                 self._reload = False
                 self._load()
         if is_query:
-            return _fmt(labels, rows, format)
+            return format_rows(labels, rows, format)
         k = dml_kind(stmt)
         if k in ("insert", "update", "delete"):
             return {"type": k, "count": self._db.session.changes}
@@ -806,13 +806,15 @@ class ProllySQLStore:
                         changed = True
         return changed
 
-    def _deferred_checkout(self, ref: str) -> str:
+    def checkout_in_statement(self, ref: str) -> str:
+        """prolly_checkout(): checkout now, reload the connection after the statement."""
         self._no_txn("checkout")
         self._kv.checkout(ref)
         self._reload = True
         return self._kv.current_commit()
 
-    def _deferred_merge(self, ref: str) -> str:
+    def merge_in_statement(self, ref: str) -> str:
+        """prolly_merge(): merge now, reload the connection after the statement."""
         cid = self.merge(ref)
         self._reload = True
         return cid
@@ -838,7 +840,7 @@ class ProllySQLStore:
             result: Any = []
             for s in split(query):
                 labels, rows, _q = db.query(s, params)
-                result = _fmt(labels, rows, format)
+                result = format_rows(labels, rows, format)
             return result
         finally:
             db.close()

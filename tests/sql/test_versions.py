@@ -1,7 +1,6 @@
 """Versions of a SQL database: commits, time travel, branches, merges, system tables,
 history independence, persistence across processes, Git integrity."""
 
-import os
 import shutil
 import subprocess
 import sys
