@@ -184,6 +184,7 @@ class ProllySQLStore:
         self._trees = Trees(self._kv)
         self._db: Database | None = None
         self._reload = False
+        self._schema_cache: dict[bytes | None, dict[str, TableSchema]] = {}
         self._conflicts: list[tuple[str, bytes | None, bytes | None, bytes | None]] = []
         self._load()
 
@@ -568,38 +569,52 @@ class ProllySQLStore:
         """The table names (of the working copy, or at ``ref``)."""
         if ref is None:
             return sorted(t.name for t in self._db.schemas.values())
-        db = self._at(ref)
-        try:
-            return sorted(t.name for t in db.schemas.values())
-        finally:
-            db.close()
+        return sorted(t.name for t in self._schemas_at(ref).values())
+
+    def _schemas_at(self, ref: str) -> dict[str, TableSchema]:
+        """The table schemas at ``ref`` (cached by the catalog's root: a catalog that did
+        not change is read once)."""
+        if not isinstance(ref, str):
+            raise TypeError(f"ref must be a str, not {type(ref).__name__}")
+        cid = self._kv.resolve_ref(ref)
+        root = self._trees.root_hash(CATALOG, cid)
+        got = self._schema_cache.get(root)
+        if got is None:
+            shadow = Shadow()
+            try:
+                for k, v in self._trees.tree_at(cid, CATALOG).items():
+                    if k.startswith(_T):
+                        shadow.load_entry(v)
+                got = {n.lower(): shadow.schema(n) for n in shadow.tables()}
+            finally:
+                shadow.close()
+            if len(self._schema_cache) > 16:
+                self._schema_cache.clear()
+            self._schema_cache[root] = got
+        return got
 
     def diff(self, from_ref: str, to_ref: str, table: str | None = None) -> list[dict]:
         """Row changes between two commits (of every table, or of ``table``): dicts with
         ``table``, ``type`` ("added", "removed", "modified"), ``key`` (primary key tuple),
         ``old`` and ``new`` (row dicts or None). Computed structurally per table tree: the
         cost grows with the number of changes."""
-        a, b = self._at(from_ref), self._at(to_ref)
-        try:
-            out = []
-            names = sorted(set(a.schemas) | set(b.schemas))
-            if table is not None:
-                names = [n for n in names if n == table.lower()]
-            for n in names:
-                sa, sb = a.schemas.get(n), b.schemas.get(n)
-                tree = (sb or sa).tree
-                for k, old, new in self._trees.diff(from_ref, to_ref, tree):
-                    out.append({
-                        "table": (sb or sa).name,
-                        "type": "added" if old is None else "removed" if new is None
-                        else "modified",
-                        "key": decode_key(k),
-                        "old": dict(zip(sa.names, decode_row(old))) if old and sa else None,
-                        "new": dict(zip(sb.names, decode_row(new))) if new and sb else None})
-            return out
-        finally:
-            a.close()
-            b.close()
+        a, b = self._schemas_at(from_ref), self._schemas_at(to_ref)
+        out = []
+        names = sorted(set(a) | set(b))
+        if table is not None:
+            names = [n for n in names if n == table.lower()]
+        for n in names:
+            sa, sb = a.get(n), b.get(n)
+            tree = (sb or sa).tree
+            for k, old, new in self._trees.diff(from_ref, to_ref, tree):
+                out.append({
+                    "table": (sb or sa).name,
+                    "type": "added" if old is None else "removed" if new is None
+                    else "modified",
+                    "key": decode_key(k),
+                    "old": dict(zip(sa.names, decode_row(old))) if old and sa else None,
+                    "new": dict(zip(sb.names, decode_row(new))) if new and sb else None})
+        return out
 
     def status(self) -> list[tuple[str, tuple, str]]:
         """Uncommitted row changes: (table, primary key tuple, "added"/"modified"/"removed")."""
