@@ -9,10 +9,12 @@ prolly_commit('message')``).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import re
+import threading
 from typing import Any, Iterable
 
 import apsw
@@ -36,6 +38,16 @@ _T, _V = b"t\x00", b"v\x00"
 _RESULT = {"create_table": "create", "ctas": "create", "create_index": "create_index",
            "create_view": "create_view", "drop_table": "drop_table", "drop_index": "drop_index",
            "drop_view": "drop_view", "alter_table": "alter_table", "create_temp": "create"}
+
+
+def _locked(method):
+    """Run ``method`` under the store's lock: one statement or version operation at a time
+    per store object, so the object can be shared between threads."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return run
 
 
 class Database:
@@ -180,6 +192,7 @@ class ProllySQLStore:
         self._init(VersionedKvStore(path, storage_backend))
 
     def _init(self, kv: VersionedKvStore) -> None:
+        self._lock = threading.RLock()
         self._kv = kv
         self._trees = Trees(self._kv)
         self._db: Database | None = None
@@ -222,6 +235,7 @@ class ProllySQLStore:
         DDL must go through :meth:`execute`)."""
         return self._db.conn
 
+    @_locked
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
@@ -236,6 +250,7 @@ class ProllySQLStore:
 
     # -- SQL -------------------------------------------------------------------------------
 
+    @_locked
     def execute(self, query: str, format: str = "dict", params: Any = None):
         """Run ``query`` (one or more statements; the result of the last is returned).
 
@@ -485,6 +500,7 @@ class ProllySQLStore:
             raise ValueError("a table needs at least one column")
         return self.execute(f"CREATE TABLE {quote_ident(table_name)} ({', '.join(cols)})")
 
+    @_locked
     def insert(self, table_name: str, values: Iterable):
         """Insert rows (sequences of Python values, bound safely); ``{"type": "insert",
         "count": n}``."""
@@ -532,6 +548,7 @@ class ProllySQLStore:
             raise ValueError(f"cannot {what} inside a SQL transaction: COMMIT or ROLLBACK "
                              f"first")
 
+    @_locked
     def commit(self, message: str) -> str:
         """Commit every table, index and the schema as one version; returns its id."""
         if not isinstance(message, str):
@@ -543,6 +560,7 @@ class ProllySQLStore:
         """Create branch ``name`` (at ``start``, default HEAD) without switching to it."""
         return self._kv.branch(name, start)
 
+    @_locked
     def create_branch(self, name: str, start: str | None = None) -> str:
         """Create branch ``name`` and switch to it."""
         self._no_txn("create a branch")
@@ -550,6 +568,7 @@ class ProllySQLStore:
         self._load()
         return cid
 
+    @_locked
     def checkout(self, ref: str) -> None:
         """Switch to a branch (or detach at any commit, read-only)."""
         self._no_txn("checkout")
@@ -593,6 +612,7 @@ class ProllySQLStore:
             self._schema_cache[root] = got
         return got
 
+    @_locked
     def diff(self, from_ref: str, to_ref: str, table: str | None = None) -> list[dict]:
         """Row changes between two commits (of every table, or of ``table``): dicts with
         ``table``, ``type`` ("added", "removed", "modified"), ``key`` (primary key tuple),
@@ -677,6 +697,7 @@ class ProllySQLStore:
         """(table, base row, our row, their row) of the last merge stopped by conflicts."""
         return list(self._conflicts)
 
+    @_locked
     def merge(self, source: str, conflict_resolution: Any = None) -> str:
         """Three-way merge of ``source`` into the current branch, row by row; the same row
         changed on both sides in different columns merges cell by cell. True conflicts
@@ -844,6 +865,7 @@ class ProllySQLStore:
         return Database(lambda name: trees.tree_at(cid, name),
                         trees.tree_at(cid, CATALOG).items(), True)
 
+    @_locked
     def query_at_commit(self, ref: str, query: str, format: str = "dict", params: Any = None):
         """Run the read-only ``query`` against the database as it was at ``ref`` (branch,
         tag, commit id or prefix, ``HEAD~N``...)."""

@@ -288,3 +288,28 @@ def test_detached_head_is_read_only(mem_store):
         s.execute("CREATE TABLE z (a)")
     s.checkout("main")
     assert s.execute("SELECT count(*) AS n FROM users") == [{"n": 2}]
+
+
+def test_shared_between_threads(mem_store):
+    import threading
+    s = mem_store
+    s.execute("CREATE TABLE c (id INTEGER PRIMARY KEY, who INTEGER)")
+    errors = []
+
+    def work(w):
+        try:
+            for i in range(50):
+                s.execute("INSERT INTO c (who) VALUES (?)", params=[w])
+                s.execute("SELECT count(*) FROM c WHERE who = ?", params=[w])
+        except Exception as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert s.execute("SELECT who, count(*) AS n FROM c GROUP BY who ORDER BY who") == [
+        {"who": w, "n": 50} for w in range(4)]
+    assert s.execute("SELECT count(DISTINCT id) AS n FROM c") == [{"n": 200}]
