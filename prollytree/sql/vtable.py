@@ -613,6 +613,9 @@ class ProllyTable:
         self.ov = {}
         self.undo = []
         self.sp = {}
+        # synthetic rowids only live for the statements of one transaction
+        self._ids = {}
+        self._keys = []
         self._next = None
         self._top = False
 
