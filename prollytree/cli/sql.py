@@ -85,6 +85,14 @@ def sql(app, query: str | None, ref: str | None, fmt: str) -> None:
     """Run SQL (the SQLite dialect) on the dataset's tables.
 
     With no QUERY: SQL from standard input, or an interactive shell on a terminal.
+    Changes are staged; SELECT prolly_commit('message') makes a version.
+
+    \b
+    Examples:
+      git-prolly sql "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)"
+      git-prolly sql "SELECT * FROM users WHERE id = 1" --format json
+      git-prolly sql "SELECT * FROM users" --ref HEAD~1 --format csv
+      git-prolly sql < migrate.sql
     """
     store = _open()
     try:
