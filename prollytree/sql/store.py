@@ -590,6 +590,15 @@ class ProllySQLStore:
             return sorted(t.name for t in self._db.schemas.values())
         return sorted(t.name for t in self._schemas_at(ref).values())
 
+    @property
+    def trees(self) -> Trees:
+        """The named trees the database lives in (see :mod:`prollytree.sql.trees`)."""
+        return self._trees
+
+    def schemas_at(self, ref: str) -> dict[str, TableSchema]:
+        """The table schemas (by lower-case name) at ``ref``."""
+        return self._schemas_at(ref)
+
     def _schemas_at(self, ref: str) -> dict[str, TableSchema]:
         """The table schemas at ``ref`` (cached by the catalog's root: a catalog that did
         not change is read once)."""

@@ -18,6 +18,7 @@ import apsw.ext
 
 from .rows import decode_row
 from .schema import quote_ident
+from .timetravel import AtModule
 from .vtable import coerce
 
 __all__ = ["install"]
@@ -163,10 +164,8 @@ def _per_table(store, db, t) -> None:
     names = t.names
     lname = t.name.lower()
 
-    def at(ref):
-        yield from store.rows_at(ref, t.name)
-
-    _table(db, f"prolly_at_{lname}", at, names)
+    db.conn.create_module(f"prolly_at_{lname}", AtModule(store, t), eponymous_only=True,
+                          read_only=True, use_bestindex_object=True)
 
     def diff(from_commit="HEAD~1", to_commit="HEAD"):
         for d in store.diff(from_commit, to_commit, table=t.name):

@@ -117,6 +117,9 @@ _KEEP = {"INTEGER": {int, bytes}, "NUMERIC": {int, bytes}, "REAL": {float, bytes
          "TEXT": {str, bytes}, "BLOB": {int, float, str, bytes}}
 
 
+_CASTER = apsw.Connection(":memory:")
+
+
 class Session:
     """What the tables of one SQLite connection share: where trees come from, the schemas,
     the connection, and the live tables (for statement rollback)."""
@@ -143,7 +146,8 @@ class Session:
         return h
 
     def cast_text(self, v: float) -> str:
-        return self.shadow.db.execute("SELECT CAST(? AS TEXT)", (v,)).fetchall()[0][0]
+        """SQLite's text for a real (TEXT affinity): asked of SQLite itself."""
+        return _CASTER.execute("SELECT CAST(? AS TEXT)", (v,)).fetchall()[0][0]
 
     def in_transaction(self) -> bool:
         return not self.conn.get_autocommit()

@@ -189,6 +189,20 @@ def test_system_tables_and_functions(mem_store):
     joined = s.execute("SELECT u.id, u.age, o.age AS was FROM users u "
                        "JOIN prolly_at_users('HEAD~1') o ON o.id = u.id WHERE u.id = 2")
     assert joined == [{"id": 2, "age": 26, "was": 25}]
+    plan = " ".join(r["detail"] for r in s.execute(
+        "EXPLAIN QUERY PLAN SELECT u.id, o.age FROM users u "
+        "JOIN prolly_at_users('HEAD~1') o ON o.id = u.id"))
+    assert "prolly pk eq=1" in plan
+    assert s.execute("SELECT count(*) AS n FROM users u LEFT JOIN prolly_at_users(?) o "
+                     "ON o.id = u.id WHERE o.id IS NULL", params=[c1]) == [{"n": 1}]
+    assert s.execute("SELECT id FROM prolly_at_users('HEAD~1') WHERE age BETWEEN 20 AND 30 "
+                     "ORDER BY id") == [{"id": 1}, {"id": 2}]
+    # a column added since reads as NULL in the past
+    s.execute("ALTER TABLE users ADD COLUMN note TEXT DEFAULT 'n'")
+    assert s.execute("SELECT id, note FROM prolly_at_users('HEAD~1') WHERE id = 1") == [
+        {"id": 1, "note": None}]
+    assert s.execute("SELECT id, note FROM users WHERE id = 1") == [{"id": 1, "note": "n"}]
+    s.commit("note")
     s.execute("SELECT prolly_branch('b2')")
     assert {r["name"] for r in s.execute("SELECT name FROM prolly_branches")} == {"main", "b2"}
     s.execute("SELECT prolly_checkout('b2')")
