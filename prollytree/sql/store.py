@@ -189,7 +189,12 @@ class ProllySQLStore:
     """
 
     def __init__(self, path: str | os.PathLike, storage_backend: Any = None) -> None:
-        self._init(VersionedKvStore(path, storage_backend))
+        kv = VersionedKvStore(path, storage_backend)
+        try:
+            self._init(kv)
+        except BaseException:
+            kv.close()
+            raise
 
     def _init(self, kv: VersionedKvStore) -> None:
         self._lock = threading.RLock()
