@@ -111,11 +111,14 @@ def _dump(db, ref=None):
     out = {}
     for t, order in (("t1", "id"), ("t2", "k"), ("t3", "p, q"), ("t4", "v, w")):
         q = f"SELECT * FROM {t} ORDER BY {order}"
-        if isinstance(db, ProllySQLStore):
-            rows = db.query_at_commit(ref, q, "tuples")[1]
-        else:
-            rows = list(db.execute(q))
-        out[t] = _norm([tuple(r) for r in rows])
+        try:
+            if isinstance(db, ProllySQLStore):
+                rows = db.query_at_commit(ref, q, "tuples")[1]
+            else:
+                rows = list(db.execute(q))
+        except apsw.SQLError:   # e.g. a column renamed at that point
+            rows = None
+        out[t] = None if rows is None else _norm([tuple(r) for r in rows])
     return out
 
 
@@ -256,6 +259,15 @@ stmt = st.one_of(
     st.tuples(small).map(lambda t: f"DELETE FROM t3 WHERE p = {t[0]}"),
     st.tuples(small).map(lambda t: f"DELETE FROM t4 WHERE v < {t[0]}"),
     st.just("VERSION"),
+    st.tuples(small, val, val).map(
+        lambda t: f"INSERT INTO t1 VALUES ({t[0]}, {_lit(t[1])}, 'u', {_lit(t[2])}) "
+                  f"ON CONFLICT (id) DO UPDATE SET a = excluded.a, c = c + 1"),
+    st.tuples(text, small).map(
+        lambda t: f"INSERT INTO t2 VALUES ({_lit(t[0])}, {t[1]}, NULL) ON CONFLICT DO NOTHING"),
+    st.sampled_from(["ALTER TABLE t4 ADD COLUMN z INTEGER DEFAULT 3",
+                     "ALTER TABLE t4 DROP COLUMN z", "ALTER TABLE t4 RENAME COLUMN w TO w2",
+                     "ALTER TABLE t4 RENAME COLUMN w2 TO w",
+                     "UPDATE t4 SET z = v * 2 WHERE v > 1"]),
     st.sampled_from(["BEGIN", "COMMIT", "ROLLBACK", "CREATE INDEX ia ON t1 (a)",
                      "DROP INDEX ia", "CREATE UNIQUE INDEX ub ON t1 (b)", "DROP INDEX ub",
                      "CREATE INDEX iw ON t4 (w, v)", "DROP INDEX iw"]),
@@ -272,7 +284,7 @@ def test_random_statement_sequences_match_sqlite(stmts):
         versions = []
         for s in stmts:
             in_txn = not p.oracle.get_autocommit()
-            if s.startswith(("CREATE", "DROP")) and in_txn:
+            if s.startswith(("CREATE", "DROP", "ALTER")) and in_txn:
                 continue  # schema changes inside BEGIN are refused by design
             if s == "VERSION":
                 if not in_txn:  # a version commit: remember what each table held
