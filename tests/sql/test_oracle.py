@@ -107,6 +107,29 @@ def _norm(rows):
     return out
 
 
+def check_indexes(store):
+    """Invariant: every index tree holds exactly the entries its table's rows give."""
+    from prollytree.sql.rows import decode_row
+    from prollytree.sql.vtable import index_key
+    for schema in _live_schemas(store):
+        rows = list(store.trees.tree(schema.tree).items())
+        for idx in schema.indexes:
+            want = sorted((index_key(idx, decode_row(v), k), k) for k, v in rows)
+            assert list(store.trees.tree(idx.tree).items()) == want, idx.name
+
+
+def _live_schemas(store):
+    from prollytree.sql.schema import Shadow
+    sh = Shadow()
+    try:
+        for k, v in store.trees.tree("sql/catalog").items():
+            if k.startswith(b"t\x00"):
+                sh.load_entry(v)
+        return [sh.schema(n) for n in sh.tables()]
+    finally:
+        sh.close()
+
+
 def _dump(db, ref=None):
     out = {}
     for t, order in (("t1", "id"), ("t2", "k"), ("t3", "p, q"), ("t4", "v, w")):
@@ -148,6 +171,7 @@ def test_corpus_matches_sqlite(pair):
     pair.run("CREATE INDEX i1 ON t1 (a, b)")
     pair.run("CREATE INDEX i4 ON t4 (w)")
     pair.compare_corpus()
+    check_indexes(pair.store)
 
 
 def test_constraints_match_sqlite(pair):
@@ -222,6 +246,7 @@ def test_insert_select_and_returning(pair):
     pair.run("UPDATE t1 SET a = (SELECT max(x) FROM t2) WHERE b = 'x'")
     pair.run("UPDATE t1 SET id = id + 100 WHERE id > 3")
     pair.compare_corpus()
+    check_indexes(pair.store)
 
 
 # -- hypothesis: random statement sequences -------------------------------------------------
@@ -292,6 +317,7 @@ def test_random_statement_sequences_match_sqlite(stmts):
                 continue
             p.run(s)
         p.compare_corpus()
+        check_indexes(p.store)
         for cid, dump in versions:  # time travel gives back exactly those tables
             assert _dump(p.store, cid) == dump
     finally:
