@@ -13,10 +13,15 @@ from dataclasses import dataclass, field
 import apsw
 import msgpack
 
-__all__ = ["Column", "IndexSchema", "TableSchema", "Shadow", "affinity", "quote_ident",
+__all__ = ["SEQ", "seq_key", "Column", "IndexSchema", "TableSchema", "Shadow", "affinity", "quote_ident",
            "table_tree", "index_tree", "CATALOG"]
 
 CATALOG = "sql/catalog"
+SEQ = b"s\x00"   # catalog key prefix: the AUTOINCREMENT high-water mark of a table
+
+
+def seq_key(table: str) -> bytes:
+    return SEQ + table.lower().encode()
 
 
 def table_tree(name: str) -> str:
@@ -77,6 +82,7 @@ class TableSchema:
     pk: list[int]                  # primary key columns (empty: keyed by rowid)
     rowid_alias: int | None        # the INTEGER PRIMARY KEY column, if any
     has_check: bool
+    autoincrement: bool = False
     indexes: list[IndexSchema] = field(default_factory=list)
 
     @property
@@ -154,7 +160,8 @@ class Shadow:
             if not origin:
                 alias = pk_cols[0]
         del without_rowid
-        t = TableSchema(name, sql, cols, pk_cols, alias, "CHECK" in sql.upper())
+        t = TableSchema(name, sql, cols, pk_cols, alias, "CHECK" in sql.upper(),
+                        alias is not None and "AUTOINCREMENT" in sql.upper())
         for _seq, iname, unique, origin, partial in db.execute(f"PRAGMA index_list({q})"):
             if origin == "pk":
                 continue

@@ -25,7 +25,7 @@ from ..tree import ConflictResolution
 from ..versioning import Unresolved, VersionedKvStore
 from .keys import decode_key, encode_key
 from .rows import decode_row, encode_row
-from .schema import CATALOG, Shadow, TableSchema, affinity, quote_ident, table_tree
+from .schema import CATALOG, Shadow, TableSchema, affinity, quote_ident, seq_key, table_tree
 from .dml import unquote, insert_target, run_upsert, split_upsert
 from .statements import dml_kind, kind_of, split
 from .trees import Trees
@@ -368,6 +368,12 @@ class ProllySQLStore:
         for n in before:
             if n not in after:
                 cat.delete(_T + n.encode())
+                if before[n].autoincrement:
+                    seq = cat.get(seq_key(n))
+                    cat.delete(seq_key(n))
+                    renamed = [m for m in after if m not in before]
+                    if kind == "alter_table" and len(renamed) == 1 and seq is not None:
+                        cat.insert(seq_key(renamed[0]), seq)
         if views_after != views_before:
             for name, _sql in views_before:
                 cat.delete(_V + name.lower().encode())

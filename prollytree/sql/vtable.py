@@ -16,7 +16,7 @@ import apsw
 
 from .keys import encode_key, encode_value, decode_key, prefix_end
 from .rows import decode_row, encode_row
-from .schema import IndexSchema, TableSchema, quote_ident
+from .schema import CATALOG, IndexSchema, TableSchema, quote_ident, seq_key
 
 __all__ = ["ProllyModule", "ProllyTable", "Session", "coerce", "index_key"]
 
@@ -190,6 +190,7 @@ class ProllyTable:
         self._keys: list[bytes] = []
         self._next: int | None = None
         self._plans: dict[str, tuple] = {}
+        self._seq = 0   # highest rowid inserted in this transaction (AUTOINCREMENT)
         self._top: bytes | None | bool = False   # largest key (False: not known yet)
         self._defaults: dict[int, Any] = {}
         sc = schema
@@ -239,13 +240,25 @@ class ProllyTable:
         return self._keys[rowid - 1]
 
     def next_rowid(self) -> int:
+        """Max rowid + 1, as SQLite picks it (AUTOINCREMENT: never an id used before)."""
         if self._next is None:
             last = next(iter(self.scan(self.main, None, None, reverse=True)), None)
             top = decode_key(last[0])[0] if last else 0
-            self._next = (top if isinstance(top, int) else 0) + 1
+            top = top if isinstance(top, int) else 0
+            if self.schema.autoincrement:
+                top = max(top, self._seq_committed(), self._seq)
+            self._next = top + 1
         n = self._next
         self._next += 1
         return n
+
+    def _seq_committed(self) -> int:
+        raw = self.s.view(CATALOG).get(seq_key(self.schema.name))
+        return decode_key(raw)[0] if raw else 0
+
+    def _saw_rowid(self, rowid: int) -> None:
+        if rowid > self._seq:
+            self._seq = rowid
 
     # -- plans ---------------------------------------------------------------------------
 
@@ -541,6 +554,8 @@ class ProllyTable:
         self.write_row(key, row, None)
         self.s.changes += 1
         if a is not None:
+            if sc.autoincrement:
+                self._saw_rowid(row[a])
             return row[a]
         return self.rowid_of(key)
 
@@ -608,6 +623,8 @@ class ProllyTable:
         for tree, o in self.ov.items():
             if o:
                 view(tree).insert_batch(sorted(o.items()))
+        if self._seq > 0 and self._seq > self._seq_committed():
+            view(CATALOG).insert(seq_key(self.schema.name), encode_key((self._seq,)))
         self._reset()
 
     def Rollback(self) -> None:
@@ -617,6 +634,7 @@ class ProllyTable:
         self.ov = {}
         self.undo = []
         self.sp = {}
+        self._seq = 0
         # synthetic rowids only live for the statements of one transaction
         self._ids = {}
         self._keys = []

@@ -236,6 +236,21 @@ def test_alter_and_drop_match_sqlite(pair):
         pair.run(s)
 
 
+def test_autoincrement_matches_sqlite(pair):
+    for s in ["CREATE TABLE ai (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)",
+              "INSERT INTO ai (v) VALUES ('a'), ('b'), ('c')", "DELETE FROM ai WHERE id = 3",
+              "INSERT INTO ai (v) VALUES ('d')", "INSERT INTO ai VALUES (10, 'e')",
+              "DELETE FROM ai WHERE id >= 4", "INSERT INTO ai (v) VALUES ('f')",
+              "BEGIN", "INSERT INTO ai (v) VALUES ('g')", "ROLLBACK",
+              "INSERT INTO ai (v) VALUES ('h')", "SELECT * FROM ai ORDER BY id",
+              "ALTER TABLE ai RENAME TO ai2", "DELETE FROM ai2",
+              "INSERT INTO ai2 (v) VALUES ('i')", "SELECT * FROM ai2 ORDER BY id",
+              "DROP TABLE ai2",
+              "CREATE TABLE ai2 (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT)",
+              "INSERT INTO ai2 (v) VALUES ('j')", "SELECT * FROM ai2 ORDER BY id"]:
+        pair.run(s)
+
+
 def test_insert_select_and_returning(pair):
     for s in SEED:
         pair.run(s)
