@@ -203,7 +203,11 @@ class ProllySQLStore:
         self._db: Database | None = None
         self._reload = False
         self._schema_cache: dict[bytes | None, dict[str, TableSchema]] = {}
-        self._conflicts: list[tuple[str, bytes | None, bytes | None, bytes | None]] = []
+        # the conflicts of the last merge that stopped: (table, key, base, ours, theirs),
+        # and the resolutions recorded by editing prolly_conflicts_<t>: (table, key) -> row
+        self._conflicts: list[tuple[str, bytes, bytes | None, bytes | None, bytes | None]] = []
+        self._resolved: dict[tuple[str, bytes], bytes | None] = {}
+        self._conflict_source: str | None = None
         self._load()
 
     @staticmethod
@@ -713,9 +717,18 @@ class ProllySQLStore:
             if new is not None:
                 yield decode_row(new), c
 
-    def merge_conflicts(self) -> list[tuple[str, bytes | None, bytes | None, bytes | None]]:
-        """(table, base row, our row, their row) of the last merge stopped by conflicts."""
-        return list(self._conflicts)
+    def merge_conflicts(self) -> list[tuple[str, bytes, bytes | None, bytes | None,
+                                            bytes | None]]:
+        """(table, key, base row, our row, their row) of the last merge stopped by
+        conflicts, without those already resolved (encoded rows; None: absent)."""
+        return [c for c in self._conflicts if (c[0].lower(), c[1]) not in self._resolved]
+
+    def resolve_conflict(self, table: str, key: bytes, row: bytes | None) -> None:
+        """Record how a conflict of the last stopped merge is to be resolved (the encoded
+        row to keep, None to delete it); merging the same source again applies it.
+        ``DELETE FROM prolly_conflicts_<t>`` keeps our row, ``UPDATE ... SET our_<c> = ...``
+        keeps the edited row."""
+        self._resolved[(table.lower(), key)] = row
 
     @_locked
     def merge(self, source: str, conflict_resolution: Any = None) -> str:
@@ -741,12 +754,13 @@ class ProllySQLStore:
         trees = self._trees
         conflicts: list = []
         fixups: list = []
+        resolved = self._resolved if self._conflict_source == source else {}
 
         def resolve(c):
             loc = trees.conflict_location(c)
             if loc is None or loc[0] == CATALOG:
                 if res is None:
-                    conflicts.append(("<schema>" if loc else "<kv>", c.base_value,
+                    conflicts.append(("<schema>" if loc else "<kv>", c.key, c.base_value,
                                       c.destination_value, c.source_value))
                     return Unresolved
                 return _strategy(res, c)
@@ -756,11 +770,15 @@ class ProllySQLStore:
             t = by_tree.get(tree)
             merged = _cellwise(c.base_value, c.source_value, c.destination_value)
             if merged is None:
-                if res is None:
-                    conflicts.append((t.name if t else tree, c.base_value,
-                                      c.destination_value, c.source_value))
+                name = t.name if t else tree
+                if (name.lower(), key) in resolved:
+                    merged = resolved[(name.lower(), key)]
+                elif res is None:
+                    conflicts.append((name, key, c.base_value, c.destination_value,
+                                      c.source_value))
                     return Unresolved
-                merged = _strategy(res, c)
+                else:
+                    merged = _strategy(res, c)
             if t is not None:
                 fixups.append((t, key, c, merged))
             return merged
@@ -769,8 +787,12 @@ class ProllySQLStore:
             cid = trees.merge(source, resolve)
         except MergeConflictError:
             self._conflicts = conflicts
+            self._resolved = dict(resolved)
+            self._conflict_source = source
             raise
         self._conflicts = []
+        self._resolved = {}
+        self._conflict_source = None
         if fixups and self._fix_indexes(fixups):
             cid = self._kv.commit(f"Merge {source}: index entries of cell-merged rows")
         self._load()

@@ -16,7 +16,7 @@ import datetime
 import apsw
 import apsw.ext
 
-from .rows import decode_row
+from .rows import decode_row, encode_row
 from .schema import quote_ident
 from .timetravel import AtModule
 from .vtable import coerce
@@ -124,6 +124,99 @@ class _HistoryCursor:
         self.rows = []
 
 
+class _ConflictsModule:
+    """``prolly_conflicts_<t>``: the conflicts of the last merge that stopped, one row per
+    conflicting row: ``base_<c>``, ``our_<c>``, ``their_<c>``. Editing it resolves them:
+    DELETE keeps our row; UPDATE keeps the row given by the ``our_<c>`` columns (set them
+    from ``their_<c>`` to take theirs; all NULL deletes the row). Merge the same source
+    again to apply the resolutions."""
+
+    def __init__(self, store, schema, session) -> None:
+        self.store = store
+        self.t = schema
+        self.session = session
+
+    def Connect(self, conn, modname, dbname, tablename, *args):
+        names = self.t.names
+        cols = [f"base_{n}" for n in names] + [f"our_{n}" for n in names] + \
+            [f"their_{n}" for n in names]
+        return (f"CREATE TABLE x({', '.join(quote_ident(c) for c in cols)})",
+                _ConflictsTable(self.store, self.t, self.session))
+
+    Create = Connect
+
+
+class _ConflictsTable:
+    def __init__(self, store, schema, session) -> None:
+        self.store = store
+        self.t = schema
+        self.session = session
+        self.rows: list = []
+
+    def BestIndex(self, constraints, orderbys):
+        return None
+
+    def Open(self):
+        return _ConflictsCursor(self)
+
+    def _load(self) -> list:
+        lname = self.t.name.lower()
+        self.rows = [c for c in self.store.merge_conflicts() if c[0].lower() == lname]
+        return self.rows
+
+    def UpdateDeleteRow(self, rowid):
+        _t, key, _b, ours, _theirs = self.rows[rowid]
+        self.store.resolve_conflict(self.t.name, key, ours)
+        self.session.changes += 1
+
+    def UpdateChangeRow(self, rowid, newrowid, fields):
+        _t, key, _b, _ours, _theirs = self.rows[rowid]
+        n = len(self.t.columns)
+        ours = list(fields[n:2 * n])
+        self.store.resolve_conflict(self.t.name, key,
+                                    None if all(v is None for v in ours) else encode_row(ours))
+        self.session.changes += 1
+
+    def UpdateInsertRow(self, rowid, fields):
+        raise apsw.ReadOnlyError("rows cannot be added to a conflicts table")
+
+    def Disconnect(self):
+        pass
+
+    Destroy = Disconnect
+
+
+class _ConflictsCursor:
+    def __init__(self, table) -> None:
+        self.tab = table
+        self.i = 0
+
+    def Filter(self, *args):
+        self.rows = self.tab._load()
+        self.i = 0
+
+    def Eof(self):
+        return self.i >= len(self.rows)
+
+    def Rowid(self):
+        return self.i
+
+    def Column(self, n):
+        if n == -1:
+            return self.i
+        width = len(self.tab.t.columns)
+        raw = self.rows[self.i][2 + n // width]
+        r = decode_row(raw) if raw is not None else []
+        k = n % width
+        return r[k] if k < len(r) else None
+
+    def Next(self):
+        self.i += 1
+
+    def Close(self):
+        pass
+
+
 def install(store, db) -> None:
     """Register the ``prolly_*`` functions and system tables on ``db.conn`` for ``store``."""
     conn = db.conn
@@ -179,16 +272,5 @@ def _per_table(store, db, t) -> None:
     db.conn.create_module(f"prolly_history_{lname}", _HistoryModule(store, t),
                           eponymous_only=True, read_only=True)
 
-    def conflicts():
-        for tname, base, ours, theirs in store.merge_conflicts():
-            if tname.lower() != lname:
-                continue
-            cells = []
-            for raw in (base, ours, theirs):
-                r = decode_row(raw) if raw is not None else []
-                cells += [r[i] if i < len(r) else None for i in range(len(names))]
-            yield tuple(cells)
-
-    _table(db, f"prolly_conflicts_{lname}", conflicts,
-           [f"base_{n}" for n in names] + [f"our_{n}" for n in names]
-           + [f"their_{n}" for n in names])
+    db.conn.create_module(f"prolly_conflicts_{lname}", _ConflictsModule(store, t, db.session),
+                          eponymous_only=True)

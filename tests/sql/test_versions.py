@@ -327,3 +327,38 @@ def test_shared_between_threads(mem_store):
     assert s.execute("SELECT who, count(*) AS n FROM c GROUP BY who ORDER BY who") == [
         {"who": w, "n": 50} for w in range(4)]
     assert s.execute("SELECT count(DISTINCT id) AS n FROM c") == [{"n": 200}]
+
+
+def test_conflicts_resolved_by_editing_the_conflicts_table(mem_store):
+    s = mem_store
+    s.execute("CREATE TABLE u (id INTEGER PRIMARY KEY, name TEXT, age INTEGER)")
+    s.execute("INSERT INTO u VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3)")
+    s.commit("base")
+    s.branch("o")
+    for i, n in ((1, "A1"), (2, "B1"), (3, "C1")):
+        s.execute("UPDATE u SET name = ? WHERE id = ?", params=[n, i])
+    s.commit("ours")
+    s.checkout("o")
+    for i, n in ((1, "A2"), (2, "B2"), (3, "C2")):
+        s.execute("UPDATE u SET name = ? WHERE id = ?", params=[n, i])
+    s.execute("UPDATE u SET age = 30 WHERE id = 3")
+    s.commit("theirs")
+    s.checkout("main")
+    with pytest.raises(MergeConflictError):
+        s.merge("o")
+    assert len(s.execute("SELECT * FROM prolly_conflicts_u")) == 3
+    assert s.execute("DELETE FROM prolly_conflicts_u WHERE our_id = 1") == {
+        "type": "delete", "count": 1}
+    s.execute("UPDATE prolly_conflicts_u SET our_name = their_name WHERE our_id = 2")
+    assert s.execute("SELECT base_id FROM prolly_conflicts_u") == [{"base_id": 3}]
+    with pytest.raises(MergeConflictError):
+        s.merge("o")                 # one left: still nothing merged
+    assert s.execute("SELECT name FROM u ORDER BY id") == [
+        {"name": "A1"}, {"name": "B1"}, {"name": "C1"}]
+    s.execute("UPDATE prolly_conflicts_u SET our_name = 'mine', our_age = their_age "
+              "WHERE our_id = 3")
+    s.merge("o")
+    assert s.execute("SELECT * FROM u ORDER BY id") == [
+        {"id": 1, "name": "A1", "age": 1}, {"id": 2, "name": "B2", "age": 2},
+        {"id": 3, "name": "mine", "age": 30}]
+    assert s.execute("SELECT * FROM prolly_conflicts_u") == []
