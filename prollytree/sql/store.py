@@ -591,12 +591,16 @@ class ProllySQLStore:
         self._load()
 
     def current_branch(self) -> str | None:
+        """The branch checked out (None when HEAD is detached)."""
         return self._kv.current_branch()
 
     def list_branches(self) -> list[str]:
+        """Every branch name, sorted."""
         return self._kv.list_branches()
 
     def log(self, ref: str | None = None, limit: int | None = None) -> list[dict]:
+        """Commits reachable from ``ref`` (default HEAD), newest first, as
+        :meth:`VersionedKvStore.log` gives them."""
         return self._kv.log(ref, limit)
 
     def tables(self, ref: str | None = None) -> list[str]:
