@@ -150,8 +150,6 @@ class Shadow:
             if pkpos:
                 pk.append((pkpos, cid))
         pk_cols = [c for _, c in sorted(pk)]
-        without_rowid = bool(list(db.execute(
-            "SELECT 1 FROM pragma_index_list(?) WHERE origin='pk'", (name,)))) and False
         alias = None
         if len(pk_cols) == 1 and cols[pk_cols[0]].type.upper() == "INTEGER":
             # INTEGER PRIMARY KEY is a rowid alias unless declared DESC (a quirk we follow:
@@ -159,7 +157,6 @@ class Shadow:
             origin = [r for r in db.execute(f"PRAGMA index_list({q})") if r[3] == "pk"]
             if not origin:
                 alias = pk_cols[0]
-        del without_rowid
         t = TableSchema(name, sql, cols, pk_cols, alias, "CHECK" in sql.upper(),
                         alias is not None and "AUTOINCREMENT" in sql.upper())
         for _seq, iname, unique, origin, partial in db.execute(f"PRAGMA index_list({q})"):
