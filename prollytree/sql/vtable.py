@@ -288,6 +288,10 @@ class ProllyTable:
         for i, n in enumerate(used):
             if n is not None:
                 ii.set_aConstraintUsage_argvIndex(i, n + 1)
+                if self._exact(constraints[i][0]):
+                    # the scan returns exactly the rows the comparison accepts: SQLite
+                    # need not check it again
+                    ii.set_aConstraintUsage_omit(i, True)
         ii.idxStr = plan
         ii.orderByConsumed = obc
         ii.estimatedCost = cost
@@ -295,6 +299,12 @@ class ProllyTable:
         if unique:
             ii.idxFlags = apsw.SQLITE_INDEX_SCAN_UNIQUE
         return True
+
+    def _exact(self, col: int) -> bool:
+        """Whether key comparisons on column ``col`` give exactly SQLite's answer: integer
+        columns (and the rowid), where affinity and order leave no room for doubt."""
+        col = self._col(col)
+        return col == -1 or self.schema.columns[col].affinity == "INTEGER"
 
     def _choose(self, constraints, orderbys):
         sc = self.schema
@@ -381,6 +391,8 @@ class ProllyTable:
 
     def plan_iter(self, idxstr: str, args) -> Iterator[tuple[bytes, bytes]]:
         plan, cols, tree, idx, aff = self._plan(idxstr)
+        if None in args:
+            return iter(())  # a comparison with NULL is never true
         neq = plan["eq"]
         if neq == 1 and type(args[0]) is int and aff[0] in ("INTEGER", "NUMERIC", "BLOB"):
             p = encode_value(args[0])  # the common point lookup: no conversion needed
