@@ -313,6 +313,7 @@ class ProllySQLStore:
             labels, rows, is_query = db.query(stmt, params)
         finally:
             db.session.omitted = None
+            db.session.bulk = False
             if self._reload:  # a prolly_checkout / prolly_merge inside the statement
                 self._reload = False
                 self._load()
@@ -531,6 +532,7 @@ class ProllySQLStore:
         db = self._db
         db.session.omitted = {table_name.lower(): set()}   # every column is given
         own = not db.session.in_transaction()
+        db.session.bulk = own
         if own:
             db.conn.execute("BEGIN")
         try:
@@ -543,6 +545,7 @@ class ProllySQLStore:
             raise
         finally:
             db.session.omitted = None
+            db.session.bulk = False
         return {"type": "insert", "count": len(rows)}
 
     def select(self, table_name: str, columns: list[str] | None = None,

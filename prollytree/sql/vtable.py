@@ -134,6 +134,7 @@ class Session:
         self.conn: apsw.Connection | None = None
         self.tables: dict[str, "ProllyTable"] = {}
         self.changes = 0
+        self.bulk = False     # ProllySQLStore.insert's own transaction: all or nothing
         # lower table name -> column indexes the running INSERT left out (None: unknown,
         # then NULLs of columns with a DEFAULT take the default)
         self.omitted: dict[str, set[int]] | None = None
@@ -190,6 +191,7 @@ class ProllyTable:
         self._keys: list[bytes] = []
         self._next: int | None = None
         self._plans: dict[str, tuple] = {}
+        self._log_undo = True
         self._seq = 0   # highest rowid inserted in this transaction (AUTOINCREMENT)
         self._top: bytes | None | bool = False   # largest key (False: not known yet)
         self._defaults: dict[int, Any] = {}
@@ -435,11 +437,14 @@ class ProllyTable:
                                      f"(a past version)")
 
     def _put(self, tree: str, key: bytes, value: bytes | None) -> None:
-        o = self.ov.setdefault(tree, {})
-        if key in o:
-            self.undo.append((tree, key, True, o[key]))
-        else:
-            self.undo.append((tree, key, False, None))
+        o = self.ov.get(tree)
+        if o is None:
+            o = self.ov[tree] = {}
+        if self._log_undo:
+            if key in o:
+                self.undo.append((tree, key, True, o[key]))
+            else:
+                self.undo.append((tree, key, False, None))
         o[key] = value
 
     def write_row(self, key: bytes, row: list | None, old: bytes | None) -> None:
@@ -460,8 +465,7 @@ class ProllyTable:
     def _check(self, row: list) -> list:
         """Affinity conversion and NOT NULL / CHECK constraints, as SQLite would apply."""
         sc = self.schema
-        row = list(row)
-        for i, ok, c in self._fast:
+        for i, ok, c in self._fast:  # (row is the caller's own list)
             v = row[i]
             if type(v) in ok:
                 continue  # already of the column's storage class: nothing to convert
@@ -625,7 +629,10 @@ class ProllyTable:
         self._top = False
 
     def Begin(self) -> None:
-        pass
+        # an autocommit statement is its own transaction: SQLite rolls all of it back
+        # on failure, so only explicit transactions (statement rollback, savepoints)
+        # need the undo log
+        self._log_undo = not self.s.conn.get_autocommit() and not self.s.bulk
 
     def Sync(self) -> None:
         pass
