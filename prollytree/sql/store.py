@@ -891,14 +891,14 @@ class ProllySQLStore:
                         changed = True
         return changed
 
-    def checkout_in_statement(self, ref: str) -> str:
+    def deferred_checkout(self, ref: str) -> str:
         """prolly_checkout(): checkout now, reload the connection after the statement."""
         self._no_txn("checkout")
         self._kv.checkout(ref)
         self._reload = True
         return self._kv.current_commit()
 
-    def merge_in_statement(self, ref: str) -> str:
+    def deferred_merge(self, ref: str) -> str:
         """prolly_merge(): merge now, reload the connection after the statement."""
         cid = self.merge(ref)
         self._reload = True

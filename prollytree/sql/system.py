@@ -222,8 +222,8 @@ def install(store, db) -> None:
     conn = db.conn
     conn.create_scalar_function("prolly_commit", store.commit, 1)
     conn.create_scalar_function("prolly_branch", lambda n: store.branch(n), 1)
-    conn.create_scalar_function("prolly_checkout", store.checkout_in_statement, 1)
-    conn.create_scalar_function("prolly_merge", store.merge_in_statement, 1)
+    conn.create_scalar_function("prolly_checkout", store.deferred_checkout, 1)
+    conn.create_scalar_function("prolly_merge", store.deferred_merge, 1)
     conn.create_scalar_function("active_branch", store.current_branch, 0)
     conn.create_scalar_function("prolly_hashof_table", store.hashof_table, 1)
     conn.create_scalar_function("prolly_hashof_table", store.hashof_table, 2)

@@ -1,165 +1,26 @@
-"""VersionedKvStore: a key/value store with Git-style history.
+"""VersionedKvStore: the seed's key/value store with Git-style history.
 
-Writes (``insert``/``update``/``delete``) are *staged* in a crash-safe journal;
-``commit`` applies them to the current branch's tree as one batch (O(changes x depth)
-nodes) and records a commit. Every version is a tree root, so ``checkout`` just moves to
-another root, and ``diff``/``merge`` walk only the parts of the trees that differ.
-
-See ``docs/versioning.md`` for the on-disk layouts, the Git integration and the exact
-semantics of each call.
+A thin facade: a :class:`~.workspace.Workspace` (HEAD, staging, the dataset's lock) over a
+:class:`~.repository.Repository` (commits, refs, named trees, merge, fsck, gc) whose
+history backend comes from the :mod:`.registry`. See ``docs/versioning.md`` for the
+on-disk layouts, the Git integration and the exact semantics of each call.
 """
 
 from __future__ import annotations
 
 import atexit
-import enum
-import hashlib
 import os
-import time
 import weakref
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from ..errors import (CorruptNodeError, MergeConflictError, ProllyError,
-                      ReadOnlyError, StoreError, UnknownRefError)
-from ..storage import NodeStore
-from ..tree.codec import EMPTY_ROOT, decode
-from ..tree.cursor import iter_items, lookup
-from ..tree.diff import diff_roots
-from ..tree.config import TreeConfig
-from ..tree.merge import ConflictResolution, MergeConflict
-from ..tree.proof import generate_proof as _generate_proof
-from ..tree.proof import verify_proof as _verify_proof
-from ..tree.prolly_tree import ProllyTree
-from . import refs as _refs
-from .backend import HEADS, TAGS, HistoryBackend
-from .objects import local_tz_offset
-from .rootmerge import apply_merge, apply_stages, plan_merge, resolve_all, stage_exists
-from .roots import DEFAULT_TREE, RootSet, check_tree_name
-from .staging import StagingArea
-from .tree_handle import TreeHandle
+from .backend import HistoryBackend
+from .registry import StorageBackend, foreign_dataset
+from .registry import probe as probe_backend
+from .repository import Repository
+from .types import DiffOperation, KvDiff, Unresolved
+from .workspace import Workspace
 
-__all__ = ["StorageBackend", "VersionedKvStore", "KvDiff", "DiffOperation", "Unresolved",
-           "ConflictResolution", "MergeConflict", "RevertConflictError"]
-
-
-class RevertConflictError(MergeConflictError):
-    """:meth:`VersionedKvStore.revert` stopped: keys the reverted commit changed were
-    changed again since. ``conflicts`` are :class:`MergeConflict` objects with
-    ``base_value`` = the value the commit made, ``source_value`` = the value before it
-    (what the revert would restore) and ``destination_value`` = the current value."""
-
-
-class StorageBackend(enum.Enum):
-    """Where a :class:`VersionedKvStore` keeps its nodes, commits and refs."""
-
-    File = "file"
-    Git = "git"
-    InMemory = "memory"
-    RocksDB = "rocksdb"
-
-    def __repr__(self) -> str:
-        return f"StorageBackend.{self.name}"
-
-    def __str__(self) -> str:
-        return self.name
-
-    @classmethod
-    def coerce(cls, value: object) -> "StorageBackend":
-        if value is None:
-            return cls.Git
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, str):
-            for m in cls:
-                if value.lower() in (m.name.lower(), m.value):
-                    return m
-            raise ValueError(f"unknown storage backend {value!r}; expected one of "
-                             f"{', '.join(m.name for m in cls)}")
-        raise TypeError(f"storage_backend must be a StorageBackend, not "
-                        f"{type(value).__name__}")
-
-
-class _UnresolvedType:
-    """Return :data:`Unresolved` from a conflict-resolution callable to leave a conflict
-    unresolved: ``merge`` then raises MergeConflictError listing every such conflict and
-    changes nothing."""
-
-    _instance = None
-
-    def __new__(cls):
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "Unresolved"
-
-
-Unresolved = _UnresolvedType()
-
-
-class DiffOperation:
-    """What happened to a key between two versions: ``kind`` is "Added", "Removed" or
-    "Modified". Compares equal to its kind string."""
-
-    __slots__ = ("kind", "old_size", "new_size")
-
-    def __init__(self, kind: str, old_size: int | None, new_size: int | None) -> None:
-        self.kind = kind
-        self.old_size = old_size
-        self.new_size = new_size
-
-    @property
-    def value_size(self) -> int | None:
-        return self.new_size if self.kind == "Added" else self.old_size
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, str):
-            return self.kind == other
-        if isinstance(other, DiffOperation):
-            return (self.kind, self.old_size, self.new_size) == (
-                other.kind, other.old_size, other.new_size)
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self.kind)
-
-    def __str__(self) -> str:
-        return self.kind
-
-    def __repr__(self) -> str:
-        if self.kind == "Modified":
-            return f"DiffOperation.Modified(old_size={self.old_size}, new_size={self.new_size})"
-        return f"DiffOperation.{self.kind}(value_size={self.value_size})"
-
-
-class KvDiff:
-    """One changed key between two versions: ``key``, ``operation`` (a
-    :class:`DiffOperation`, equal to "Added", "Removed" or "Modified"), ``old_value`` and
-    ``new_value`` (None where absent)."""
-
-    __slots__ = ("key", "old_value", "new_value", "operation")
-
-    def __init__(self, key: bytes, old_value: bytes | None, new_value: bytes | None) -> None:
-        self.key = key
-        self.old_value = old_value
-        self.new_value = new_value
-        kind = "Added" if old_value is None else "Removed" if new_value is None else "Modified"
-        self.operation = DiffOperation(kind, None if old_value is None else len(old_value),
-                                       None if new_value is None else len(new_value))
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, KvDiff):
-            return NotImplemented
-        return (self.key, self.old_value, self.new_value) == (
-            other.key, other.old_value, other.new_value)
-
-    def __hash__(self) -> int:
-        return hash((self.key, self.old_value, self.new_value))
-
-    def __repr__(self) -> str:
-        return f"KvDiff(key={self.key!r}, operation={self.operation!r})"
-
+__all__ = ["StorageBackend", "VersionedKvStore", "KvDiff", "DiffOperation", "Unresolved"]
 
 _OPEN: "weakref.WeakSet[VersionedKvStore]" = weakref.WeakSet()
 
@@ -173,61 +34,45 @@ def _close_open_stores() -> None:
             pass
 
 
-def _check_key(key: Any) -> None:
-    if type(key) is not bytes:
-        raise TypeError(f"key must be bytes, not {type(key).__name__}")
+def _check_path(path: object) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
+    raw = os.fspath(path)
+    if isinstance(raw, bytes):
+        raise TypeError("path must be a str or os.PathLike of str, not bytes")
+    if raw == "":
+        raise ValueError("path is empty: name the dataset directory (e.g. './data')")
+    return os.path.abspath(raw)
 
 
-def _check_value(value: Any) -> None:
-    if type(value) is not bytes:
-        raise TypeError(f"value must be bytes, not {type(value).__name__}")
-
-
-def _make_backend(path: str, kind: "StorageBackend") -> HistoryBackend:
-    if kind is StorageBackend.Git:
-        from .git_backend import GitBackend
-        return GitBackend(path)
-    from .store_backend import StoreBackend
-    return StoreBackend(path if kind is not StorageBackend.InMemory else None, kind.value,
-                        kind.name)
-
-
-_CHECKOUT_STAGED = ("error", "carry", "discard")
-_sha256 = hashlib.sha256
-
-
-class VersionedKvStore:
+class VersionedKvStore(Workspace):
     """A versioned key/value store (bytes -> bytes) at ``path``.
 
     ``storage_backend`` is a :class:`StorageBackend` (default ``Git``): ``path`` is then
     the dataset directory, inside an existing Git repository or not (a repository is
     initialised there). Other backends keep everything under ``path`` (``InMemory``
-    ignores it). Opening an existing store resumes it, staged changes included.
+    ignores it). Opening an existing store resumes it, staged changes included. A
+    directory holding another backend's dataset is refused (ValueError), as is an
+    empty path or one inside a ``.git`` directory; nothing is created then.
     """
 
     def __init__(self, path: str | os.PathLike, storage_backend: Any = None) -> None:
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
-        self._kind = StorageBackend.coerce(storage_backend)
-        self._path = os.path.abspath(os.fspath(path))
-        self._backend = _make_backend(self._path, self._kind)
-        b = self._backend
+        where = _check_path(path)
+        kind = StorageBackend.coerce(storage_backend)
+        if kind.spec.persistent:
+            if ".git" in where.split(os.sep):
+                raise ValueError(f"{where} is inside a .git directory: not a dataset path")
+            other = foreign_dataset(where, kind)
+            if other is not None:
+                raise ValueError(f"{where} holds a {other.name} dataset; open it with "
+                                 f"StorageBackend.{other.name} (or no storage_backend)")
+        self._kind = kind
+        self._path = where
+        backend = kind.spec.open(where)
         try:
-            journal = (os.path.join(b.state_dir, "staging.journal")
-                       if b.state_dir is not None else None)
-            self._staging = StagingArea(journal, b.lock)
-            self._gen = self._staging._gen
-            self._closed = False
-            with b.lock.exclusive():
-                branch, commit = b.read_head()
-                if branch is not None and b.get_ref(HEADS + branch) is None \
-                        and not b.list_refs(HEADS):
-                    # a brand-new store (or a repository without commits): start history
-                    self._commit_locked(branch, None, RootSet(default_config=b.config), [],
-                                        "Initial commit")
-            self._load_head()
+            super().__init__(Repository(backend))
         except BaseException:
-            b.close()
+            backend.close()
             raise
         _OPEN.add(self)
 
@@ -237,997 +82,29 @@ class VersionedKvStore:
         there is none (nothing is created). ``storage_backend`` None: whichever backend
         holds the dataset at ``path`` (see :meth:`probe`). An InMemory store cannot be
         reopened. (The constructor opens or creates.)"""
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
-        found = VersionedKvStore.probe(path)
+        where = _check_path(path)
+        found = probe_backend(where)
         kind = found if storage_backend is None else StorageBackend.coerce(storage_backend)
         if found is None or found is not kind:
-            where = os.path.abspath(os.fspath(path))
             what = "" if storage_backend is None or found is None else \
                 f" of the {kind.name} backend (it holds a {found.name} dataset)"
             raise ValueError(f"not a dataset{what}: {where}")
-        return VersionedKvStore(path, kind)
+        return VersionedKvStore(where, kind)
 
     @staticmethod
     def probe(path: str | os.PathLike) -> "StorageBackend | None":
         """The backend of the dataset at exactly ``path`` (a directory), or None when there
         is none. Reads only: nothing is created or changed.
 
-        * File / RocksDB: ``path`` holds the node store ``nodes/`` and the staging
-          journal (RocksDB keeps its ``CURRENT`` file in ``nodes/``);
+        * File / RocksDB / LMDB: ``path`` holds the node store ``nodes/`` and the
+          staging journal (RocksDB keeps its ``CURRENT`` file in ``nodes/``, LMDB its
+          ``data.mdb``);
         * Git: ``path`` is a directory of a Git repository in which a store was opened
           (``.git/prollytree/datasets/<path>`` exists), or whose checked-out commit has
           the dataset files ``<path>/.prolly/ROOT`` (e.g. a fresh clone)."""
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
-        path = os.path.abspath(os.fspath(path))
-        if not os.path.isdir(path):
-            return None
-        from .store_backend import probe as store_probe
-        kind = store_probe(path)
-        if kind is not None:
-            return StorageBackend(kind)
-        from .git_backend import probe as git_probe
-        return StorageBackend.Git if git_probe(path) else None
-
-    # -- state ---------------------------------------------------------------------------------
-
-    def _load_head(self) -> None:
-        b = self._backend
-        self._branch, detached = b.read_head()
-        self._head = b.get_ref(HEADS + self._branch) if self._branch is not None else detached
-        trees = (b.read_commit(self._head).trees if self._head
-                 else RootSet(default_config=b.config))
-        self._set_trees(trees)
-
-    def _set_trees(self, trees: RootSet) -> None:
-        self._trees = trees
-        self._root = trees.default_root
-        self._root_node = self._backend.cache.load(self._root)
-
-    def _sync(self) -> None:
-        """Catch up with other writers: their staged changes, and their commits (seen
-        through the staging journal's generation, bumped by every commit)."""
-        if self._closed:
-            raise ValueError("store is closed")
-        st = self._staging
-        st.sync()
-        if st._gen != self._gen:
-            self._gen = st._gen
-            self._load_head()
-
-    def _moved(self) -> None:
-        """After HEAD or the current branch moved (under the exclusive lock): reload, and
-        let other store objects on this dataset notice."""
-        self._staging.bump()
-        self._gen = self._staging._gen
-        self._load_head()
-
-    def _writable(self) -> None:
-        if self._branch is None:
-            raise ReadOnlyError(
-                f"HEAD is detached at {self._head[:12]}: the store is read-only; "
-                f"create_branch(name) to write from here, or checkout a branch")
-
-    # -- reads ---------------------------------------------------------------------------------
-
-    def _committed_node(self, tree: str):
-        """The committed root node of ``tree`` (None when the commit has no such tree)."""
-        if tree == DEFAULT_TREE:
-            return self._root_node
-        root = self._trees.root_of(tree)
-        return None if root is None else self._backend.cache.load(root)
-
-    def get(self, key: bytes, *, tree: str = DEFAULT_TREE) -> bytes | None:
-        """The value of ``key`` as staged, else as in the current commit; None if absent.
-        ``tree`` names the tree (default: the default tree)."""
-        _check_key(key)
-        if tree:
-            check_tree_name(tree)
-        self._sync()
-        st = self._staging.stage_of(tree)
-        if st is not None:
-            ch = st.changes
-            if key in ch:
-                return ch[key]
-            if st.reset:
-                return None
-        node = self._committed_node(tree)
-        return None if node is None else lookup(self._backend.cache, node, key)
-
-    def list_keys(self) -> list[bytes]:
-        """Every key of the current view (current commit plus staged changes), sorted."""
-        return [k for k, _ in self.iter_items()]
-
-    def status(self) -> list[tuple[bytes, str]]:
-        """Staged changes of the default tree against the current commit, sorted by key:
-        (key, "added" | "modified" | "deleted"). Staged writes that change nothing are
-        not listed. (:meth:`tree_status` covers every tree.)"""
-        return [(k, what) for t, k, what in self.tree_status() if t == DEFAULT_TREE]
-
-    def tree_status(self) -> list[tuple[str, bytes | None, str]]:
-        """Staged changes of every tree, sorted by tree then key: ``(tree, key, "added" |
-        "modified" | "deleted")``, and ``(tree, None, "created" | "dropped")`` for a tree
-        that will appear or disappear at the next commit."""
-        self._sync()
-        out = []
-        cache = self._backend.cache
-        for tree in sorted(self._staging.trees, key=lambda n: n.encode("utf-8")):
-            st = self._staging.trees[tree]
-            if not len(st):
-                continue
-            committed = tree in self._trees
-            if tree != DEFAULT_TREE:
-                exists = stage_exists(st, committed)
-                if exists and not committed:
-                    out.append((tree, None, "created"))
-                elif committed and not exists:
-                    out.append((tree, None, "dropped"))
-                    continue
-            node = None if st.reset else self._committed_node(tree)
-            for key, value in sorted(st.changes.items()):
-                old = None if node is None else lookup(cache, node, key)
-                if value is None:
-                    if old is not None:
-                        out.append((tree, key, "deleted"))
-                elif old is None:
-                    out.append((tree, key, "added"))
-                elif old != value:
-                    out.append((tree, key, "modified"))
-            if st.reset and committed and node is None and tree in self._trees:
-                base = self._committed_node(tree)
-                if base is not None:
-                    for key, _ in iter_items(cache, base):
-                        if key not in st.changes:
-                            out.append((tree, key, "deleted"))
-        out.sort(key=lambda e: (e[0].encode("utf-8"), e[1] or b""))
-        return out
-
-    # -- named trees -------------------------------------------------------------------------
-
-    def tree(self, name: str) -> TreeHandle:
-        """A handle on the named tree ``name`` in the working copy (staged writes over
-        the current commit); see :class:`TreeHandle`. The tree need not exist yet: the
-        first write creates it. O(1)."""
-        check_tree_name(name)
-        return TreeHandle(self, name)
-
-    def list_trees(self) -> list[str]:
-        """Names of the trees in the working view (committed, plus staged creations, minus
-        staged drops), sorted; always includes the default tree ``""``."""
-        self._sync()
-        names = set(self._trees)
-        for name, st in self._staging.trees.items():
-            if not len(st):
-                continue
-            if stage_exists(st, name in self._trees) or name == DEFAULT_TREE:
-                names.add(name)
-            else:
-                names.discard(name)
-        return sorted(names, key=lambda n: n.encode("utf-8"))
-
-    def tree_exists(self, name: str) -> bool:
-        """Whether tree ``name`` is in the working view."""
-        check_tree_name(name)
-        return name in self.list_trees()
-
-    def create_tree(self, name: str, config: TreeConfig | None = None) -> None:
-        """Stage the creation of the empty named tree ``name`` (with ``config``, default
-        the dataset's): it exists after the next commit even without keys. ValueError
-        when it already exists."""
-        check_tree_name(name, allow_default=False)
-        if config is not None and not isinstance(config, TreeConfig):
-            raise TypeError(f"config must be a TreeConfig, not {type(config).__name__}")
-        self._open_check()
-        self._writable()
-        if self.tree_exists(name):
-            raise ValueError(f"tree {name!r} already exists")
-        cfg = config if config is not None else self._backend.config
-        self._staging.stage_tree_op(name, "create", cfg.to_bytes())
-
-    def drop_tree(self, name: str) -> bool:
-        """Stage dropping the named tree ``name`` with everything in it; returns whether
-        it existed. After the next commit it is gone; a later write to the name starts a
-        new, empty tree. The default tree cannot be dropped (ValueError)."""
-        check_tree_name(name, allow_default=False)
-        self._open_check()
-        self._writable()
-        if not self.tree_exists(name):
-            return False
-        self._staging.stage_tree_op(name, "drop")
-        return True
-
-    def iter_items(self, start: bytes | None = None, end: bytes | None = None, *,
-                   tree: str = DEFAULT_TREE, reverse: bool = False
-                   ) -> Iterator[tuple[bytes, bytes]]:
-        """(key, value) pairs with ``start <= key < end`` of the current view of ``tree``
-        (the current commit with the staged changes applied), in key order (or
-        reversed), lazily (the committed part streams; the staged changes are read when
-        the call is made)."""
-        for bound in (start, end):
-            if bound is not None:
-                _check_key(bound)
-        if tree:
-            check_tree_name(tree)
-        if not isinstance(reverse, bool):
-            raise TypeError(f"reverse must be a bool, not {type(reverse).__name__}")
-        self._sync()
-        st = self._staging.stage_of(tree)
-        overlay = [] if st is None else sorted(
-            (k, v) for k, v in st.changes.items()
-            if (start is None or k >= start) and (end is None or k < end))
-        node = None if st is not None and st.reset else self._committed_node(tree)
-        committed = (iter(()) if node is None
-                     else iter_items(self._backend.cache, node, start, end, reverse))
-        if reverse:
-            overlay.reverse()
-        return _overlay(committed, overlay, reverse)
-
-    # -- staged writes -----------------------------------------------------------------------
-
-    def _open_check(self) -> None:
-        if self._closed:
-            raise ValueError("store is closed")
-
-    def insert(self, key: bytes, value: bytes, *, tree: str = DEFAULT_TREE) -> None:
-        """Stage ``key`` = ``value`` (insert or overwrite) in ``tree``."""
-        _check_key(key)
-        _check_value(value)
-        if tree:
-            check_tree_name(tree)
-        self._open_check()
-        self._writable()
-        self._staging.stage(key, value, tree)
-
-    def update(self, key: bytes, value: bytes, *, tree: str = DEFAULT_TREE) -> bool:
-        """Stage a new value for an existing key; returns False (staging nothing) when the
-        key does not exist."""
-        _check_key(key)
-        _check_value(value)
-        self._writable()
-        if self.get(key, tree=tree) is None:
-            return False
-        self._staging.stage(key, value, tree)
-        return True
-
-    def delete(self, key: bytes, *, tree: str = DEFAULT_TREE) -> bool:
-        """Stage the removal of ``key``; returns whether it existed."""
-        _check_key(key)
-        self._writable()
-        if self.get(key, tree=tree) is None:
-            return False
-        self._staging.stage(key, None, tree)
-        return True
-
-    def insert_batch(self, items: Any, *, tree: str = DEFAULT_TREE) -> int:
-        """Stage many ``(key, value)`` pairs (an iterable of pairs, or a mapping) with
-        one append to the staging journal; returns how many. Every pair is checked
-        first: a bad one raises (TypeError / ValueError) and stages nothing. A later
-        pair for the same key wins, as with successive :meth:`insert` calls. A value
-        of None stages a delete."""
-        self._open_check()
-        if tree:
-            check_tree_name(tree)
-        if isinstance(items, (bytes, str)):
-            raise TypeError("items must be an iterable of (key, value) pairs")
-        if hasattr(items, "items") and callable(items.items):
-            items = items.items()
-        pairs = []
-        for item in items:
-            try:
-                key, value = item
-            except (TypeError, ValueError):
-                raise TypeError(f"items must be (key, value) pairs, not {item!r:.60}") \
-                    from None
-            _check_key(key)
-            if value is not None:
-                _check_value(value)
-            pairs.append((key, value))
-        self._writable()
-        self._staging.stage_many(pairs, tree)
-        return len(pairs)
-
-    def staged(self) -> list[tuple[bytes, bytes | None]]:
-        """Every staged write of the default tree, sorted by key: ``(key, value)`` for
-        an insert or update, ``(key, None)`` for a delete (including writes that change
-        nothing, which :meth:`status` leaves out)."""
-        self._sync()
-        return sorted(self._staging.changes.items())
-
-    # -- commits ---------------------------------------------------------------------------------
-
-    def _commit_locked(self, branch: str, tip: str | None, trees: RootSet,
-                       parents: list[str], message: str) -> str:
-        b = self._backend
-        author, committer = b.default_identity()
-        now = time.time()
-        try:
-            cid = b.write_commit(trees, parents, message, author, committer, int(now),
-                                 local_tz_offset(now))
-            if not b.cas_ref(HEADS + branch, cid, tip):
-                raise StoreError(f"branch {branch!r} was moved by another writer during the "
-                                 f"commit; nothing was committed, retry")
-        finally:
-            discard = getattr(b.store, "discard_pending", None)
-            if discard is not None:
-                discard()
-        b.after_branch_update(branch, tip, cid)
-        return cid
-
-    def commit(self, message: str) -> str:
-        """Commit the staged changes of every tree on the current branch, atomically;
-        returns the 40-hex commit id. Only the trees with staged changes are rewritten
-        (O(changes x depth) each). With nothing staged an (empty) commit is still
-        recorded, as the reference implementation does."""
-        if not isinstance(message, str):
-            raise TypeError(f"message must be a str, not {type(message).__name__}")
-        if self._closed:
-            raise ValueError("store is closed")
-        b = self._backend
-        with b.lock.exclusive():
-            self._staging.sync()
-            self._load_head()
-            self._writable()
-            tip = self._head
-            trees = apply_stages(b.cache, self._trees, self._staging.trees, b.config)
-            cid = self._commit_locked(self._branch, tip, trees, [tip] if tip else [], message)
-            self._staging.clear()
-            self._gen = self._staging._gen
-            self._head = cid
-            self._set_trees(trees)
-        return cid
-
-    def current_commit(self) -> str:
-        """The id (40 hex) of the commit the store is at."""
-        self._sync()
-        if self._head is None:
-            raise UnknownRefError(f"branch {self._branch!r} has no commit yet")
-        return self._head
-
-    def current_branch(self) -> str | None:
-        """The current branch's name; None when HEAD is detached (after checking out a
-        commit, the store is read-only)."""
-        self._sync()
-        return self._branch
-
-    # -- refs and branches -----------------------------------------------------------------------
-
-    def _resolve(self, ref: object) -> str:
-        return _refs.resolve(self._backend, ref)
-
-    def list_branches(self) -> list[str]:
-        """Every branch name, sorted."""
-        return sorted(self._backend.list_refs(HEADS))
-
-    def list_refs(self) -> dict[str, str]:
-        """Every branch and tag: ``{"refs/heads/<name>" | "refs/tags/<name>": commit
-        id}``, sorted by name (annotated tags peeled to their commit)."""
-        self._sync()
-        b = self._backend
-        out = {HEADS + n: c for n, c in b.list_refs(HEADS).items()}
-        out.update({TAGS + n: c for n, c in b.list_refs(TAGS).items()})
-        return dict(sorted(out.items()))
-
-    def resolve_ref(self, ref: str) -> str:
-        """The 40-hex id of the commit ``ref`` names: a branch, tag, ``HEAD``, a full or
-        abbreviated commit id, with any ``~N``/``^N`` suffixes. UnknownRefError (a
-        ValueError) when it names none, or several."""
-        self._sync()
-        return self._resolve(ref)
-
-    def _new_branch_locked(self, name: str, cid: str | None) -> str:
-        if cid is None:
-            raise UnknownRefError("cannot branch: HEAD has no commit yet")
-        b = self._backend
-        if b.get_ref(HEADS + name) is not None or not b.cas_ref(HEADS + name, cid, None):
-            raise ValueError(f"branch {name!r} already exists")
-        return cid
-
-    def branch(self, name: str, start: str | None = None) -> str:
-        """Create branch ``name`` at ``start`` (any ref; default the current commit)
-        without switching to it; returns the commit id it points at. ValueError when
-        the branch exists."""
-        _refs.check_branch_name(name)
-        if start is not None and not isinstance(start, str):
-            raise TypeError(f"start must be a str, not {type(start).__name__}")
-        with self._backend.lock.exclusive():
-            self._sync()
-            self._load_head()
-            return self._new_branch_locked(
-                name, self._head if start is None else self._resolve(start))
-
-    def create_branch(self, name: str, start: str | None = None, *,
-                      staged: str = "error") -> str:
-        """Create branch ``name`` at ``start`` (default the current commit) and switch to
-        it, in one step under the dataset's lock; returns the commit id. Staged changes
-        stay staged when the base does not change; when ``start`` is another commit,
-        ``staged`` decides as in :meth:`checkout` ("error", "carry" or "discard"), and
-        with "error" nothing is created."""
-        _refs.check_branch_name(name)
-        if start is not None and not isinstance(start, str):
-            raise TypeError(f"start must be a str, not {type(start).__name__}")
-        if staged not in _CHECKOUT_STAGED:
-            raise ValueError(f"staged must be one of {_CHECKOUT_STAGED}, not {staged!r}")
-        b = self._backend
-        with b.lock.exclusive():
-            self._sync()
-            self._load_head()
-            if b.get_ref(HEADS + name) is not None:
-                raise ValueError(f"branch {name!r} already exists")
-            target = self._head if start is None else self._resolve(start)
-            if target is None:
-                raise UnknownRefError("cannot branch: HEAD has no commit yet")
-            what = f"create branch {name!r} at {start!r}"
-            self._staged_policy(target, staged, what, check_only=True)
-            cid = self._new_branch_locked(name, target)
-            self._staged_policy(target, staged, what)
-            b.write_head(name)
-            self._moved()
-            return cid
-
-    def _staged_policy(self, target: str, staged: str, what: str,
-                       check_only: bool = False) -> None:
-        """Apply the ``staged`` policy before moving HEAD to ``target`` (under the lock):
-        refuse ("error"), keep ("carry") or drop ("discard") the staged changes."""
-        if len(self._staging) and target != self._head:
-            if staged == "error":
-                raise ValueError(
-                    f"cannot {what}: {len(self._staging)} staged change(s) would be lost; "
-                    f"commit them, or pass staged='carry' or staged='discard'")
-            if staged == "discard" and not check_only:
-                self._staging.clear()
-                self._gen = self._staging._gen
-
-    def tag(self, name: str, ref: str = "HEAD") -> str:
-        """Create tag ``name`` at ``ref`` (an extension of the reference API); returns the
-        commit id tagged."""
-        _refs.check_branch_name(name, "tag")
-        b = self._backend
-        with b.lock.exclusive():
-            cid = self._resolve(ref)
-            if not b.cas_ref(TAGS + name, cid, None):
-                raise ValueError(f"tag {name!r} already exists")
-        return cid
-
-    def list_tags(self) -> list[str]:
-        """Every tag name, sorted."""
-        return sorted(self._backend.list_refs(TAGS))
-
-    def delete_branch(self, name: str) -> str:
-        """Delete branch ``name`` (not the current one); returns the commit id it
-        pointed at."""
-        _refs.check_branch_name(name)
-        b = self._backend
-        with b.lock.exclusive():
-            self._load_head()
-            if name == self._branch:
-                raise ValueError(f"cannot delete the current branch {name!r}")
-            cur = b.get_ref(HEADS + name)
-            if cur is None:
-                raise UnknownRefError(f"unknown branch {name!r}")
-            if not b.cas_ref(HEADS + name, None, cur):
-                raise StoreError(f"branch {name!r} moved concurrently; retry")
-            return cur
-
-    def checkout(self, branch_or_commit: str, *, staged: str = "error") -> None:
-        """Switch to a branch, or detach at a commit (any ref expression: abbreviated id,
-        ``HEAD~2``, a tag...). No tree is rebuilt: the store just moves to the other root.
-
-        With staged changes, ``staged`` says what to do: ``"error"`` (default) refuses
-        with ValueError unless the target is the current commit; ``"carry"`` keeps them
-        staged on top of the new commit; ``"discard"`` drops them."""
-        if not isinstance(branch_or_commit, str):
-            raise TypeError(f"ref must be a str, not {type(branch_or_commit).__name__}")
-        if staged not in _CHECKOUT_STAGED:
-            raise ValueError(f"staged must be one of {_CHECKOUT_STAGED}, not {staged!r}")
-        b = self._backend
-        with b.lock.exclusive():
-            self._sync()
-            name = branch_or_commit
-            if name.startswith(HEADS):
-                name = name[len(HEADS):]
-            target_branch = None
-            if b.get_ref(HEADS + name) is not None:
-                target_branch = name
-                target = b.get_ref(HEADS + name)
-            else:
-                target = self._resolve(branch_or_commit)
-            self._staged_policy(target, staged, f"checkout {branch_or_commit!r}")
-            b.write_head(target_branch, None if target_branch else target)
-            self._moved()
-
-    # -- history ------------------------------------------------------------------------------------
-
-    def log(self, ref: str | None = None, limit: int | None = None) -> list[dict]:
-        """The history of the current commit (or of ``ref``), newest first, at most
-        ``limit`` entries: dicts with id, parents (ids, first parent first), author,
-        committer, message, timestamp (seconds) and tz_offset (seconds east of UTC)."""
-        if limit is not None and (not isinstance(limit, int) or limit < 0):
-            raise ValueError(f"limit must be a non-negative int, not {limit!r}")
-        self._sync()
-        start = self._head if ref is None else self._resolve(ref)
-        if start is None:
-            return []
-        out = []
-        for c in self._backend.history.walk([start]):
-            if limit is not None and len(out) >= limit:
-                break
-            out.append(c.as_dict())
-        return out
-
-    def commit_info(self, ref: str = "HEAD") -> dict:
-        """The commit ``ref`` names, as a :meth:`log` entry plus ``root`` (the 32-byte
-        root address of its tree)."""
-        self._sync()
-        c = self._backend.read_commit(self._resolve(ref))
-        d = c.as_dict()
-        d["root"] = c.root
-        return d
-
-    def get_at(self, ref: str, key: bytes, tree: str = DEFAULT_TREE) -> bytes | None:
-        """The value of ``key`` in tree ``tree`` of the commit ``ref`` names (None when
-        absent there)."""
-        _check_key(key)
-        self._sync()
-        root = self.tree_root(tree, ref)
-        if root is None:
-            return None
-        cache = self._backend.cache
-        return lookup(cache, cache.load(root), key)
-
-    def _root_at(self, ref: str) -> bytes:
-        return self._backend.read_commit(self._resolve(ref)).root
-
-    def trees_at(self, ref: str = "HEAD") -> RootSet:
-        """The root set (every named tree's root and config) of the commit ``ref``
-        names."""
-        self._sync()
-        return self._backend.read_commit(self._resolve(ref)).trees
-
-    def list_trees_at(self, ref: str = "HEAD") -> list[str]:
-        """Names of the trees of the commit ``ref`` names, sorted."""
-        return list(self.trees_at(ref))
-
-    def tree_root(self, name: str = DEFAULT_TREE, ref: str = "HEAD") -> bytes | None:
-        """Root address of tree ``name`` at ``ref`` (committed content only); None when
-        that commit has no such tree. O(1) once the commit is read."""
-        check_tree_name(name)
-        return self.trees_at(ref).root_of(name)
-
-    def tree_at(self, ref: str = "HEAD", name: str = DEFAULT_TREE) -> ProllyTree:
-        """A read-only :class:`ProllyTree` over tree ``name`` of the commit ``ref`` names
-        (no copy: it reads the store's nodes; writes raise ReadOnlyError; an empty tree
-        when the commit has no such tree). Use it for ``stats()``, proofs, range scans,
-        ``diff`` at that commit; it is valid while the store is open."""
-        check_tree_name(name)
-        trees = self.trees_at(ref)
-        entry = trees.get(name)
-        b = self._backend
-        root, config = (EMPTY_ROOT, b.config) if entry is None else entry
-        return ProllyTree.from_root(root, _ReadOnlyNodes(b.store), config)
-
-    def get_commit_history(self) -> list[dict]:
-        """Same as :meth:`log`."""
-        return self.log()
-
-    def get_commits_for_key(self, key: bytes, tree: str = DEFAULT_TREE) -> list[dict]:
-        """Commits (newest first, as in :meth:`log`) in which ``key``'s value in tree
-        ``tree`` changed: it differs from the value in every parent (for a root commit:
-        the key exists)."""
-        _check_key(key)
-        check_tree_name(tree)
-        self._sync()
-        if self._head is None:
-            return []
-        b = self._backend
-        cache = b.cache
-        values: dict[bytes | None, bytes | None] = {None: None}
-
-        def value(root: bytes | None) -> bytes | None:
-            if root not in values:
-                values[root] = lookup(cache, cache.load(root), key)
-            return values[root]
-
-        out = []
-        for c in b.history.walk([self._head]):
-            v = value(c.trees.root_of(tree))
-            if c.parents:
-                if all(value(b.read_commit(p).trees.root_of(tree)) != v for p in c.parents):
-                    out.append(c.as_dict())
-            elif v is not None:
-                out.append(c.as_dict())
-        return out
-
-    def get_keys_at_ref(self, reference: str, tree: str = DEFAULT_TREE
-                        ) -> list[tuple[bytes, bytes]]:
-        """Every (key, value) pair of tree ``tree`` at ``reference``, sorted by key
-        (nothing truncated)."""
-        return list(self.iter_items_at(reference, tree=tree))
-
-    def iter_items_at(self, reference: str, start: bytes | None = None,
-                      end: bytes | None = None, tree: str = DEFAULT_TREE,
-                      reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
-        """(key, value) pairs with ``start <= key < end`` of tree ``tree`` at
-        ``reference``, lazily, in key order (or reversed)."""
-        for bound in (start, end):
-            if bound is not None:
-                _check_key(bound)
-        root = self.tree_root(tree, reference)
-        if root is None:
-            return iter(())
-        cache = self._backend.cache
-        return iter_items(cache, cache.load(root), start, end, reverse)
-
-    def diff(self, from_ref: str, to_ref: str, tree: str = DEFAULT_TREE) -> list[KvDiff]:
-        """Keys of tree ``tree`` added, removed or modified from ``from_ref`` to
-        ``to_ref``, sorted by key (a tree absent at a ref diffs as empty). Computed
-        structurally: the cost grows with the number of differences."""
-        a = self.tree_root(tree, from_ref) or EMPTY_ROOT
-        c = self.tree_root(tree, to_ref) or EMPTY_ROOT
-        return [KvDiff(k, o, n) for k, o, n in diff_roots(self._backend.cache, a, c)]
-
-    def diff_trees(self, from_ref: str, to_ref: str) -> dict[str, list[KvDiff]]:
-        """:meth:`diff` of every tree whose root differs between the two refs, by tree
-        name (sorted); unchanged trees cost nothing."""
-        a, c = self.trees_at(from_ref), self.trees_at(to_ref)
-        cache = self._backend.cache
-        out = {}
-        for name in sorted(set(a) | set(c), key=lambda n: n.encode("utf-8")):
-            ra, rc = a.root_of(name) or EMPTY_ROOT, c.root_of(name) or EMPTY_ROOT
-            if ra != rc:
-                out[name] = [KvDiff(k, o, n) for k, o, n in diff_roots(cache, ra, rc)]
-        return out
-
-    # -- merge ----------------------------------------------------------------------------------------
-
-    def _merge_plan(self, source_branch: str):
-        """(dest tip, source commit, base or None, kind) with kind "noop", "ff" or "merge"."""
-        if not isinstance(source_branch, str):
-            raise TypeError(f"source_branch must be a str, not {type(source_branch).__name__}")
-        self._writable()
-        b = self._backend
-        src = self._resolve(source_branch)
-        dest = self._head
-        if dest is None:
-            return dest, src, None, "ff"
-        if src == dest:
-            return dest, src, src, "noop"
-        base = b.history.merge_base(dest, src)
-        if base == src:
-            return dest, src, base, "noop"
-        if base == dest:
-            return dest, src, base, "ff"
-        return dest, src, base, "merge"
-
-    def _three_way(self, dest: str, src: str, base: str | None):
-        """(destination root set, per-tree merge plans, every conflict)."""
-        b = self._backend
-        base_trees = b.read_commit(base).trees if base else None
-        dest_trees = b.read_commit(dest).trees
-        plans = plan_merge(b.cache, base_trees, dest_trees, b.read_commit(src).trees)
-        return dest_trees, plans, [c for p in plans for c in p.conflicts]
-
-    def _check_clean(self, what: str) -> None:
-        """Refuse ``what`` with staged changes (under the exclusive lock); staged writes
-        that change nothing (see :meth:`status`) are dropped instead."""
-        if len(self._staging):
-            changes = self.status()
-            if changes:
-                raise ValueError(f"cannot {what} with {len(changes)} staged change(s): "
-                                 f"commit them first")
-            self._staging.clear()
-            self._gen = self._staging._gen
-
-    def merge(self, source_branch: str, conflict_resolution: Any = None) -> str:
-        """Three-way merge ``source_branch`` (any ref expression) into the current branch;
-        returns the resulting commit id.
-
-        Fast-forwards when the current branch is an ancestor of the source, does nothing
-        when the source is already merged, else records a two-parent merge commit.
-        ``conflict_resolution``: None or ``ConflictResolution.IgnoreAll`` /
-        ``TakeDestination`` keep the current branch's value for conflicting keys;
-        ``TakeSource`` takes the source's (deleting where the source deleted); a callable
-        gets each :class:`MergeConflict` and returns the value to keep (None deletes), or
-        :data:`Unresolved` to refuse: the merge then raises MergeConflictError (a
-        ValueError) listing those conflicts and changes nothing, as it does when the
-        callable raises."""
-        res = conflict_resolution
-        if res is not None and not isinstance(res, ConflictResolution) and not callable(res):
-            raise TypeError(f"conflict_resolution must be a ConflictResolution or a callable, "
-                            f"not {type(res).__name__}")
-        b = self._backend
-        with b.lock.exclusive():
-            self._sync()
-            self._load_head()
-            self._check_clean("merge")
-            dest, src, base, kind = self._merge_plan(source_branch)
-            if kind == "noop":
-                return dest
-            if kind == "ff":
-                if not b.cas_ref(HEADS + self._branch, src, dest):
-                    raise StoreError(f"branch {self._branch!r} moved concurrently; retry")
-                b.after_branch_update(self._branch, dest, src)
-                self._moved()
-                return src
-            dest_trees, plans, conflicts = self._three_way(dest, src, base)
-            extra, unresolved = self._resolve_conflicts(plans, res)
-            if unresolved:
-                raise MergeConflictError(
-                    f"merge of {source_branch!r} into {self._branch!r} stopped on "
-                    f"{len(unresolved)} unresolved conflict(s): "
-                    + ", ".join(repr(c.key) for c in unresolved[:20])
-                    + (" ..." if len(unresolved) > 20 else ""), unresolved)
-            return self._finish_merge(source_branch, dest, src, dest_trees, plans, extra)
-
-    @staticmethod
-    def _resolve_conflicts(plans: list, res: Any) -> tuple[dict, list]:
-        """({tree: edits settling its conflicts}, conflicts left unresolved)."""
-
-        def choose(c: MergeConflict) -> tuple[bool, object]:
-            if res is None or res is ConflictResolution.IgnoreAll \
-                    or res is ConflictResolution.TakeDestination:
-                return True, c.destination_value
-            if res is ConflictResolution.TakeSource:
-                return True, c.source_value
-            try:
-                value = res(c)
-            except Exception as e:
-                raise MergeConflictError(
-                    f"conflict resolver failed on key {c.key!r}: {e!r}; nothing was "
-                    f"merged", [c]) from e
-            if value is Unresolved:
-                return False, None
-            if value is not None and not isinstance(value, bytes):
-                raise TypeError(f"conflict resolver must return bytes, None or "
-                                f"Unresolved, not {type(value).__name__}")
-            return True, value
-
-        return resolve_all(plans, choose)
-
-    def _finish_merge(self, source: str, dest: str, src: str, dest_trees: RootSet,
-                      plans: list, extra: dict | None = None) -> str:
-        b = self._backend
-        trees = apply_merge(b.cache, dest_trees, plans, extra)
-        label = (f"branch '{source}'" if b.get_ref(HEADS + source) is not None
-                 else f"commit '{src[:12]}'")
-        message = f"Merge {label} into {self._branch}"
-        cid = self._commit_locked(self._branch, dest, trees, [dest, src], message)
-        self._moved()
-        return cid
-
-    def try_merge(self, source_branch: str) -> tuple[bool, list[MergeConflict]]:
-        """Merge ``source_branch`` if that needs no conflict resolution: returns
-        ``(True, [])`` after merging, or ``(False, conflicts)`` (sorted by key) having
-        changed nothing."""
-        b = self._backend
-        with b.lock.exclusive():
-            self._sync()
-            self._load_head()
-            self._check_clean("merge")
-            dest, src, base, kind = self._merge_plan(source_branch)
-            if kind == "noop":
-                return True, []
-            if kind == "ff":
-                if not b.cas_ref(HEADS + self._branch, src, dest):
-                    raise StoreError(f"branch {self._branch!r} moved concurrently; retry")
-                b.after_branch_update(self._branch, dest, src)
-                self._moved()
-                return True, []
-            dest_trees, plans, conflicts = self._three_way(dest, src, base)
-            if conflicts:
-                return False, conflicts
-            self._finish_merge(source_branch, dest, src, dest_trees, plans)
-            return True, []
-
-    def merge_base(self, a: str, b: str) -> str | None:
-        """The best common ancestor of two refs (None for unrelated histories)."""
-        return self._backend.history.merge_base(self._resolve(a), self._resolve(b))
-
-    def revert(self, ref: str, message: str | None = None) -> str | None:
-        """Record a new commit on the current branch undoing the changes of commit
-        ``ref`` (for a merge commit: its changes against its first parent): each key it
-        changed goes back to its value before it (a key it added is deleted). Returns
-        the new commit id, or None when those changes are already undone (nothing is
-        committed).
-
-        A key changed again since ``ref`` (its current value is neither the one ``ref``
-        made nor the one before) is a conflict: RevertConflictError (a ValueError, with
-        ``conflicts``) and nothing changes. Refused with staged changes (ValueError) or
-        a detached HEAD (ReadOnlyError). The default message is Git's: ``Revert
-        "<subject>"`` and ``This reverts commit <id>.``"""
-        if message is not None and not isinstance(message, str):
-            raise TypeError(f"message must be a str, not {type(message).__name__}")
-        b = self._backend
-        with b.lock.exclusive():
-            self._sync()
-            self._load_head()
-            self._writable()
-            self._check_clean("revert")
-            cid = self._resolve(ref)
-            c = b.read_commit(cid)
-            before = (b.read_commit(c.parents[0]).trees if c.parents
-                      else RootSet(default_config=b.config))
-            # a three-way merge of the state before the commit into HEAD, with the
-            # commit itself as the base: only the commit's changes move
-            plans = plan_merge(b.cache, c.trees, self._trees, before)
-            conflicts = [x for p in plans for x in p.conflicts]
-            if conflicts:
-                raise RevertConflictError(
-                    f"cannot revert {cid[:12]}: {len(conflicts)} key(s) changed since: "
-                    + ", ".join(repr(x.key) for x in conflicts[:20])
-                    + (" ..." if len(conflicts) > 20 else "") + "; nothing was changed",
-                    conflicts)
-            trees = apply_merge(b.cache, self._trees, plans)
-            if trees == self._trees:
-                return None
-            subject = (c.message.splitlines() or [""])[0]
-            if message is None:
-                message = f'Revert "{subject}"\n\nThis reverts commit {cid}.'
-            new = self._commit_locked(self._branch, self._head, trees, [self._head], message)
-            self._moved()
-            return new
-
-    # -- proofs -----------------------------------------------------------------------------------
-
-    def root_hash(self) -> bytes:
-        """The 32-byte root address of the current commit's tree."""
-        self._sync()
-        return self._root
-
-    def generate_proof(self, key: bytes) -> bytes:
-        """A portable proof of ``key``'s value (or absence) in the current commit's tree;
-        check it with :meth:`verify_proof` or ``prollytree.verify_proof(root_hash, ...)``."""
-        _check_key(key)
-        self._sync()
-        return _generate_proof(self._backend.cache, self._root, key)
-
-    def verify_proof(self, proof_bytes: bytes, key: bytes,
-                     expected_value: bytes | None = None) -> bool:
-        """Whether ``proof_bytes`` proves ``key`` present in the current commit's tree
-        (with ``expected_value``, when given)."""
-        self._sync()
-        return _verify_proof(self._root, proof_bytes, key, expected_value)
-
-    # -- maintenance ------------------------------------------------------------------------------
-
-    def _ref_tips(self) -> dict[str, str]:
-        """{label: commit id} of every branch, tag and a detached HEAD."""
-        b = self._backend
-        tips = {f"branch {n}": c for n, c in sorted(b.list_refs(HEADS).items())}
-        tips.update({f"tag {n}": c for n, c in sorted(b.list_refs(TAGS).items())})
-        if self._branch is None and self._head:
-            tips["HEAD"] = self._head
-        return tips
-
-    def fsck(self, progress: Callable[[int], None] | None = None) -> dict:
-        """Check every commit reachable from every branch, tag and (detached) HEAD, and
-        every node of their trees (each distinct node once): present, hashing to its
-        address (SHA-256), decodable. ``progress(n)`` is called as nodes are checked.
-
-        Returns ``{"ok", "refs", "commits", "trees", "nodes", "bytes", "problems"}``;
-        each problem is a dict with ``kind`` ("missing-commit", "missing-node",
-        "damaged-node", "unreadable-node"), ``object`` (hex), ``commit``,
-        ``reached_from`` (the ref label) and ``detail``. (On Git, Git's own objects are
-        ``git fsck``'s job; this checks the dataset's nodes.)"""
-        self._sync()
-        b = self._backend
-        store = b.store
-        problems: list[dict] = []
-        tips = self._ref_tips()
-        origin: dict[str, str] = {}
-        for label, cid in tips.items():
-            origin.setdefault(cid, label)
-        commits = []
-        seen_commits: set = set()
-        stack = list(dict.fromkeys(tips.values()))
-        while stack:
-            cid = stack.pop()
-            if cid in seen_commits:
-                continue
-            seen_commits.add(cid)
-            try:
-                c = b.read_commit(cid)
-            except (ProllyError, ValueError, KeyError) as e:
-                problems.append({"kind": "missing-commit", "object": cid, "commit": cid,
-                                 "reached_from": origin.get(cid, ""), "detail": str(e)})
-                continue
-            commits.append(c)
-            for p in c.parents:
-                origin.setdefault(p, origin.get(cid, ""))
-                stack.append(p)
-        seen: set = set()
-        trees = nodes = nbytes = 0
-        for c in commits:
-            fresh = [r for r in c.trees.roots() if r not in seen]
-            if not fresh:
-                continue
-            trees += len(fresh)
-            todo = fresh
-            where = {"commit": c.id, "reached_from": origin.get(c.id, "")}
-            while todo:
-                addr = todo.pop()
-                if addr in seen:
-                    continue
-                seen.add(addr)
-                nodes += 1
-                if progress is not None:
-                    progress(1)
-                try:
-                    data = store.get(addr)
-                except CorruptNodeError as e:
-                    problems.append({"kind": "damaged-node", "object": addr.hex(),
-                                     "detail": str(e), **where})
-                    continue
-                except (ProllyError, ValueError, KeyError, OSError) as e:
-                    problems.append({"kind": "unreadable-node", "object": addr.hex(),
-                                     "detail": str(e), **where})
-                    continue
-                if data is None:
-                    if addr != EMPTY_ROOT:  # the canonical empty tree need not be stored
-                        problems.append({"kind": "missing-node", "object": addr.hex(),
-                                         "detail": "not in the store", **where})
-                    continue
-                nbytes += len(data)
-                if _sha256(data).digest() != addr:
-                    problems.append({"kind": "damaged-node", "object": addr.hex(),
-                                     "detail": "content does not hash to its address",
-                                     **where})
-                    continue
-                try:
-                    node = decode(data, addr)
-                except (ProllyError, ValueError) as e:
-                    problems.append({"kind": "damaged-node", "object": addr.hex(),
-                                     "detail": str(e), **where})
-                    continue
-                if node.level:
-                    todo.extend(node.vals)
-        return {"ok": not problems, "refs": len(tips), "commits": len(commits),
-                "trees": trees, "nodes": nodes, "bytes": nbytes, "problems": problems}
-
-    def gc(self, dry_run: bool = False, progress: Callable[[int], None] | None = None
-           ) -> dict:
-        """Reclaim what no branch, tag or HEAD reaches, under the dataset's exclusive
-        lock (no commit can add nodes between the walk and the removal).
-
-        * File, RocksDB, InMemory: removes the unreachable tree nodes and commit records.
-        * Git: nodes are Git objects and **Git's own gc owns their reclamation** (run
-          ``git gc``; this method does not, as it would repack the whole repository).
-          It counts the nodes the repository's node map names that this dataset's refs
-          do not reach, and drops from the node map the entries whose objects ``git
-          gc`` already deleted (``map_entries_dropped``).
-
-        ``dry_run`` counts without removing. Returns ``{"backend", "commits",
-        "live_nodes", "unreachable_nodes", "unreachable_commits", "removed",
-        "removed_commits", "map_entries_dropped", "dry_run", "managed_by_git"}``."""
-        b = self._backend
-        with b.lock.exclusive():
-            self._sync()
-            self._load_head()
-            cids = {c.id for c in b.history.walk(self._ref_tips().values())}
-            live: set = set()
-            load = b.cache.load
-            for cid in cids:
-                rs = b.read_commit(cid).trees
-                live.add(rs.address())
-                todo = rs.roots()
-                while todo:
-                    addr = todo.pop()
-                    if addr in live:
-                        continue
-                    live.add(addr)
-                    node = load(addr)
-                    if progress is not None:
-                        progress(1)
-                    if node.level > 1:
-                        todo.extend(node.vals)
-                    elif node.level == 1:
-                        live.update(node.vals)
-            report = b.collect(cids, live, dry_run, progress)
-        report.update({"backend": self._kind.name, "commits": len(cids),
-                       "live_nodes": len(live), "dry_run": bool(dry_run)})
-        return report
-
-    # -- misc -----------------------------------------------------------------------------------------
+        return probe_backend(path)
 
     def storage_backend(self) -> StorageBackend:
         """The backend this store uses (prints as ``Git``, ``File``, ...)."""
@@ -1244,74 +121,57 @@ class VersionedKvStore:
 
     def close(self) -> None:
         """Release files and locks (staged changes stay in the journal)."""
-        if self._closed:
-            return
-        self._closed = True
         _OPEN.discard(self)
-        try:
-            self._staging.close()
-        finally:
-            self._backend.close()
+        super().close()
 
     def __enter__(self) -> "VersionedKvStore":
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         where = self._branch if self._branch is not None else f"detached {self._head[:12]}"
         return f"<VersionedKvStore {self._kind.name} {self._path} on {where}>"
 
+    # -- Git remotes (prollytree.sync.git_remote; Git backend only) -------------------------
 
-def _overlay(committed: Iterator[tuple[bytes, bytes]],
-             staged: list[tuple[bytes, bytes | None]],
-             reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
-    """Merge committed (key, value) pairs with staged writes (value None deletes), both
-    sorted the same way (descending when ``reverse``)."""
-    i, n = 0, len(staged)
-    for k, v in committed:
-        while i < n and (staged[i][0] > k if reverse else staged[i][0] < k):
-            sk, sv = staged[i]
-            i += 1
-            if sv is not None:
-                yield sk, sv
-        if i < n and staged[i][0] == k:
-            sv = staged[i][1]
-            i += 1
-            if sv is not None:
-                yield k, sv
-            continue
-        yield k, v
-    for sk, sv in staged[i:]:
-        if sv is not None:
-            yield sk, sv
+    @staticmethod
+    def clone(url: str | os.PathLike, path: str | os.PathLike, **kw: Any
+              ) -> "VersionedKvStore":
+        """Clone the repository at ``url`` into ``path`` and open its dataset; see
+        :func:`prollytree.sync.git_remote.clone`."""
+        from ..sync.git_remote import clone
+        return clone(url, path, **kw)
 
+    def fetch(self, remote: str = "origin", **kw: Any) -> dict:
+        """Fetch ``remote``'s branches into ``refs/remotes/<remote>/*``; see
+        :func:`prollytree.sync.git_remote.fetch`."""
+        from ..sync.git_remote import fetch
+        return fetch(self, remote, **kw)
 
-class _ReadOnlyNodes(NodeStore):
-    """A read-only view of a store's nodes (for :meth:`VersionedKvStore.tree_at`)."""
+    def pull(self, remote: str = "origin", branch: str | None = None,
+             conflict_resolution: Any = None, **kw: Any) -> dict:
+        """Fetch, then merge the remote's branch; see
+        :func:`prollytree.sync.git_remote.pull`."""
+        from ..sync.git_remote import pull
+        return pull(self, remote, branch, conflict_resolution, **kw)
 
-    kind = "read-only view"
-    read_only = True
+    def push(self, remote: str = "origin", branch: str | None = None, force: bool = False,
+             **kw: Any) -> dict:
+        """Push a branch to ``remote`` (fast-forward only unless ``force``); see
+        :func:`prollytree.sync.git_remote.push`."""
+        from ..sync.git_remote import push
+        return push(self, remote, branch, force, **kw)
 
-    def __init__(self, store: NodeStore) -> None:
-        self._inner = store
-        self.kind = f"read-only view of {store.kind}"
+    def add_remote(self, name: str, url: str | os.PathLike) -> None:
+        """Add a Git remote; see :func:`prollytree.sync.git_remote.add_remote`."""
+        from ..sync.git_remote import add_remote
+        add_remote(self, name, url)
 
-    def _get(self, address: bytes) -> bytes | None:
-        return self._inner.get(address)
+    def list_remotes(self) -> dict[str, str]:
+        """``{name: url}`` of the Git remotes."""
+        from ..sync.git_remote import list_remotes
+        return list_remotes(self)
 
-    def _put_many(self, items: list) -> None:  # pragma: no cover - put_many refuses first
-        raise ReadOnlyError("a snapshot tree is read-only")
-
-    def _has(self, address: bytes) -> bool:
-        return self._inner.has(address)
-
-    def _get_ref(self, name: str) -> bytes | None:
-        return None
-
-    def _set_ref(self, name: str, value: bytes | None, expected: object) -> bool:  # pragma: no cover
-        raise ReadOnlyError("a snapshot tree is read-only")
-
-    def close(self) -> None:
-        """Nothing to release: the store owns the nodes."""
+    def remove_remote(self, name: str) -> None:
+        """Remove a Git remote and its remote-tracking refs."""
+        from ..sync.git_remote import remove_remote
+        remove_remote(self, name)

@@ -227,6 +227,11 @@ class StagingArea:
                 st.changes[key] = value
 
     @property
+    def generation(self) -> int:
+        """The journal's generation as last read (bumped by every commit and HEAD move)."""
+        return self._gen
+
+    @property
     def changes(self) -> dict[bytes, bytes | None]:
         """The default tree's staged writes."""
         return self.trees[""].changes

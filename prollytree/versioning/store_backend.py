@@ -42,11 +42,16 @@ NODES = "nodes"
 
 
 def probe(path: str) -> str | None:
-    """"file" or "rocksdb" when ``path`` holds a dataset of that kind (its node store
-    ``nodes/`` and its staging journal; RocksDB keeps a ``CURRENT`` file), else None."""
+    """"file", "rocksdb" or "lmdb" when ``path`` holds a dataset of that kind (its node
+    store ``nodes/`` and its staging journal; RocksDB keeps a ``CURRENT`` file, LMDB a
+    ``data.mdb``), else None."""
     nodes = os.path.join(path, NODES)
     if os.path.isdir(nodes) and os.path.isfile(os.path.join(path, JOURNAL)):
-        return "rocksdb" if os.path.exists(os.path.join(nodes, "CURRENT")) else "file"
+        if os.path.exists(os.path.join(nodes, "CURRENT")):
+            return "rocksdb"
+        if os.path.exists(os.path.join(nodes, "data.mdb")):
+            return "lmdb"
+        return "file"
     return None
 
 

@@ -30,8 +30,10 @@ def git(cwd, *args, check=True):
     return r
 
 
-BACKENDS = [StorageBackend.Git, StorageBackend.File, StorageBackend.RocksDB,
-            StorageBackend.InMemory]
+from prollytree.versioning.registry import BACKENDS as _SPECS  # noqa: E402
+
+#: every registered history backend: the API tests run on each
+BACKENDS = [StorageBackend[s.name] for s in _SPECS]
 
 
 @pytest.fixture(params=BACKENDS, ids=lambda b: b.name)

@@ -1,0 +1,874 @@
+"""Workspace: one working copy of a dataset (HEAD, staged changes, the dataset lock).
+
+Writes (``insert``/``update``/``delete``, on any named tree) are *staged* in a crash-safe
+journal; ``commit`` applies them to the current branch's root set as one batch per
+changed tree (O(changes x depth) nodes) and records a commit through the shared
+:class:`~.repository.Repository`. Every version is a root set, so ``checkout`` just moves
+to another one, and ``diff``/``merge`` walk only the parts of the trees that differ.
+
+Several workspaces may share one dataset (other processes, other store objects, Git
+worktrees): each re-reads the staging journal and HEAD when another one changed them
+(the journal's generation counter), and every change of HEAD or a branch is made under
+the dataset's exclusive lock. One workspace object may be shared by threads: its
+mutating calls hold a per-object lock (``self.mutex``).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterator
+
+from ..errors import (MergeConflictError, ReadOnlyError, RevertConflictError,
+                      UnknownRefError)
+from ..tree import ConflictResolution, MergeConflict, ProllyTree, TreeConfig
+from ..tree.cursor import iter_items, lookup
+from ..tree.proof import generate_proof as _generate_proof
+from ..tree.proof import verify_proof as _verify_proof
+from . import refs as _refs
+from .backend import HEADS, HistoryBackend
+from .repository import Repository
+from .rootmerge import apply_merge, apply_stages, plan_merge, resolve_all, stage_exists
+from .roots import DEFAULT_TREE, RootSet, check_tree_name
+from .staging import StagingArea
+from .tree_handle import TreeHandle
+from .types import KvDiff, Unresolved
+
+_CHECKOUT_STAGED = ("error", "carry", "discard")
+
+
+def check_key(key: Any) -> None:
+    if type(key) is not bytes:
+        raise TypeError(f"key must be bytes, not {type(key).__name__}")
+
+
+def check_value(value: Any) -> None:
+    if type(value) is not bytes:
+        raise TypeError(f"value must be bytes, not {type(value).__name__}")
+
+
+_check_key, _check_value = check_key, check_value
+
+
+def synchronized(cls: type) -> type:
+    """Make every public method of ``cls`` hold the instance's ``mutex`` (an RLock): one
+    object may be shared by threads; each call sees and leaves a consistent state, and no
+    staged write can slip between a commit's read of the staging area and its clearing.
+    Uncontended, the cost is one RLock acquire per call."""
+    import functools
+
+    for name, fn in list(vars(cls).items()):
+        if name.startswith("_") or not callable(fn) or isinstance(fn, (staticmethod,
+                                                                        classmethod)):
+            continue
+
+        def wrap(f: Callable) -> Callable:
+            @functools.wraps(f)
+            def locked(self, *args, **kwargs):
+                with self.mutex:
+                    return f(self, *args, **kwargs)
+            return locked
+
+        setattr(cls, name, wrap(fn))
+    return cls
+
+
+@synchronized
+class Workspace:
+    """A working copy over ``repo`` (see the module docstring). Thread-safe."""
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self._backend: HistoryBackend = repo.backend
+        b = self._backend
+        self.mutex = threading.RLock()
+        journal = (f"{b.state_dir}/staging.journal" if b.state_dir is not None else None)
+        self._staging = StagingArea(journal, b.lock)
+        self._gen = self._staging.generation
+        self._closed = False
+        with b.lock.exclusive():
+            branch, commit = b.read_head()
+            if branch is not None and b.get_ref(HEADS + branch) is None \
+                    and not b.list_refs(HEADS):
+                # a brand-new store (or a repository without commits): start history
+                self.repo.write_commit(branch, None, RootSet(default_config=b.config), [],
+                                       "Initial commit")
+        self._load_head()
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def _load_head(self) -> None:
+        b = self._backend
+        self._branch, detached = b.read_head()
+        self._head = b.get_ref(HEADS + self._branch) if self._branch is not None else detached
+        trees = (b.read_commit(self._head).trees if self._head
+                 else RootSet(default_config=b.config))
+        self._set_trees(trees)
+
+    def _set_trees(self, trees: RootSet) -> None:
+        self._trees = trees
+        self._root = trees.default_root
+        self._root_node = self._backend.cache.load(self._root)
+
+    def _sync(self) -> None:
+        """Catch up with other writers: their staged changes, and their commits (seen
+        through the staging journal's generation, bumped by every commit)."""
+        if self._closed:
+            raise ValueError("store is closed")
+        st = self._staging
+        st.sync()
+        if st.generation != self._gen:
+            self._gen = st.generation
+            self._load_head()
+
+    def _moved(self) -> None:
+        """After HEAD or the current branch moved (under the exclusive lock): reload, and
+        let other store objects on this dataset notice."""
+        self._staging.bump()
+        self._gen = self._staging.generation
+        self._load_head()
+
+    def _writable(self) -> None:
+        if self._branch is None:
+            raise ReadOnlyError(
+                f"HEAD is detached at {self._head[:12]}: the store is read-only; "
+                f"create_branch(name) to write from here, or checkout a branch")
+
+    def _committed_node(self, tree: str):
+        """The committed root node of ``tree`` (None when the commit has no such tree)."""
+        if tree == DEFAULT_TREE:
+            return self._root_node
+        root = self._trees.root_of(tree)
+        return None if root is None else self._backend.cache.load(root)
+
+    def get(self, key: bytes, *, tree: str = DEFAULT_TREE) -> bytes | None:
+        """The value of ``key`` as staged, else as in the current commit; None if absent.
+        ``tree`` names the tree (default: the default tree)."""
+        _check_key(key)
+        if tree:
+            check_tree_name(tree)
+        self._sync()
+        st = self._staging.stage_of(tree)
+        if st is not None:
+            ch = st.changes
+            if key in ch:
+                return ch[key]
+            if st.reset:
+                return None
+        node = self._committed_node(tree)
+        return None if node is None else lookup(self._backend.cache, node, key)
+
+    def list_keys(self) -> list[bytes]:
+        """Every key of the current view (current commit plus staged changes), sorted."""
+        return [k for k, _ in self.iter_items()]
+
+    def status(self) -> list[tuple[bytes, str]]:
+        """Staged changes of the default tree against the current commit, sorted by key:
+        (key, "added" | "modified" | "deleted"). Staged writes that change nothing are
+        not listed. (:meth:`tree_status` covers every tree.)"""
+        return [(k, what) for t, k, what in self.tree_status() if t == DEFAULT_TREE]
+
+    def tree_status(self) -> list[tuple[str, bytes | None, str]]:
+        """Staged changes of every tree, sorted by tree then key: ``(tree, key, "added" |
+        "modified" | "deleted")``, and ``(tree, None, "created" | "dropped")`` for a tree
+        that will appear or disappear at the next commit."""
+        self._sync()
+        out = []
+        cache = self._backend.cache
+        for tree in sorted(self._staging.trees, key=lambda n: n.encode("utf-8")):
+            st = self._staging.trees[tree]
+            if not len(st):
+                continue
+            committed = tree in self._trees
+            if tree != DEFAULT_TREE:
+                exists = stage_exists(st, committed)
+                if exists and not committed:
+                    out.append((tree, None, "created"))
+                elif committed and not exists:
+                    out.append((tree, None, "dropped"))
+                    continue
+            node = None if st.reset else self._committed_node(tree)
+            for key, value in sorted(st.changes.items()):
+                old = None if node is None else lookup(cache, node, key)
+                if value is None:
+                    if old is not None:
+                        out.append((tree, key, "deleted"))
+                elif old is None:
+                    out.append((tree, key, "added"))
+                elif old != value:
+                    out.append((tree, key, "modified"))
+            if st.reset and committed and node is None and tree in self._trees:
+                base = self._committed_node(tree)
+                if base is not None:
+                    for key, _ in iter_items(cache, base):
+                        if key not in st.changes:
+                            out.append((tree, key, "deleted"))
+        out.sort(key=lambda e: (e[0].encode("utf-8"), e[1] or b""))
+        return out
+
+    def tree(self, name: str) -> TreeHandle:
+        """A handle on the named tree ``name`` in the working copy (staged writes over
+        the current commit); see :class:`TreeHandle`. The tree need not exist yet: the
+        first write creates it. O(1)."""
+        check_tree_name(name)
+        return TreeHandle(self, name)
+
+    def list_trees(self) -> list[str]:
+        """Names of the trees in the working view (committed, plus staged creations, minus
+        staged drops), sorted; always includes the default tree ``""``."""
+        self._sync()
+        names = set(self._trees)
+        for name, st in self._staging.trees.items():
+            if not len(st):
+                continue
+            if stage_exists(st, name in self._trees) or name == DEFAULT_TREE:
+                names.add(name)
+            else:
+                names.discard(name)
+        return sorted(names, key=lambda n: n.encode("utf-8"))
+
+    def tree_exists(self, name: str) -> bool:
+        """Whether tree ``name`` is in the working view."""
+        check_tree_name(name)
+        return name in self.list_trees()
+
+    def create_tree(self, name: str, config: TreeConfig | None = None) -> None:
+        """Stage the creation of the empty named tree ``name`` (with ``config``, default
+        the dataset's): it exists after the next commit even without keys. ValueError
+        when it already exists."""
+        check_tree_name(name, allow_default=False)
+        if config is not None and not isinstance(config, TreeConfig):
+            raise TypeError(f"config must be a TreeConfig, not {type(config).__name__}")
+        self._open_check()
+        self._writable()
+        if self.tree_exists(name):
+            raise ValueError(f"tree {name!r} already exists")
+        cfg = config if config is not None else self._backend.config
+        self._staging.stage_tree_op(name, "create", cfg.to_bytes())
+
+    def drop_tree(self, name: str) -> bool:
+        """Stage dropping the named tree ``name`` with everything in it; returns whether
+        it existed. After the next commit it is gone; a later write to the name starts a
+        new, empty tree. The default tree cannot be dropped (ValueError)."""
+        check_tree_name(name, allow_default=False)
+        self._open_check()
+        self._writable()
+        if not self.tree_exists(name):
+            return False
+        self._staging.stage_tree_op(name, "drop")
+        return True
+
+    def iter_items(self, start: bytes | None = None, end: bytes | None = None, *,
+                   tree: str = DEFAULT_TREE, reverse: bool = False
+                   ) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs with ``start <= key < end`` of the current view of ``tree``
+        (the current commit with the staged changes applied), in key order (or
+        reversed), lazily (the committed part streams; the staged changes are read when
+        the call is made)."""
+        for bound in (start, end):
+            if bound is not None:
+                _check_key(bound)
+        if tree:
+            check_tree_name(tree)
+        if not isinstance(reverse, bool):
+            raise TypeError(f"reverse must be a bool, not {type(reverse).__name__}")
+        self._sync()
+        st = self._staging.stage_of(tree)
+        overlay = [] if st is None else sorted(
+            (k, v) for k, v in st.changes.items()
+            if (start is None or k >= start) and (end is None or k < end))
+        node = None if st is not None and st.reset else self._committed_node(tree)
+        committed = (iter(()) if node is None
+                     else iter_items(self._backend.cache, node, start, end, reverse))
+        if reverse:
+            overlay.reverse()
+        return _overlay(committed, overlay, reverse)
+
+    def _open_check(self) -> None:
+        if self._closed:
+            raise ValueError("store is closed")
+
+    def insert(self, key: bytes, value: bytes, *, tree: str = DEFAULT_TREE) -> None:
+        """Stage ``key`` = ``value`` (insert or overwrite) in ``tree``."""
+        _check_key(key)
+        _check_value(value)
+        if tree:
+            check_tree_name(tree)
+        self._open_check()
+        self._writable()
+        self._staging.stage(key, value, tree)
+
+    def update(self, key: bytes, value: bytes, *, tree: str = DEFAULT_TREE) -> bool:
+        """Stage a new value for an existing key; returns False (staging nothing) when the
+        key does not exist."""
+        _check_key(key)
+        _check_value(value)
+        self._writable()
+        if self.get(key, tree=tree) is None:
+            return False
+        self._staging.stage(key, value, tree)
+        return True
+
+    def delete(self, key: bytes, *, tree: str = DEFAULT_TREE) -> bool:
+        """Stage the removal of ``key``; returns whether it existed."""
+        _check_key(key)
+        self._writable()
+        if self.get(key, tree=tree) is None:
+            return False
+        self._staging.stage(key, None, tree)
+        return True
+
+    def insert_batch(self, items: Any, *, tree: str = DEFAULT_TREE) -> int:
+        """Stage many ``(key, value)`` pairs (an iterable of pairs, or a mapping) with
+        one append to the staging journal; returns how many. Every pair is checked
+        first: a bad one raises (TypeError / ValueError) and stages nothing. A later
+        pair for the same key wins, as with successive :meth:`insert` calls. A value
+        of None stages a delete."""
+        self._open_check()
+        if tree:
+            check_tree_name(tree)
+        if isinstance(items, (bytes, str)):
+            raise TypeError("items must be an iterable of (key, value) pairs")
+        if hasattr(items, "items") and callable(items.items):
+            items = items.items()
+        pairs = []
+        for item in items:
+            try:
+                key, value = item
+            except (TypeError, ValueError):
+                raise TypeError(f"items must be (key, value) pairs, not {item!r:.60}") \
+                    from None
+            _check_key(key)
+            if value is not None:
+                _check_value(value)
+            pairs.append((key, value))
+        self._writable()
+        self._staging.stage_many(pairs, tree)
+        return len(pairs)
+
+    def staged(self) -> list[tuple[bytes, bytes | None]]:
+        """Every staged write of the default tree, sorted by key: ``(key, value)`` for
+        an insert or update, ``(key, None)`` for a delete (including writes that change
+        nothing, which :meth:`status` leaves out)."""
+        self._sync()
+        return sorted(self._staging.changes.items())
+
+    def commit(self, message: str) -> str:
+        """Commit the staged changes of every tree on the current branch, atomically;
+        returns the 40-hex commit id. Only the trees with staged changes are rewritten
+        (O(changes x depth) each). With nothing staged an (empty) commit is still
+        recorded, as the reference implementation does."""
+        if not isinstance(message, str):
+            raise TypeError(f"message must be a str, not {type(message).__name__}")
+        if not message.strip():
+            raise ValueError("commit message is empty (Git refuses empty messages too)")
+        if self._closed:
+            raise ValueError("store is closed")
+        b = self._backend
+        with b.lock.exclusive():
+            self._staging.sync()
+            self._load_head()
+            self._writable()
+            tip = self._head
+            trees = apply_stages(b.cache, self._trees, self._staging.trees, b.config)
+            cid = self.repo.write_commit(self._branch, tip, trees, [tip] if tip else [], message)
+            self._staging.clear()
+            self._gen = self._staging.generation
+            self._head = cid
+            self._set_trees(trees)
+        return cid
+
+    def current_commit(self) -> str:
+        """The id (40 hex) of the commit the store is at."""
+        self._sync()
+        if self._head is None:
+            raise UnknownRefError(f"branch {self._branch!r} has no commit yet")
+        return self._head
+
+    def current_branch(self) -> str | None:
+        """The current branch's name; None when HEAD is detached (after checking out a
+        commit, the store is read-only)."""
+        self._sync()
+        return self._branch
+
+    # -- refs and branches -------------------------------------------------------------------
+
+    def list_branches(self) -> list[str]:
+        """Every branch name, sorted."""
+        return self.repo.list_branches()
+
+    def list_tags(self) -> list[str]:
+        """Every tag name, sorted."""
+        return self.repo.list_tags()
+
+    def list_refs(self) -> dict[str, str]:
+        """Every branch and tag: ``{"refs/heads/<name>" | "refs/tags/<name>": commit
+        id}``, sorted by name (annotated tags peeled to their commit)."""
+        self._sync()
+        return self.repo.list_refs()
+
+    def resolve_ref(self, ref: str) -> str:
+        """The 40-hex id of the commit ``ref`` names: a branch, tag, ``HEAD``, a full or
+        abbreviated commit id, with any ``~N``/``^N`` suffixes. UnknownRefError (a
+        ValueError) when it names none, or several."""
+        self._sync()
+        return self.repo.resolve(ref)
+
+    def tag(self, name: str, ref: str = "HEAD") -> str:
+        """Create tag ``name`` at ``ref``; returns the commit id tagged."""
+        return self.repo.tag(name, ref)
+
+    def branch(self, name: str, start: str | None = None) -> str:
+        """Create branch ``name`` at ``start`` (any ref; default the current commit)
+        without switching to it; returns the commit id it points at. ValueError when
+        the branch exists."""
+        _refs.check_branch_name(name)
+        if start is not None and not isinstance(start, str):
+            raise TypeError(f"start must be a str, not {type(start).__name__}")
+        with self._backend.lock.exclusive():
+            self._sync()
+            self._load_head()
+            return self.repo.create_branch_ref(
+                name, self._head if start is None else self.repo.resolve(start))
+
+    def create_branch(self, name: str, start: str | None = None, *,
+                      staged: str = "error") -> str:
+        """Create branch ``name`` at ``start`` (default the current commit) and switch to
+        it, in one step under the dataset's lock; returns the commit id. Staged changes
+        stay staged when the base does not change; when ``start`` is another commit,
+        ``staged`` decides as in :meth:`checkout` ("error", "carry" or "discard"), and
+        with "error" nothing is created."""
+        _refs.check_branch_name(name)
+        if start is not None and not isinstance(start, str):
+            raise TypeError(f"start must be a str, not {type(start).__name__}")
+        if staged not in _CHECKOUT_STAGED:
+            raise ValueError(f"staged must be one of {_CHECKOUT_STAGED}, not {staged!r}")
+        b = self._backend
+        with b.lock.exclusive():
+            self._sync()
+            self._load_head()
+            if b.get_ref(HEADS + name) is not None:
+                raise ValueError(f"branch {name!r} already exists")
+            target = self._head if start is None else self.repo.resolve(start)
+            if target is None:
+                raise UnknownRefError("cannot branch: HEAD has no commit yet")
+            what = f"create branch {name!r} at {start!r}"
+            self._staged_policy(target, staged, what, check_only=True)
+            cid = self.repo.create_branch_ref(name, target)
+            self._staged_policy(target, staged, what)
+            b.write_head(name)
+            self._moved()
+            return cid
+
+    def _staged_policy(self, target: str, staged: str, what: str,
+                       check_only: bool = False) -> None:
+        """Apply the ``staged`` policy before moving HEAD to ``target`` (under the lock):
+        refuse ("error"), keep ("carry") or drop ("discard") the staged changes."""
+        if len(self._staging) and target != self._head:
+            if staged == "error":
+                raise ValueError(
+                    f"cannot {what}: {len(self._staging)} staged change(s) would be lost; "
+                    f"commit them, or pass staged='carry' or staged='discard'")
+            if staged == "discard" and not check_only:
+                self._staging.clear()
+                self._gen = self._staging.generation
+
+    def delete_branch(self, name: str, force: bool = False) -> str:
+        """Delete branch ``name``; returns the commit id it pointed at. As ``git branch
+        -d``: refuses (ValueError) the store's current branch, the branch checked out in
+        the Git repository (or one of its worktrees), and a branch whose commits are not
+        all in the current commit's history (``force=True`` deletes it anyway, like
+        ``-D``)."""
+        _refs.check_branch_name(name)
+        if not isinstance(force, bool):
+            raise TypeError(f"force must be a bool, not {type(force).__name__}")
+        b = self._backend
+        with b.lock.exclusive():
+            self._load_head()
+            if name == self._branch:
+                raise ValueError(f"cannot delete the current branch {name!r}")
+            if name in b.checked_out_branches():
+                raise ValueError(f"cannot delete branch {name!r}: it is checked out in the "
+                                 f"Git repository")
+            tip = self.repo.branch_commit(name)
+            if tip is None:
+                raise UnknownRefError(f"unknown branch {name!r}")
+            if not force and (self._head is None or not self.repo.is_ancestor(tip, self._head)):
+                raise ValueError(f"branch {name!r} is not fully merged into the current "
+                                 f"commit; delete it with force=True (git prolly branch -D)")
+            return self.repo.delete_branch_ref(name)
+
+    def checkout(self, branch_or_commit: str, *, staged: str = "error") -> None:
+        """Switch to a branch, or detach at a commit (any ref expression: abbreviated id,
+        ``HEAD~2``, a tag...). No tree is rebuilt: the store just moves to the other root.
+
+        With staged changes, ``staged`` says what to do: ``"error"`` (default) refuses
+        with ValueError unless the target is the current commit; ``"carry"`` keeps them
+        staged on top of the new commit; ``"discard"`` drops them."""
+        if not isinstance(branch_or_commit, str):
+            raise TypeError(f"ref must be a str, not {type(branch_or_commit).__name__}")
+        if staged not in _CHECKOUT_STAGED:
+            raise ValueError(f"staged must be one of {_CHECKOUT_STAGED}, not {staged!r}")
+        b = self._backend
+        with b.lock.exclusive():
+            self._sync()
+            name = branch_or_commit
+            if name.startswith(HEADS):
+                name = name[len(HEADS):]
+            target_branch = None
+            if b.get_ref(HEADS + name) is not None:
+                target_branch = name
+                target = b.get_ref(HEADS + name)
+            else:
+                target = self.repo.resolve(branch_or_commit)
+            self._staged_policy(target, staged, f"checkout {branch_or_commit!r}")
+            b.write_head(target_branch, None if target_branch else target)
+            self._moved()
+
+    # -- history and other commits -------------------------------------------------------------
+
+    def log(self, ref: str | None = None, limit: int | None = None) -> list[dict]:
+        """The history of the current commit (or of ``ref``), newest first, at most
+        ``limit`` entries: dicts with id, parents (ids, first parent first), author,
+        committer, message, timestamp (seconds) and tz_offset (seconds east of UTC)."""
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"limit must be a non-negative int, not {limit!r}")
+        self._sync()
+        return self.repo.log(self._head if ref is None else self.repo.resolve(ref), limit)
+
+    def get_commit_history(self) -> list[dict]:
+        """Same as :meth:`log`."""
+        return self.log()
+
+    def commit_info(self, ref: str = "HEAD") -> dict:
+        """The commit ``ref`` names, as a :meth:`log` entry plus ``root`` (the 32-byte
+        root address of its default tree)."""
+        self._sync()
+        return self.repo.commit_info(ref)
+
+    def trees_at(self, ref: str = "HEAD") -> RootSet:
+        """The root set (every named tree's root and config) of the commit ``ref``
+        names."""
+        self._sync()
+        return self.repo.trees_at(ref)
+
+    def list_trees_at(self, ref: str = "HEAD") -> list[str]:
+        """Names of the trees of the commit ``ref`` names, sorted."""
+        return list(self.trees_at(ref))
+
+    def tree_root(self, name: str = DEFAULT_TREE, ref: str = "HEAD") -> bytes | None:
+        """Root address of tree ``name`` at ``ref`` (committed content only); None when
+        that commit has no such tree. O(1) once the commit is read."""
+        self._sync()
+        return self.repo.tree_root(name, ref)
+
+    def tree_at(self, ref: str = "HEAD", name: str = DEFAULT_TREE) -> ProllyTree:
+        """A read-only :class:`ProllyTree` over tree ``name`` of the commit ``ref`` names
+        (no copy: it reads the store's nodes; writes raise ReadOnlyError; an empty tree
+        when the commit has no such tree). Use it for ``stats()``, proofs, range scans,
+        ``diff`` at that commit; it is valid while the store is open."""
+        self._sync()
+        return self.repo.tree_at(ref, name)
+
+    def get_at(self, ref: str, key: bytes, tree: str = DEFAULT_TREE) -> bytes | None:
+        """The value of ``key`` in tree ``tree`` of the commit ``ref`` names (None when
+        absent there)."""
+        check_key(key)
+        self._sync()
+        return self.repo.get_at(ref, key, tree)
+
+    def get_keys_at_ref(self, reference: str, tree: str = DEFAULT_TREE
+                        ) -> list[tuple[bytes, bytes]]:
+        """Every (key, value) pair of tree ``tree`` at ``reference``, sorted by key
+        (nothing truncated)."""
+        return list(self.iter_items_at(reference, tree=tree))
+
+    def iter_items_at(self, reference: str, start: bytes | None = None,
+                      end: bytes | None = None, tree: str = DEFAULT_TREE,
+                      reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+        """(key, value) pairs with ``start <= key < end`` of tree ``tree`` at
+        ``reference``, lazily, in key order (or reversed)."""
+        for bound in (start, end):
+            if bound is not None:
+                check_key(bound)
+        self._sync()
+        return self.repo.iter_items_at(reference, start, end, tree, reverse)
+
+    def get_commits_for_key(self, key: bytes, tree: str = DEFAULT_TREE) -> list[dict]:
+        """Commits (newest first, as in :meth:`log`) in which ``key``'s value in tree
+        ``tree`` changed: it differs from the value in every parent (for a root commit:
+        the key exists)."""
+        check_key(key)
+        self._sync()
+        return self.repo.commits_for_key(self._head, key, tree)
+
+    def diff(self, from_ref: str, to_ref: str, tree: str = DEFAULT_TREE) -> list[KvDiff]:
+        """Keys of tree ``tree`` added, removed or modified from ``from_ref`` to
+        ``to_ref``, sorted by key (a tree absent at a ref diffs as empty). Computed
+        structurally: the cost grows with the number of differences."""
+        self._sync()
+        return self.repo.diff(from_ref, to_ref, tree)
+
+    def diff_trees(self, from_ref: str, to_ref: str) -> dict[str, list[KvDiff]]:
+        """:meth:`diff` of every tree whose root differs between the two refs, by tree
+        name (sorted); unchanged trees cost nothing."""
+        self._sync()
+        return self.repo.diff_trees(from_ref, to_ref)
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The best common ancestor of two refs (None for unrelated histories)."""
+        self._sync()
+        return self.repo.merge_base(a, b)
+
+
+    # -- merge --------------------------------------------------------------------------------
+
+    def _merge_plan(self, source_branch: str):
+        """(dest tip, source commit, base or None, kind) with kind "noop", "ff" or "merge"."""
+        if not isinstance(source_branch, str):
+            raise TypeError(f"source_branch must be a str, not {type(source_branch).__name__}")
+        self._writable()
+        src = self.repo.resolve(source_branch)
+        base, kind = self.repo.merge_kind(self._head, src)
+        return self._head, src, base, kind
+
+    def _check_clean(self, what: str) -> None:
+        """Refuse ``what`` with staged changes (under the exclusive lock); staged writes
+        that change nothing (see :meth:`status`) are dropped instead."""
+        if len(self._staging):
+            changes = self.status()
+            if changes:
+                raise ValueError(f"cannot {what} with {len(changes)} staged change(s): "
+                                 f"commit them first")
+            self._staging.clear()
+            self._gen = self._staging.generation
+
+    def merge(self, source_branch: str, conflict_resolution: Any = None) -> str:
+        """Three-way merge ``source_branch`` (any ref expression) into the current branch;
+        returns the resulting commit id.
+
+        Fast-forwards when the current branch is an ancestor of the source, does nothing
+        when the source is already merged, else records a two-parent merge commit.
+        ``conflict_resolution``: None or ``ConflictResolution.IgnoreAll`` /
+        ``TakeDestination`` keep the current branch's value for conflicting keys;
+        ``TakeSource`` takes the source's (deleting where the source deleted); a callable
+        gets each :class:`MergeConflict` and returns the value to keep (None deletes), or
+        :data:`Unresolved` to refuse: the merge then raises MergeConflictError (a
+        ValueError) listing those conflicts and changes nothing, as it does when the
+        callable raises."""
+        res = conflict_resolution
+        if res is not None and not isinstance(res, ConflictResolution) and not callable(res):
+            raise TypeError(f"conflict_resolution must be a ConflictResolution or a callable, "
+                            f"not {type(res).__name__}")
+        b = self._backend
+        with b.lock.exclusive():
+            self._sync()
+            self._load_head()
+            self._check_clean("merge")
+            dest, src, base, kind = self._merge_plan(source_branch)
+            if kind == "noop":
+                return dest
+            if kind == "ff":
+                self.repo.fast_forward(self._branch, dest, src)
+                self._moved()
+                return src
+            dest_trees, plans, conflicts = self.repo.plan(base, dest, src)
+            extra, unresolved = self._resolve_conflicts(plans, res)
+            if unresolved:
+                raise MergeConflictError(
+                    f"merge of {source_branch!r} into {self._branch!r} stopped on "
+                    f"{len(unresolved)} unresolved conflict(s): "
+                    + ", ".join(repr(c.key) for c in unresolved[:20])
+                    + (" ..." if len(unresolved) > 20 else ""), unresolved)
+            return self._finish_merge(source_branch, dest, src, dest_trees, plans, extra)
+
+    @staticmethod
+    def _resolve_conflicts(plans: list, res: Any) -> tuple[dict, list]:
+        """({tree: edits settling its conflicts}, conflicts left unresolved)."""
+
+        def choose(c: MergeConflict) -> tuple[bool, object]:
+            if res is None or res is ConflictResolution.IgnoreAll \
+                    or res is ConflictResolution.TakeDestination:
+                return True, c.destination_value
+            if res is ConflictResolution.TakeSource:
+                return True, c.source_value
+            try:
+                value = res(c)
+            except Exception as e:
+                raise MergeConflictError(
+                    f"conflict resolver failed on key {c.key!r}: {e!r}; nothing was "
+                    f"merged", [c]) from e
+            if value is Unresolved:
+                return False, None
+            if value is not None and not isinstance(value, bytes):
+                raise TypeError(f"conflict resolver must return bytes, None or "
+                                f"Unresolved, not {type(value).__name__}")
+            return True, value
+
+        return resolve_all(plans, choose)
+
+    def _finish_merge(self, source: str, dest: str, src: str, dest_trees: RootSet,
+                      plans: list, extra: dict | None = None) -> str:
+        b = self._backend
+        trees = apply_merge(b.cache, dest_trees, plans, extra)
+        label = (f"branch '{source}'" if b.get_ref(HEADS + source) is not None
+                 else f"commit '{src[:12]}'")
+        message = f"Merge {label} into {self._branch}"
+        cid = self.repo.write_commit(self._branch, dest, trees, [dest, src], message)
+        self._moved()
+        return cid
+
+    def try_merge(self, source_branch: str) -> tuple[bool, list[MergeConflict]]:
+        """Merge ``source_branch`` if that needs no conflict resolution: returns
+        ``(True, [])`` after merging, or ``(False, conflicts)`` (sorted by key) having
+        changed nothing."""
+        b = self._backend
+        with b.lock.exclusive():
+            self._sync()
+            self._load_head()
+            self._check_clean("merge")
+            dest, src, base, kind = self._merge_plan(source_branch)
+            if kind == "noop":
+                return True, []
+            if kind == "ff":
+                self.repo.fast_forward(self._branch, dest, src)
+                self._moved()
+                return True, []
+            dest_trees, plans, conflicts = self.repo.plan(base, dest, src)
+            if conflicts:
+                return False, conflicts
+            self._finish_merge(source_branch, dest, src, dest_trees, plans)
+            return True, []
+
+    def revert(self, ref: str, message: str | None = None) -> str | None:
+        """Record a new commit on the current branch undoing the changes of commit
+        ``ref`` (for a merge commit: its changes against its first parent): each key it
+        changed goes back to its value before it (a key it added is deleted). Returns
+        the new commit id, or None when those changes are already undone (nothing is
+        committed).
+
+        A key changed again since ``ref`` (its current value is neither the one ``ref``
+        made nor the one before) is a conflict: RevertConflictError (a ValueError, with
+        ``conflicts``) and nothing changes. Refused with staged changes (ValueError) or
+        a detached HEAD (ReadOnlyError). The default message is Git's: ``Revert
+        "<subject>"`` and ``This reverts commit <id>.``"""
+        if message is not None and not isinstance(message, str):
+            raise TypeError(f"message must be a str, not {type(message).__name__}")
+        b = self._backend
+        with b.lock.exclusive():
+            self._sync()
+            self._load_head()
+            self._writable()
+            self._check_clean("revert")
+            cid = self.repo.resolve(ref)
+            c = b.read_commit(cid)
+            before = (b.read_commit(c.parents[0]).trees if c.parents
+                      else RootSet(default_config=b.config))
+            # a three-way merge of the state before the commit into HEAD, with the
+            # commit itself as the base: only the commit's changes move
+            plans = plan_merge(b.cache, c.trees, self._trees, before)
+            conflicts = [x for p in plans for x in p.conflicts]
+            if conflicts:
+                raise RevertConflictError(
+                    f"cannot revert {cid[:12]}: {len(conflicts)} key(s) changed since: "
+                    + ", ".join(repr(x.key) for x in conflicts[:20])
+                    + (" ..." if len(conflicts) > 20 else "") + "; nothing was changed",
+                    conflicts)
+            trees = apply_merge(b.cache, self._trees, plans)
+            if trees == self._trees:
+                return None
+            subject = (c.message.splitlines() or [""])[0]
+            if message is None:
+                message = f'Revert "{subject}"\n\nThis reverts commit {cid}.'
+            new = self.repo.write_commit(self._branch, self._head, trees, [self._head], message)
+            self._moved()
+            return new
+
+    # -- proofs -------------------------------------------------------------------------------
+
+    def root_hash(self) -> bytes:
+        """The 32-byte root address of the current commit's tree."""
+        self._sync()
+        return self._root
+
+    def generate_proof(self, key: bytes) -> bytes:
+        """A portable proof of ``key``'s value (or absence) in the current commit's tree;
+        check it with :meth:`verify_proof` or ``prollytree.verify_proof(root_hash, ...)``."""
+        _check_key(key)
+        self._sync()
+        return _generate_proof(self._backend.cache, self._root, key)
+
+    def verify_proof(self, proof_bytes: bytes, key: bytes,
+                     expected_value: bytes | None = None) -> bool:
+        """Whether ``proof_bytes`` proves ``key`` present in the current commit's tree
+        (with ``expected_value``, when given)."""
+        self._sync()
+        return _verify_proof(self._root, proof_bytes, key, expected_value)
+
+    # -- maintenance ------------------------------------------------------------------------------
+
+    def _ref_tips(self) -> dict[str, str]:
+        """{label: commit id} of every branch, tag and a detached HEAD."""
+        tips = self.repo.ref_tips()
+        if self._branch is None and self._head:
+            tips["HEAD"] = self._head
+        return tips
+
+    def fsck(self, progress: Callable[[int], None] | None = None) -> dict:
+        """Check every commit reachable from every branch, tag and (detached) HEAD, and
+        every node of every tree of theirs (each distinct node once): present, hashing
+        to its address (SHA-256), decodable. ``progress(n)`` is called as nodes are
+        checked. Returns ``{"ok", "refs", "commits", "trees", "nodes", "bytes",
+        "problems"}``; see ``docs/versioning.md``."""
+        self._sync()
+        return self.repo.fsck(self._ref_tips(), progress)
+
+    def gc(self, dry_run: bool = False, progress: Callable[[int], None] | None = None
+           ) -> dict:
+        """Reclaim what no branch, tag or HEAD reaches, under the dataset's exclusive
+        lock (no commit can add nodes between the walk and the removal). On Git, Git's
+        own ``git gc`` reclaims objects; see ``docs/versioning.md``. ``dry_run`` counts
+        without removing."""
+        with self._backend.lock.exclusive():
+            self._sync()
+            self._load_head()
+            return self.repo.collect_garbage(self._ref_tips(), dry_run, progress)
+
+    def close(self) -> None:
+        """Release files and locks (staged changes stay in the journal)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._staging.close()
+        finally:
+            self.repo.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _overlay(committed: Iterator[tuple[bytes, bytes]],
+             staged: list[tuple[bytes, bytes | None]],
+             reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
+    """Merge committed (key, value) pairs with staged writes (value None deletes), both
+    sorted the same way (descending when ``reverse``)."""
+    i, n = 0, len(staged)
+    for k, v in committed:
+        while i < n and (staged[i][0] > k if reverse else staged[i][0] < k):
+            sk, sv = staged[i]
+            i += 1
+            if sv is not None:
+                yield sk, sv
+        if i < n and staged[i][0] == k:
+            sv = staged[i][1]
+            i += 1
+            if sv is not None:
+                yield k, sv
+            continue
+        yield k, v
+    for sk, sv in staged[i:]:
+        if sv is not None:
+            yield sk, sv
