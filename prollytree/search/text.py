@@ -68,8 +68,9 @@ class TextIndex(DerivedIndex):
     def iter_search(self, query: str, name: str | None = None
                     ) -> Iterator[tuple[str, bytes, float]]:
         """Every matching document as (tree name, key, score), best first (score > 0;
-        ties by key). ``name`` restricts to one tree. Scoring is over all documents of
-        the index. The ranking is computed when iteration starts (O(matches))."""
+        ties by tree name and key). ``name`` restricts to one tree. Scoring is over all
+        documents of the index. Lazy: it asks FTS5 for the best 16 matches, then 64,
+        256... (FTS5 scores every match, but sorts only a bounded number)."""
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, not {type(query).__name__}")
         if name is not None and not isinstance(name, str):
@@ -78,14 +79,38 @@ class TextIndex(DerivedIndex):
         if not terms:
             return iter(())
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        sql = ("SELECT docs.name, docs.key, -bm25(fts) AS s FROM fts JOIN docs ON "
-               "docs.id = fts.rowid WHERE fts MATCH ?")
-        args: tuple[Any, ...] = (match,)
-        if name is not None:
-            sql += " AND docs.name = ?"
-            args += (name,)
-        sql += " ORDER BY s DESC, docs.key"
-        return iter(self._db.execute(sql, args))
+        return self._ranked(match, name)
+
+    def _ranked(self, match: str, name: str | None) -> Iterator[tuple[str, bytes, float]]:
+        db = self._db
+        limit, done = 16, 0
+        while True:
+            rows = db.execute("SELECT rowid, rank FROM fts WHERE fts MATCH ? "
+                              "ORDER BY rank LIMIT ?", (match, limit)).fetchall()
+            exhausted = len(rows) < limit
+            if not exhausted:
+                # keep whole groups of equal scores only: the rest of the last group may
+                # lie beyond the limit, and ties are ordered by key
+                last = rows[-1][1]
+                cut = len(rows)
+                while cut and rows[cut - 1][1] == last:
+                    cut -= 1
+                if cut == 0:
+                    limit *= 4
+                    continue
+                rows = rows[:cut]
+            hits = []
+            for rid, rank in rows:
+                doc = db.execute("SELECT name, key FROM docs WHERE id=?", (rid,)).fetchall()
+                if doc and (name is None or doc[0][0] == name):
+                    hits.append((rank, doc[0][0], doc[0][1]))
+            hits.sort()
+            for rank, n, k in hits[done:]:
+                yield n, k, -rank
+            done = max(done, len(hits))
+            if exhausted:
+                return
+            limit *= 4
 
     def search(self, query: str, limit: int = 10, name: str | None = None
                ) -> list[tuple[str, bytes, float]]:

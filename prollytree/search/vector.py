@@ -247,12 +247,25 @@ class VectorIndex(DerivedIndex):
             if len(found.keys) < want or want == n:
                 return out  # every vector was a candidate
         scores = self._mat @ q
-        order = np.argsort(-scores, kind="stable")
+        # the best few by a partial sort; all of them (a full sort) only when filters
+        # leave too few among those
+        head = min(n, max(4 * k, 64))
+        order = (np.argpartition(-scores, head - 1)[:head] if head < n
+                 else np.arange(n))
+        order = order[np.lexsort((order, -scores[order]))]
         out = []
         for i in order:
             i = int(i)
             if ok(i):
                 out.append((self._names[i], self._keys[i], float(scores[i])))
                 if len(out) == k:
-                    break
+                    return out
+        if head < n:
+            out = []
+            for i in np.lexsort((np.arange(n), -scores)):
+                i = int(i)
+                if ok(i):
+                    out.append((self._names[i], self._keys[i], float(scores[i])))
+                    if len(out) == k:
+                        break
         return out
