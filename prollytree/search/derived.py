@@ -13,6 +13,7 @@ Deleting the file loses nothing; the next sync rebuilds it.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ..errors import MissingNodeError, ProllyError
@@ -82,6 +83,9 @@ class DerivedIndex:
         if not callable(document):
             raise TypeError("document must be callable (key, value) -> str | None")
         self._document = document
+        # one connection per index object; the lock makes sync/search safe to call from
+        # several threads (other processes are kept apart by SQLite's own locking)
+        self._lock = threading.RLock()
         self.path = None if path is None else os.path.abspath(os.fspath(path))
         if self.path is not None:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -172,6 +176,11 @@ class DerivedIndex:
         if not isinstance(replace, bool):
             raise TypeError(f"replace must be a bool, not {type(replace).__name__}")
         overlay = _check_staged(staged)
+        with self._lock:
+            return self._sync(tree, name, overlay, replace)
+
+    def _sync(self, tree: ProllyTree, name: str, overlay: dict[bytes, bytes | None],
+              replace: bool) -> int:
         new_root = tree.get_root_hash()
         row = self._db.execute("SELECT root FROM roots WHERE name=?", (name,)).fetchall()
         old_root = row[0][0] if row else None
@@ -233,6 +242,10 @@ class DerivedIndex:
     def forget(self, name: str = "") -> None:
         """Drop every document of tree ``name`` (e.g. the tree was dropped)."""
         _check_name(name)
+        with self._lock:
+            self._forget(name)
+
+    def _forget(self, name: str) -> None:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._drop(name)

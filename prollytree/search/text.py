@@ -85,8 +85,9 @@ class TextIndex(DerivedIndex):
         db = self._db
         limit, done = 16, 0
         while True:
-            rows = db.execute("SELECT rowid, rank FROM fts WHERE fts MATCH ? "
-                              "ORDER BY rank LIMIT ?", (match, limit)).fetchall()
+            with self._lock:
+                rows = db.execute("SELECT rowid, rank FROM fts WHERE fts MATCH ? "
+                                  "ORDER BY rank LIMIT ?", (match, limit)).fetchall()
             exhausted = len(rows) < limit
             if not exhausted:
                 # keep whole groups of equal scores only: the rest of the last group may
@@ -100,10 +101,12 @@ class TextIndex(DerivedIndex):
                     continue
                 rows = rows[:cut]
             hits = []
-            for rid, rank in rows:
-                doc = db.execute("SELECT name, key FROM docs WHERE id=?", (rid,)).fetchall()
-                if doc and (name is None or doc[0][0] == name):
-                    hits.append((rank, doc[0][0], doc[0][1]))
+            with self._lock:
+                for rid, rank in rows:
+                    doc = db.execute("SELECT name, key FROM docs WHERE id=?",
+                                     (rid,)).fetchall()
+                    if doc and (name is None or doc[0][0] == name):
+                        hits.append((rank, doc[0][0], doc[0][1]))
             hits.sort()
             for rank, n, k in hits[done:]:
                 yield n, k, -rank

@@ -253,6 +253,12 @@ class VectorIndex(DerivedIndex):
         if where is not None and not callable(where):
             raise TypeError("where must be callable (name, key) -> bool")
         q = self.query_vector(query)
+        with self._lock:
+            return self._search(q, k, name, where, exact)
+
+    def _search(self, q: np.ndarray, k: int, name: str | None,
+                where: Callable[[str, bytes], bool] | None, exact: bool | None
+                ) -> list[tuple[str, bytes, float]]:
         self._load()
         n = self._n
         if k == 0 or n == 0:

@@ -201,3 +201,31 @@ def test_overlay_added_incrementally_then_dropped_when_root_moves():
     fresh = TextIndex()
     fresh.sync(tree)
     assert index.search("tokyo sun", 10) == fresh.search("tokyo sun", 10)
+
+
+def test_threads_share_an_index():
+    import threading
+    index = TextIndex()
+    vec = VectorIndex(embedder=HashEmbedder(16))
+    errors = []
+
+    def worker(n: int) -> None:
+        try:
+            tree = ProllyTree()
+            for i in range(20):
+                tree.insert(b"k%02d" % i, f"tokyo w{n} item{i}".encode())
+                index.sync(tree, name=f"t{n}")
+                vec.sync(tree, name=f"t{n}")
+                index.search("tokyo", 5)
+                vec.search("tokyo", 5)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(index) == len(vec) == 80
+    assert {n for n, _, _ in index.search("tokyo", 100)} == {"t0", "t1", "t2", "t3"}
