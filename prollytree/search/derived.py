@@ -28,7 +28,7 @@ except ImportError as e:  # pragma: no cover - depends on the extra
 #: ``document(key, value) -> text or None``: what of a tree's entry is indexed (None: skip).
 Document = Callable[[bytes, bytes], "str | None"]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 
 class IndexMismatchError(ProllyError, ValueError):
@@ -103,7 +103,7 @@ class DerivedIndex:
                 self._create_tables()
                 want = {"kind": self.KIND, "schema": SCHEMA_VERSION, **self._identity()}
                 have = dict(self._db.execute("SELECT k, v FROM meta"))
-                if not have:
+                if "kind" not in have:  # a new file (subclass counters may exist already)
                     self._db.executemany("INSERT INTO meta VALUES (?, ?)",
                                          [(k, str(v)) for k, v in want.items()])
                     self._db.execute("INSERT OR REPLACE INTO meta VALUES ('gen', '0')")

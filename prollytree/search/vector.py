@@ -19,6 +19,12 @@ DEFAULT_EXACT_LIMIT = 20_000
 FOLD_MIN = 2048
 
 
+def _dot(m: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``m @ q`` without BLAS: a matrix-vector product is memory-bound, and a threaded
+    BLAS spin-waiting on a busy machine made it 10-50x slower (measured)."""
+    return np.einsum("ij,j->i", m, q)
+
+
 class VectorIndex(DerivedIndex):
     """Cosine-similarity search over tree entries embedded by ``embedder`` (see
     :mod:`prollytree.search.embedders`). A derived cache like
@@ -278,7 +284,7 @@ class VectorIndex(DerivedIndex):
             cand = {pos[r] for r in map(int, found.keys) if r not in stale and r in pos}
             cand.update(pos[r] for r in self._fresh)
             cand = np.fromiter(cand, dtype=np.int64, count=len(cand))
-            cs = self._buf[cand] @ q
+            cs = _dot(self._buf[cand], q)
             out = []
             for j in np.lexsort((cand, -cs)):
                 i = int(cand[j])
@@ -288,7 +294,7 @@ class VectorIndex(DerivedIndex):
                         return out
             if len(found.keys) >= in_graph:
                 return out  # every vector was a candidate
-        scores = self._mat @ q
+        scores = _dot(self._mat, q)
         # the best few by a partial sort; all of them (a full sort) only when filters
         # leave too few among those
         head = min(n, max(4 * k, 64))

@@ -229,3 +229,38 @@ def test_threads_share_an_index():
     assert not errors
     assert len(index) == len(vec) == 80
     assert {n for n, _, _ in index.search("tokyo", 100)} == {"t0", "t1", "t2", "t3"}
+
+
+def test_queries_mixing_common_and_rare_terms_rank_exactly(monkeypatch):
+    # "the" and "a" are in more than half of the documents (BM25 IDF floored to 1e-6):
+    # the index ranks by the rare terms and bounds the common ones' part; the answer
+    # must still be exactly BM25's, ties by key, for every prefix
+    calls = []
+    orig = TextIndex._split
+    monkeypatch.setattr(TextIndex, "_split",
+                        lambda self, *a: calls.append(1) or orig(self, *a))
+    rnd = random.Random(11)
+    tree = ProllyTree()
+    model = {}
+    for i in range(600):
+        words = [w for w, p in (("the", 0.85), ("a", 0.6)) if rnd.random() < p]
+        words += [rnd.choice(WORDS) for _ in range(rnd.randint(0, 3))]
+        rnd.shuffle(words)
+        model[b"d%04d" % i] = " ".join(words) or "empty"
+        tree.insert(b"d%04d" % i, model[b"d%04d" % i].encode())
+    index = TextIndex()
+    index.sync(tree)
+    for q in ("the tokyo", "a the rain", "the", "the a prolly tree", "the zzz", "a beta"):
+        want = bm25(model, q)
+        got = list(index.iter_search(q))
+        # the same answer as letting FTS5 score and sort every match
+        plain = list(index._plain(TextIndex._expr([t for t in query_terms(q) if t != "zzz"]),
+                                  None))
+        assert got == plain, q
+        assert {k for _, k, _ in got} == set(want)
+        assert got == sorted(got, key=lambda h: (-h[2], h[0], h[1]))
+        for lim in (1, 5, 17, 100):
+            assert index.search(q, lim) == got[:lim]
+        for _, k, s in got:
+            assert s == pytest.approx(want[k], rel=1e-6, abs=1e-9)
+    assert calls  # the split path ran
