@@ -27,7 +27,9 @@ class TextIndex(DerivedIndex):
 
     A query is a plain text: each distinct word is a term, a document matches when it
     has any of them, and documents are ranked by Okapi BM25 (k1 = 1.2, b = 0.75, as
-    FTS5 computes it)."""
+    FTS5 computes it). Terms found in at least half of the documents have an IDF <= 0;
+    when the query also has rarer terms they are left out of the scores, and the
+    documents having only them come last (ranked by them)."""
 
     KIND = "text"
 
@@ -103,17 +105,6 @@ class TextIndex(DerivedIndex):
                 out[rid] = (doc[0][0], doc[0][1])
         return out
 
-    def _full_ranks(self, expr: str, rids: list[int]) -> dict[int, float]:
-        """FTS5's bm25 (negative: lower is better) of ``expr`` for these documents."""
-        out: dict[int, float] = {}
-        for i in range(0, len(rids), 500):
-            chunk = rids[i:i + 500]
-            marks = ",".join("?" * len(chunk))
-            out.update(self._db.execute(
-                f"SELECT rowid, rank FROM fts WHERE fts MATCH ? AND rowid IN ({marks})",
-                (expr, *chunk)).fetchall())
-        return out
-
     def _ranked(self, terms: list[str], name: str | None
                 ) -> Iterator[tuple[str, bytes, float]]:
         with self._lock:
@@ -123,17 +114,18 @@ class TextIndex(DerivedIndex):
         present = [t for t in terms if dfs[t] and dfs[t][0][0]]
         if not present:
             return
-        # A term in at least half of the documents has BM25 IDF <= 0, which FTS5 floors
-        # to 1e-6: it barely moves a score, but makes FTS5 score every document that has
-        # it. So rank by the rarer terms, and add the common terms' (bounded) part.
+        # A term in at least half of the documents has a BM25 IDF <= 0 (FTS5 floors it
+        # to 1e-6): it cannot tell documents apart, yet it would make FTS5 score every
+        # document containing it. With rarer terms in the query, such terms are left out
+        # of the scores (IDF clamped to 0), and documents having only them come after
+        # all others, ranked by them.
         common = [t for t in present if 2 * dfs[t][0][0] >= n]
         rare = [t for t in present if 2 * dfs[t][0][0] < n]
-        full = self._expr(present)
         if not common or not rare:
-            yield from self._plain(full, name)
+            yield from self._plain(self._expr(present), name)
             return
-        bound_common = 1e-6 * (1.2 + 1) * len(common)  # idf floor x max tf factor
-        yield from self._split(full, self._expr(rare), self._expr(common), bound_common, name)
+        yield from self._plain(self._expr(rare), name)
+        yield from self._plain(f"({self._expr(common)}) NOT ({self._expr(rare)})", name)
 
     def _plain(self, match: str, name: str | None) -> Iterator[tuple[str, bytes, float]]:
         db = self._db
@@ -163,50 +155,6 @@ class TextIndex(DerivedIndex):
             if exhausted:
                 return
             limit *= 4
-
-    def _split(self, full: str, rare: str, common: str, bound_common: float,
-               name: str | None) -> Iterator[tuple[str, bytes, float]]:
-        """Exact BM25 ranking of ``full`` = ``rare`` OR ``common``: candidates come in
-        order of their rare-term score; a candidate's full score is at most its rare
-        score + ``bound_common``, so the best fetched one is final once it beats the
-        next rare score + that bound. Documents with only common terms come last."""
-        import heapq
-        db = self._db
-        heap: list[tuple[float, str, bytes]] = []
-        seen: set[int] = set()
-        limit = 16
-        while True:
-            with self._lock:
-                rows = db.execute("SELECT rowid, rank FROM fts WHERE fts MATCH ? "
-                                  "ORDER BY rank LIMIT ?", (rare, limit)).fetchall()
-                new = [r for r, _ in rows if r not in seen]
-                seen.update(new)
-                docs = self._docs(new, name)
-                ranks = self._full_ranks(full, list(docs))
-            for rid, (nm, k) in docs.items():
-                heapq.heappush(heap, (ranks[rid], nm, k))
-            exhausted = len(rows) < limit
-            # no unfetched document scores above this (strictly: ties wait, keys order them)
-            bound = bound_common + (0.0 if exhausted else -rows[-1][1])
-            while heap and -heap[0][0] > bound:
-                rank, nm, k = heapq.heappop(heap)
-                yield nm, k, -rank
-            if exhausted:
-                break
-            limit *= 4
-        # the rest: what is left of the rare matches, and the documents with only
-        # common terms (scored by the full expression, like every other)
-        with self._lock:
-            rids = [r for r, in db.execute(
-                "SELECT rowid FROM fts WHERE fts MATCH ?",
-                (f"({common}) NOT ({rare})",)).fetchall()]
-            docs = self._docs(rids, name)
-            ranks = self._full_ranks(full, list(docs))
-        for rid, (nm, k) in docs.items():
-            heapq.heappush(heap, (ranks[rid], nm, k))
-        while heap:
-            rank, nm, k = heapq.heappop(heap)
-            yield nm, k, -rank
 
     def search(self, query: str, limit: int = 10, name: str | None = None
                ) -> list[tuple[str, bytes, float]]:
