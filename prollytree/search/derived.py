@@ -16,8 +16,13 @@ import os
 import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from ..errors import MissingNodeError, ProllyError
+from ..errors import MissingNodeError, ProllyError, StoreError
 from ..tree import ProllyTree
+from ..tree.diff import diff_roots
+from ..tree.node_cache import NodeCache
+
+#: decoded nodes kept between syncs (the old root's nodes are the next diff's old side)
+NODE_CACHE_BYTES = 16 << 20
 
 try:
     import apsw
@@ -86,6 +91,7 @@ class DerivedIndex:
         # one connection per index object; the lock makes sync/search safe to call from
         # several threads (other processes are kept apart by SQLite's own locking)
         self._lock = threading.RLock()
+        self._nodes: NodeCache | None = None
         self.path = None if path is None else os.path.abspath(os.fspath(path))
         if self.path is not None:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -197,9 +203,7 @@ class DerivedIndex:
             full = True
         elif moved:
             try:
-                old = ProllyTree.from_root(old_root, tree.store, tree.config)
-                for key, _before, after in old.changes(tree):
-                    changes[key] = after
+                changes = self._diff(old_root, new_root, tree)
             except MissingNodeError:
                 full = True  # the old version is not in this store: start over
         if not full:
@@ -232,6 +236,26 @@ class DerivedIndex:
             raise
         self._after_write(True)
         return len(docs)
+
+    def _diff(self, old_root: bytes, new_root: bytes, tree: ProllyTree
+              ) -> dict[bytes, bytes | None]:
+        """key -> new value (None: deleted) from ``old_root`` to ``new_root``. Nodes are
+        read through a cache kept between syncs (content-addressed, so valid for any
+        root of the store), which already holds most of the old side; a cache over
+        another store that lacks the nodes is replaced by one over ``tree``'s store."""
+        for attempt in (0, 1):
+            cache = self._nodes
+            if cache is None or attempt:
+                cache = NodeCache(tree.store, NODE_CACHE_BYTES)
+            try:
+                out = {k: new for k, _, new in diff_roots(cache, old_root, new_root)}
+            except (MissingNodeError, StoreError):
+                if attempt or self._nodes is None:
+                    raise
+                continue
+            self._nodes = cache
+            return out
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def overlay_keys(self, name: str = "") -> list[bytes]:
         """The staged keys laid over tree ``name``'s root, sorted."""

@@ -276,3 +276,18 @@ def test_queries_mixing_common_and_rare_terms():
     tiers: dict[bytes, int] = {}
     bm25(model, "the tokyo", tiers=tiers)
     assert set(tiers.values()) == {0, 1}  # both tiers were exercised
+
+
+def test_old_root_from_another_store_means_rebuild():
+    a, b = ProllyTree(), ProllyTree()
+    a.insert_batch([(b"x", b"tokyo rain"), (b"y", b"sun")])
+    b.insert_batch([(b"z", b"tokyo sun"), (b"w", b"cloud")])
+    index = TextIndex()
+    index.sync(a)
+    a.insert(b"q", b"tokyo")
+    index.sync(a)           # a diff, through the kept node cache
+    index.sync(b)           # b's store has none of a's nodes: rebuilt from b
+    fresh = TextIndex()
+    fresh.sync(b)
+    assert index.search("tokyo sun cloud", 10) == fresh.search("tokyo sun cloud", 10)
+    assert len(index) == 2
