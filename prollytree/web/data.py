@@ -20,7 +20,7 @@ from typing import Any, Iterator
 
 from prollytree.cli.dataset import ref_labels
 from prollytree.cli.main import commit_json, diff_json
-from prollytree.cli.output import put_bytes, show, timestamp_text
+from prollytree.cli.output import put_bytes, show
 from prollytree.errors import ProofError, UnknownRefError
 from prollytree.tree import prefix_end, proven_value
 
@@ -697,6 +697,3 @@ def hexdump(data: bytes) -> str:
         lines.append(f"{off:08x}  {hexpart:<47}  {text}")
     return "\n".join(lines)
 
-
-def date_text(c: dict) -> str:
-    return c.get("date") or timestamp_text(c.get("timestamp"))
