@@ -548,3 +548,24 @@ def test_a_fresh_dataset_renders_every_page(tmp_path):
         assert c.get("/api/commit/HEAD").json()["changes"] == []
         assert c.get("/api/proof", params={"key": "a"}).json()["present"] is False
         assert len(c.get("/api/graph").json()["commits"]) == 1
+
+
+def test_large_commit_counts_are_deferred(client, dataset, monkeypatch):
+    from prollytree.web import data
+    monkeypatch.setattr(data, "COUNT_CAP", 5)
+    cid = dataset["ids"]["c1"]
+    n = len(dataset["model"]["c1"])
+    # a fresh app: nothing cached yet
+    from starlette.testclient import TestClient
+
+    from prollytree.web import create_app
+    with TestClient(create_app(dataset["store"])) as c:
+        doc = c.get(f"/api/commit/{cid}").json()
+        assert doc["counts"] == {"added": 5, "modified": 0, "deleted": 0, "complete": False}
+        html = c.get(f"/commit/{cid}").text
+        assert f'data-counts-url="/api/commit/{cid}/counts' in html
+        assert "5+ added" in html
+        full = c.get(f"/api/commit/{cid}/counts").json()
+        assert full == {"added": n, "modified": 0, "deleted": 0, "complete": True}
+        # once counted, the page has them
+        assert c.get(f"/api/commit/{cid}").json()["counts"]["added"] == n
