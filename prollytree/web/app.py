@@ -26,8 +26,8 @@ from urllib.parse import urlencode
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import (HTMLResponse, JSONResponse, RedirectResponse, Response,
-                                 StreamingResponse)
+from starlette.responses import (HTMLResponse, JSONResponse, PlainTextResponse,
+                                 RedirectResponse, Response, StreamingResponse)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -428,7 +428,8 @@ class WebApp:
         outer = self
 
         class Guard:
-            """Host check, errors as pages, and no caching of dataset views."""
+            """The Host check, before anything else: a refused request learns nothing
+            about the dataset (a plain-text answer, no page with its refs)."""
 
             def __init__(self, inner):
                 self.inner = inner
@@ -440,7 +441,7 @@ class WebApp:
                 try:
                     outer.check_host(request)
                 except HTTPException as e:
-                    return await outer.error(request, e.status_code, e.detail)(
+                    return await PlainTextResponse(e.detail, e.status_code)(
                         scope, receive, send)
                 return await self.inner(scope, receive, send)
 
@@ -483,7 +484,8 @@ def _status_of(exc: Exception) -> tuple[int, str]:
 
 class _HeadersMiddleware:
     """Security headers on every response: no framing, no sniffing, a same-origin
-    content policy (the pages use only their own CSS and JS)."""
+    content policy (the pages use only their own CSS and JS); dataset views are not
+    cached (they change with the dataset)."""
 
     def __init__(self, app):
         self.app = app
@@ -499,6 +501,8 @@ class _HeadersMiddleware:
                     (b"x-frame-options", b"DENY"),
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"same-origin"),
+                    (b"cache-control", b"no-store" if not scope["path"].startswith(
+                        "/static/") else b"max-age=300"),
                     (b"content-security-policy",
                      b"default-src 'self'; img-src 'self' data:; style-src 'self'; "
                      b"script-src 'self'; frame-ancestors 'none'"),

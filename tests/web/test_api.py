@@ -440,8 +440,13 @@ def test_host_header_is_checked(dataset):
     app = create_app(dataset["store"], allowed_hosts={"127.0.0.1", "localhost"})
     with TestClient(app, base_url="http://127.0.0.1:8000") as c:
         assert c.get("/api/refs").status_code == 200
-        r = c.get("/api/refs", headers={"host": "evil.example:8000"})
-        assert r.status_code == 421 and "Host" in r.json()["error"]
+        for url in ["/api/refs", "/", "/commit/HEAD"]:
+            r = c.get(url, headers={"host": "evil.example:8000"})
+            assert r.status_code == 421 and "Host" in r.text
+            # nothing about the dataset in the refusal
+            assert dataset["ids"]["merge"] not in r.text and "main" not in r.text
+        assert c.get("/", headers={"host": "localhost:8000"}).status_code == 200
+        assert c.get("/", headers={"host": "[::1]:8000"}).status_code == 421
 
 
 # -- write actions -------------------------------------------------------------------------
