@@ -30,3 +30,14 @@ from .versioning import (  # noqa: E402  (versioning layer, issue #4)
 )
 
 __all__ += ["VersionedKvStore", "StorageBackend", "KvDiff", "DiffOperation", "Unresolved"]
+
+from .errors import WorktreeLockedError  # noqa: E402  (namespaces and worktrees, issue #11)
+from .versioning import (  # noqa: E402
+    NamespacedKvStore, WorktreeManager, WorktreeVersionedKvStore,
+)
+
+__all__ += ["NamespacedKvStore", "WorktreeManager", "WorktreeVersionedKvStore",
+            "WorktreeLockedError"]
+from .errors import AuthenticationError, NonFastForwardError, RemoteError  # noqa: E402 (sync, #15)
+
+__all__ += ["RemoteError", "NonFastForwardError", "AuthenticationError"]

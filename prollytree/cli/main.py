@@ -38,6 +38,13 @@ class Fail(Exception):
         self.code = code
 
 
+# the persistent history backends, from the one registry (lazy imports inside it)
+from ..versioning.registry import BACKENDS as _BACKENDS  # noqa: E402
+
+PERSISTENT_KINDS = [spec.kind for spec in _BACKENDS if spec.persistent]
+KIND_TO_NAME = {spec.kind: spec.name for spec in _BACKENDS}
+
+
 class App:
     """Per-invocation state: output settings and the (lazily opened) store."""
 
@@ -52,6 +59,10 @@ class App:
             self.location = locate(os.getcwd())
             self._store = open_store(self.location)
         return self._store
+
+    def use_store(self, store) -> None:
+        """Make ``store`` the one later commands of this invocation use (and close)."""
+        self._store = store
 
     def close(self) -> None:
         if self._store is not None:
@@ -145,9 +156,9 @@ def cli(ctx: click.Context, chdir: str | None, color: str, json_mode: bool) -> N
 
 @cli.command()
 @click.argument("path", required=False, default=".", type=click.Path(file_okay=False))
-@click.option("--storage", type=click.Choice(["git", "file", "rocksdb"]),
+@click.option("--storage", type=click.Choice(PERSISTENT_KINDS),
               help="git (the default): commits are real Git commits in the enclosing "
-                   "repository (one is created when there is none); file/rocksdb: "
+                   "repository (one is created when there is none); the others keep "
                    "everything under PATH.")
 @json_option
 @pass_app
@@ -170,13 +181,13 @@ def init(app: App, path: str, storage: str | None) -> None:
                 existing = loc
         except NotADataset:
             pass
-    backend = {"git": "Git", "file": "File", "rocksdb": "RocksDB"}[storage or "git"]
+    backend = KIND_TO_NAME[storage or "git"]
     if existing is not None:
         if storage is not None and existing.backend != backend:
             raise Fail(f"{target} is already a {existing.backend} dataset", 2)
         backend = existing.backend
     store = open_store(existing or Location(target, backend), create=existing is None)
-    app._store = store
+    app.use_store(store)
     branch = store.current_branch()
     out = app.out
     if out.json_mode:
@@ -420,15 +431,16 @@ def commit(app: App, messages: tuple[str, ...], allow_empty: bool) -> None:
       git-prolly commit -m "Add users"
     """
     store = app.store()
-    staged = store.status()
+    staged = store.tree_status()   # every named tree (namespaces...), not only the default
     if not staged and not allow_empty:
         raise Fail("nothing to commit (stage changes with 'git-prolly set' or 'delete', "
                    "or pass --allow-empty)", 1)
     message = "\n\n".join(messages)
     cid = store.commit(message)
     counts = {"added": 0, "modified": 0, "deleted": 0}
-    for _, s in staged:
-        counts[s] = counts.get(s, 0) + 1
+    for _, key, s in staged:
+        if key is not None:           # (tree, None, "created" | "dropped") are not keys
+            counts[s] = counts.get(s, 0) + 1
     _report_commit(app, store, cid, message, counts)
 
 
@@ -615,11 +627,15 @@ def keys_at(app: App, ref: str, values: bool, prefix: str) -> None:
 
 @cli.command()
 @click.argument("name", required=False)
-@click.option("-d", "--delete", "delete_name", metavar="NAME", help="Delete branch NAME.")
+@click.option("-d", "--delete", "delete_name", metavar="NAME",
+              help="Delete branch NAME (refused unless it is merged, as in Git).")
+@click.option("-D", "force_delete", metavar="NAME",
+              help="Delete branch NAME even when it is not merged.")
 @json_option
 @pass_app
-def branch(app: App, name: str | None, delete_name: str | None) -> None:
-    """List branches, create branch NAME at the current commit, or delete one (-d).
+def branch(app: App, name: str | None, delete_name: str | None,
+           force_delete: str | None) -> None:
+    """List branches, create branch NAME at the current commit, or delete one (-d/-D).
 
     \b
     Examples:
@@ -629,10 +645,12 @@ def branch(app: App, name: str | None, delete_name: str | None) -> None:
     """
     store = app.store()
     out = app.out
-    if name and delete_name:
-        raise click.UsageError("give either NAME or -d NAME")
+    if sum(x is not None for x in (name, delete_name, force_delete)) > 1:
+        raise click.UsageError("give one of NAME, -d NAME or -D NAME")
+    if force_delete:
+        delete_name = force_delete
     if delete_name:
-        cid = store.delete_branch(delete_name)
+        cid = store.delete_branch(delete_name, force=force_delete is not None)
         if out.json_mode:
             out.json({"deleted": delete_name, "commit": cid})
         else:
@@ -1257,6 +1275,11 @@ def export(app: App, file: str, fmt: str | None, ref: str | None, prefix: str) -
         out.line(f"Exported {n} pair(s) to {file}")
 
 
+# -- sync: clone, fetch, pull, push, remote, serve (prollytree/cli/sync.py) --------------------
+
+from .sync import register as _register_sync  # noqa: E402 - needs the group defined above
+
+_register_sync(cli)
 # -- web UI (prollytree/cli/ui.py) --------------------------------------------------------------
 
 from .ui import ui as _ui  # noqa: E402  (registered after the group exists)
@@ -1335,5 +1358,21 @@ def _message(e: Exception) -> str:
     return text or type(e).__name__
 
 
+# -- namespaces and worktrees (issue #11): their own modules ---------------------------------
+def _register_ns_worktree() -> None:
+    from .ns import ns_group
+    from .worktree import worktree_group
+    cli.add_command(ns_group)
+    cli.add_command(worktree_group)
+
+
+_register_ns_worktree()
+# SQL over the dataset (issue 12); the module imports only click at start-up
+from .sql import sql as _sql_command  # noqa: E402
+
+cli.add_command(_sql_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
+

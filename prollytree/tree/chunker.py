@@ -15,6 +15,7 @@ ends.
 from __future__ import annotations
 
 from bisect import bisect_left
+from functools import lru_cache
 
 from xxhash import xxh3_64_intdigest
 
@@ -34,6 +35,10 @@ class Chunker:
         # the one below and the tree always converges to a single root.
         self.min_size = config.min_chunk_size if level == 0 else max(config.min_chunk_size, 2)
         self.max_size = config.max_chunk_size
+
+    def is_hit(self, key: bytes) -> bool:
+        """Whether ``key``'s hash marks a boundary (honoured subject to the sizes)."""
+        return xxh3_64_intdigest(key, self.seed) % self.modulus == self.pattern
 
     def hits(self, keys: list, candidates: list | None = None) -> list[int]:
         """Sorted indexes of the keys whose hash marks a boundary. When ``candidates`` is
@@ -74,3 +79,9 @@ class Chunker:
             start += max_size
             cuts.append(start)
         return cuts, n - start
+
+
+@lru_cache(maxsize=256)
+def chunker_for(config: TreeConfig, level: int) -> Chunker:
+    """The (shared, immutable) chunker of ``level`` under ``config``."""
+    return Chunker(config, level)

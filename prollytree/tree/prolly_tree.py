@@ -24,7 +24,7 @@ from ..errors import CorruptNodeError, MissingNodeError, ReadOnlyError, StoreErr
 from ..storage import NodeStore, open_store
 from .codec import EMPTY_ROOT, Node, address, decode
 from .config import TreeConfig
-from .cursor import iter_items, lookup
+from .cursor import LeafIndex, iter_items, lookup
 from .diff import diff_roots
 from .mutate import apply_edits, build
 from .node_cache import DEFAULT_LEAF_CACHE_BYTES, NodeCache
@@ -142,6 +142,8 @@ class ProllyTree:
         self._cache = NodeCache(store, cache_bytes)
         self._root = root
         self._root_node: Node = self._cache.load(root)
+        self._index: LeafIndex | None = None
+        self._reads = 0
         self._pending: dict[bytes, bytes | None] = {}
         self._root_ref = root_ref
         self._closed = False
@@ -283,9 +285,15 @@ class ProllyTree:
         finally:
             if paused:
                 gc.enable()
-        self._root = root
-        self._root_node = self._cache.load(root)
+        self._set_root(root)
         self._pending = {}
+
+    def _set_root(self, root: bytes) -> None:
+        if root != self._root:
+            self._root = root
+            self._root_node = self._cache.load(root)
+            self._index = None
+            self._reads = 0
 
     # -- reads -------------------------------------------------------------------------
 
@@ -297,7 +305,18 @@ class ProllyTree:
             v = self._pending.get(key, _MISSING)
             if v is not _MISSING:
                 return v
-        return lookup(self._cache, self._root_node, key)
+        index = self._index
+        if index is not None:
+            return index.get(key)
+        root = self._root_node
+        if root.level:
+            # a flat leaf index pays for itself after a few reads of one root (its cost
+            # grows with the number of leaves, as does the number of reads it waits for)
+            self._reads += 1
+            if self._reads > 32 + (root.total >> 9):
+                self._index = LeafIndex(self._cache, root)
+                return self._index.get(key)
+        return lookup(self._cache, root, key)
 
     get = find
 
@@ -508,6 +527,7 @@ class ProllyTree:
             self._closed = True
             # reads must not go on half-working from the node cache
             self._root_node = _CLOSED_ROOT
+            self._index = None
             self._pending = {}
             _OPEN_TREES.discard(self)
             self._store.close()

@@ -19,7 +19,7 @@ from bisect import bisect_right
 import msgpack
 
 from ..errors import ProofError
-from .codec import address, decode
+from .codec import _packb, address, decode
 from .node_cache import NodeCache
 
 PROOF_VERSION = 1
@@ -38,7 +38,7 @@ def generate_proof(cache: NodeCache, root: bytes, key: bytes) -> bytes:
         if i < 0:
             break
         addr = node.vals[i]
-    return msgpack.packb([PROOF_VERSION, key, chain], use_bin_type=True)
+    return _packb([PROOF_VERSION, key, chain])
 
 
 def _check_bytes(name: str, value: object) -> None:

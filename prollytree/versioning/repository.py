@@ -15,7 +15,6 @@ import time
 from typing import Callable, Iterator
 
 from ..errors import CorruptNodeError, ProllyError, StoreError, UnknownRefError
-from ..storage import NodeStore
 from ..tree import EMPTY_ROOT, ProllyTree
 from ..tree.codec import decode
 from ..tree.cursor import iter_items, lookup
