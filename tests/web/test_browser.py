@@ -272,3 +272,35 @@ def test_write_mode_forms_stage_and_commit(write_server, browser, artifacts):
     assert "committed in the browser" in d.find_elements(By.CSS_SELECTOR, "#commits li")[0].text
     with VersionedKvStore.open(write_server["path"]) as s:
         assert s.get_at("main", b"from:browser") == b"<b>typed</b>"
+
+
+def test_sql_console_query_at_head_1(server, browser, artifacts):
+    """Another process adds a table in two commits; the console runs a query at HEAD~1."""
+    apsw = pytest.importorskip("apsw")
+    assert apsw
+    from prollytree.sql import ProllySQLStore
+    d, base = browser, server["base"]
+    with ProllySQLStore.open(server["path"]) as sql:
+        sql.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        sql.execute("INSERT INTO users VALUES (1, 'ann'), (2, '<i>bob</i>')")
+        sql.commit("users")
+        sql.execute("UPDATE users SET name = 'ann 2' WHERE id = 1")
+        sql.execute("INSERT INTO users VALUES (3, 'cy')")
+        sql.commit("users again")
+    d.get(base + "/sql")
+    ref = d.find_element(By.NAME, "ref")
+    ref.clear()
+    ref.send_keys("HEAD~1")
+    d.find_element(By.ID, "sql-query").send_keys("SELECT id, name FROM users ORDER BY id")
+    d.find_element(By.ID, "run").click()
+    wait(d).until(lambda drv: drv.find_elements(By.ID, "sql-result"))
+    assert [th.text for th in d.find_elements(By.CSS_SELECTOR, "#sql-result th")] == [
+        "id", "name"]
+    assert rows(d, "#sql-result") == [["1", "ann"], ["2", "<i>bob</i>"]]
+    d.save_screenshot(str(artifacts / "sql.png"))
+    ref = d.find_element(By.NAME, "ref")
+    ref.clear()
+    ref.send_keys("HEAD")
+    d.find_element(By.ID, "run").click()
+    wait(d).until(lambda drv: len(rows(drv, "#sql-result")) == 3)
+    assert rows(d, "#sql-result")[0] == ["1", "ann 2"]
