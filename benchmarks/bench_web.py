@@ -4,8 +4,8 @@
 
 Builds a dataset in a temporary directory: N keys (``key%010d`` -> 32-byte values) in
 one commit, a named tree ``ns/docs`` of 10,000 keys, a tag, 40 small commits on main
-(10 keys each), a ``feature`` branch with 100 changes (10 of them conflicting with main)
-and a merge commit. Then starts the app with ``python -m prollytree.web`` (uvicorn on
+(10 keys each), a ``feature`` branch with 100 changes (10 of them conflicting with main),
+a merge commit and (with the sql extra) a table of 10,000 rows in two commits. Then starts the app with ``python -m prollytree.web`` (uvicorn on
 127.0.0.1) and times each page: one warm-up request, then the median (and max) of
 ``--repeats`` requests on one keep-alive connection. The target is <= 200 ms per page.
 
@@ -33,6 +33,7 @@ from _common import machine_info  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_MS = 200.0
+SQL_ROWS = 10_000
 
 
 def build(path: str, n: int, backend: str) -> dict:
@@ -72,6 +73,18 @@ def build(path: str, n: int, backend: str) -> dict:
     s.commit("main again")
     ids["merge"] = s.merge("side")
     s.close()
+    try:
+        from prollytree.sql import ProllySQLStore
+    except ImportError:
+        return ids
+    with ProllySQLStore.open(path) as sql:
+        sql.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price REAL)")
+        for lo in range(0, SQL_ROWS, 1000):
+            sql.execute("INSERT INTO items VALUES " + ",".join(
+                f"({i}, 'item {i}', {i * 0.5})" for i in range(lo, lo + 1000)))
+        sql.commit(f"{SQL_ROWS} items")
+        sql.execute("UPDATE items SET price = price * 2 WHERE id < 100")
+        ids["sql"] = sql.commit("reprice 100 items")
     ids["build_s"] = time.perf_counter() - t0
     return ids
 
@@ -108,6 +121,10 @@ def pages(ids: dict, n: int) -> list[tuple[str, str]]:
         ("merge preview feature -> main", "/merge?source=feature&dest=main"),
         ("proof page", f"/proof?key={k}"),
         ("status", "/status"),
+        ("SQL: page of 100 rows at HEAD~1", "/sql?ref=HEAD~1&q="
+         + quote("SELECT * FROM items WHERE price > 10 ORDER BY id")),
+        ("SQL: count(*) of 10,000 rows", "/sql?q=" + quote("SELECT count(*) FROM items")),
+        ("SQL: prolly_log system table", "/sql?system=prolly_log"),
         ("live state JSON", "/api/state"),
     ]
 

@@ -364,8 +364,9 @@ class Dataset:
     def merge_preview(self, source: str, dest: str, limit: int) -> dict:
         """What merging ``source`` into ``dest`` would do, without doing it: the kind
         (up to date, fast-forward, merge), the changes it brings to ``dest`` and the
-        conflicting keys. Computed from the diffs merge-base..source and
-        merge-base..dest, merged by key."""
+        conflicting keys, in every named tree the source changed. Computed from the
+        structural diff merge-base..source and a lookup of each of its keys in
+        ``dest``."""
         s = self.store
         src, dst = self.resolve(source), self.resolve(dest)
         base = s.merge_base(src, dst)
@@ -385,26 +386,27 @@ class Dataset:
 
     def _merge_tree(self, name: str, base: str | None, dst: str, src: str, changes: list,
                     conflicts: list, counts: dict, limit: int) -> None:
-        ours = self.changes(base, dst, name)
-        theirs = self.changes(base, src, name)
-        for key, o, t in _join(ours, theirs):
-            if t is None:       # only dest changed it: nothing to do
+        """Classify each key the source changed since the base by its value in the
+        destination: unchanged there (the merge applies the source's change), changed
+        the same way (nothing to do), or changed otherwise (a conflict). Costs one lookup
+        per source change, whatever the destination changed."""
+        dest = self.tree(dst, name)
+        for key, old, new in self.changes(base, src, name):
+            d = dest.find(key)
+            if d == new:
                 continue
-            if o is None:       # only source changed it: the merge applies it
-                _, old, new = t
+            if d == old:
                 counts["added" if old is None else "deleted" if new is None
                        else "modified"] += 1
                 if len(changes) < limit:
                     changes.append(dict(diff_json(_Change(key, old, new)), tree=name))
                 continue
-            if o[2] == t[2]:    # both made the same change
-                continue
             counts["conflicts"] += 1
             if len(conflicts) < limit:
                 c = put_bytes({"tree": name}, "key", key)
-                put_bytes(c, "base", t[1])
-                put_bytes(c, "source", t[2])
-                put_bytes(c, "dest", o[2])
+                put_bytes(c, "base", _clip(old))
+                put_bytes(c, "source", _clip(new))
+                put_bytes(c, "dest", _clip(d))
                 conflicts.append(c)
 
     # -- proofs -----------------------------------------------------------------------------
@@ -536,21 +538,6 @@ def _empty(tree: Any) -> bool:
 
 def _zero() -> dict:
     return {"added": 0, "modified": 0, "deleted": 0}
-
-
-def _join(a: Iterator[tuple], b: Iterator[tuple]) -> Iterator[tuple]:
-    """Merge two key-ordered change streams: (key, a item or None, b item or None)."""
-    x, y = next(a, None), next(b, None)
-    while x is not None or y is not None:
-        if y is None or (x is not None and x[0] < y[0]):
-            yield x[0], x, None
-            x = next(a, None)
-        elif x is None or y[0] < x[0]:
-            yield y[0], None, y
-            y = next(b, None)
-        else:
-            yield x[0], x, y
-            x, y = next(a, None), next(b, None)
 
 
 def layout(commits: list[dict]) -> list[dict]:

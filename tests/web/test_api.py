@@ -574,3 +574,52 @@ def test_large_commit_counts_are_deferred(client, dataset, monkeypatch):
         assert full == {"added": n, "modified": 0, "deleted": 0, "complete": True}
         # once counted, the page has them
         assert c.get(f"/api/commit/{cid}").json()["counts"]["added"] == n
+
+
+def test_merge_preview_property_against_try_merge():
+    """Random histories (InMemory store): the preview's conflicts are try_merge's, and
+    its changes are what merging (keeping the destination's values) changes."""
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+    from prollytree import StorageBackend
+    from prollytree.web.data import Dataset
+
+    keys = st.sampled_from([b"a", b"b", b"c", b"d", b"e", b"f"])
+    vals = st.one_of(st.none(), st.sampled_from([b"1", b"2", b"3"]))
+    edits = st.lists(st.tuples(st.sampled_from(["", "t"]), keys, vals), max_size=8)
+
+    @hypothesis.settings(max_examples=60, deadline=None)
+    @hypothesis.given(edits, edits, edits)
+    def check(base_edits, main_edits, side_edits):
+        s = VersionedKvStore("unused", StorageBackend.InMemory)
+        try:
+            def apply(ops):
+                for tree, k, v in ops:
+                    h = s.tree(tree) if tree else None
+                    if v is None:
+                        (h.delete(k) if h else s.delete(k))
+                    else:
+                        (h.insert(k, v) if h else s.insert(k, v))
+                s.commit("x")
+
+            apply(base_edits)
+            s.branch("side")
+            apply(main_edits)
+            s.checkout("side")
+            apply(side_edits)
+            s.checkout("main")
+            prev = Dataset(s).merge_preview("side", "main", 1000)
+            before = {n: dict(s.iter_items_at("HEAD", tree=n)) for n in s.list_trees_at()}
+            ok, real = s.try_merge("side")
+            want = {(c.tree, c.key) for c in real} if not ok else set()
+            assert {(c["tree"], kb(c)) for c in prev["conflicts"]} == want
+            if not ok:
+                s.merge("side", ConflictResolution.TakeDestination)
+            after = {n: dict(s.iter_items_at("HEAD", tree=n)) for n in s.list_trees_at()}
+            brought = {(n, k) for n in set(before) | set(after)
+                       for k, _o, _n in model_diff(before.get(n, {}), after.get(n, {}))}
+            assert {(c["tree"], kb(c)) for c in prev["changes"]} == brought
+        finally:
+            s.close()
+
+    check()
