@@ -25,7 +25,7 @@ from prollytree.errors import ProofError, UnknownRefError
 from prollytree.tree import prefix_end, proven_value
 
 MAX_LIMIT = 1000          #: largest page any endpoint returns
-COUNT_CAP = 20_000        #: changes counted inline on a commit page before deferring
+COUNT_CAP = 5_000         #: changes counted inline on a commit page before deferring
 VIEW_BYTES = 64 * 1024    #: bytes of a value shown inline; the rest via the raw download
 HEX_VIEW_BYTES = 4096     #: bytes of a binary value shown as a hex dump
 
@@ -164,7 +164,7 @@ class Dataset:
         refs = s.list_refs()
         head = s.current_commit()
         branch = s.current_branch()
-        staged = len(s.staged())
+        staged = len(s.tree_status())
         text = json.dumps([refs, head, branch, staged], sort_keys=True)
         token = hashlib.sha256(text.encode()).hexdigest()[:16]
         return {"token": token, "head": head, "branch": branch, "staged": staged,
@@ -460,11 +460,17 @@ class Dataset:
     # -- staged changes (write mode) ---------------------------------------------------------
 
     def status(self) -> dict:
+        """The staged changes of every tree (at most MAX_LIMIT), with the staged value."""
         s = self.store
         rows = []
-        for k, v in s.staged()[:MAX_LIMIT]:
-            d = put_bytes({}, "key", k)
-            d["change"] = "delete" if v is None else "set"
+        for tree, k, what in s.tree_status()[:MAX_LIMIT]:
+            d = {"tree": tree, "change": what}
+            if k is None:           # a named tree created or dropped
+                d.update(key=None, value=None)
+                rows.append(d)
+                continue
+            put_bytes(d, "key", k)
+            v = None if what == "deleted" else (s.tree(tree).get(k) if tree else s.get(k))
             put_bytes(d, "value", _clip(v))
             rows.append(d)
         return {"branch": s.current_branch(), "head": s.current_commit(),

@@ -496,11 +496,16 @@ def test_write_actions_commit_branch_checkout_merge(writable):
     h = {"X-CSRF-Token": token}
     assert c.post("/api/actions/set", json={"key": "w:1", "value": "one"}, headers=h).json() \
         == {"staged": 1}
+    store.tree("ns/people").insert(b"p:9", b"nine")     # a staged write to a named tree
+    assert ("ns/people", "p:9", "added", "nine") in {
+        (s["tree"], s["key"], s["change"], s["value"])
+        for s in c.get("/api/status").json()["staged"]}
+    store.tree("ns/people").delete(b"p:9")
     assert c.post("/api/actions/delete", json={"key": "user:dave"}, headers=h).json()[
         "deleted"] is True
     st = c.get("/api/status").json()
-    assert {(s["key"], s["change"]) for s in st["staged"]} == {("w:1", "set"),
-                                                             ("user:dave", "delete")}
+    assert {(s["tree"], s["key"], s["change"], s["value"]) for s in st["staged"]} == {
+        ("", "w:1", "added", "one"), ("", "user:dave", "deleted", None)}
     done = c.post("/api/actions/commit", json={"message": "from the web"}, headers=h).json()
     assert store.log(limit=1)[0]["id"] == done["id"]
     assert store.get_at("HEAD", b"w:1") == b"one" and store.get_at("HEAD", b"user:dave") is None

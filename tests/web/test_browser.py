@@ -261,7 +261,7 @@ def test_write_mode_forms_stage_and_commit(write_server, browser, artifacts):
     form.find_element(By.TAG_NAME, "button").click()
     wait(d, 10).until(lambda drv: "from:browser" in drv.find_element(
         By.ID, "staged").text)
-    assert rows(d, "#staged") == [["set", "from:browser", "<b>typed</b>"]]
+    assert rows(d, "#staged") == [["added", "", "from:browser", "<b>typed</b>"]]
     form = d.find_element(By.CSS_SELECTOR, "form[action='/actions/commit']")
     form.find_element(By.NAME, "message").send_keys("committed in the browser")
     form.find_element(By.TAG_NAME, "button").click()
