@@ -2,9 +2,11 @@
 API (``query_at_commit``, ``tables``), and the ``prolly_*`` system tables (``execute`` of
 a fixed ``SELECT`` on the working copy, by name from an allow-list).
 
-Results are paged: a single ``SELECT``/``WITH``/``VALUES`` statement is wrapped as
-``SELECT * FROM (query) LIMIT n+1 OFFSET m`` so SQLite stops after the page; any other
-statement runs as given (a write fails: a past version is read-only).
+Only queries run: statements starting with SELECT, WITH, VALUES or EXPLAIN (a past
+version is read-only anyway, but ATTACH or VACUUM INTO would touch files outside the
+dataset). A single SELECT/WITH/VALUES statement is wrapped as ``SELECT * FROM (query)
+LIMIT n+1 OFFSET m`` so SQLite stops after the page; with several statements the last
+one's rows are paged in Python.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from .data import BadRequest
 
 _QUERY = re.compile(r"^\s*(select|with|values)\b", re.I)
+ALLOWED = ("select", "with", "values", "explain")
 SYSTEM_TABLES = ("prolly_log", "prolly_branches", "prolly_status")
 
 
@@ -57,10 +60,15 @@ class SqlConsole:
 
     def query(self, ref: str, query: str, offset: int, limit: int) -> dict:
         """A page of the result of the read-only ``query`` at ``ref``."""
-        from prollytree.sql.statements import split
+        from prollytree.sql.statements import kind_of, split
         if not query.strip():
             raise BadRequest("the query is empty")
         stmts = split(query)
+        for st in stmts:
+            if kind_of(st) not in ALLOWED:
+                raise BadRequest(f"the console runs queries only (statements starting with "
+                                 f"{', '.join(a.upper() for a in ALLOWED)}), not "
+                                 f"{st.strip()[:60]!r}")
         paged = len(stmts) == 1 and _QUERY.match(stmts[0]) is not None
         if paged:
             body = stmts[0].rstrip().rstrip(";")

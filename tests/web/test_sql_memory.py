@@ -69,11 +69,19 @@ def test_query_at_any_ref_matches_sqlite(sqlapp):
     assert doc["columns"] == ["two"] and doc["rows"] == [[2]]
 
 
-def test_sql_errors_and_read_only(sqlapp):
+def test_sql_errors_and_read_only(sqlapp, tmp_path):
     c, _sql, _ = sqlapp
-    r = c.get("/api/sql", params={"q": "DELETE FROM users"})
+    r = c.get("/api/sql", params={"q": "WITH x AS (SELECT 1) DELETE FROM users; SELECT 1"})
     assert r.status_code == 400 and "read-only" in r.json()["error"]
-    r = c.get("/api/sql", params={"q": "SELEKT nonsense"})
+    # statements that are not queries never run: ATTACH would create a file
+    target = tmp_path / "attached.db"
+    for q in [f"ATTACH DATABASE '{target}' AS e", "DELETE FROM users",
+              f"SELECT 1; ATTACH '{target}' AS e", f"VACUUM INTO '{target}'",
+              "PRAGMA writable_schema = 1"]:
+        r = c.get("/api/sql", params={"q": q})
+        assert r.status_code == 400 and "queries only" in r.json()["error"], q
+    assert not target.exists()
+    r = c.get("/api/sql", params={"q": "SELECT nonsense FROM nowhere"})
     assert r.status_code == 400 and "SQL error" in r.json()["error"]
     r = c.get("/api/sql", params={"q": QUERY, "ref": "nope"})
     assert r.status_code == 404
