@@ -85,6 +85,11 @@ def sql(app, query: str | None, ref: str | None, fmt: str) -> None:
     """Run SQL (the SQLite dialect) on the dataset's tables.
 
     With no QUERY: SQL from standard input, or an interactive shell on a terminal.
+
+    \b
+    Example:
+      git-prolly sql "SELECT * FROM users WHERE id = 1"
+      git-prolly sql --ref HEAD~1 --format csv "SELECT count(*) FROM users"
     """
     store = _open()
     try:

@@ -122,7 +122,12 @@ def clone(app: App, url: str, directory: str | None, branch: str | None,
 @pass_app
 def fetch(app: App, remote: str, token: str | None) -> None:
     """Fetch the branches and tags of REMOTE (default origin) into
-    refs/remotes/REMOTE/*; the current branch does not move."""
+    refs/remotes/REMOTE/*; the current branch does not move.
+
+    \b
+    Example:
+      git-prolly fetch origin
+    """
     from prollytree.sync import git_remote
     store = _git_store(app)
     with _PhaseProgress(app.out) as progress:
@@ -174,7 +179,12 @@ def pull(app: App, remote: str, branch: str | None, strategy: str | None,
          token: str | None) -> None:
     """Fetch REMOTE, then merge its BRANCH (default: the current branch's name) into the
     current branch: a fast-forward, or a merge commit with two parents. Conflicting keys
-    stop the merge (exit code 1, the branch unchanged) unless --strategy settles them."""
+    stop the merge (exit code 1, the branch unchanged) unless --strategy settles them.
+
+    \b
+    Example:
+      git-prolly pull origin main
+    """
     from prollytree.errors import MergeConflictError
     from prollytree.sync import git_remote
     from prollytree.versioning import ConflictResolution, Unresolved
@@ -221,7 +231,12 @@ def pull(app: App, remote: str, branch: str | None, strategy: str | None,
 @pass_app
 def push(app: App, remote: str, branch: str | None, force: bool, token: str | None) -> None:
     """Push BRANCH (default: the current branch) to REMOTE (default origin). A push that
-    is not a fast-forward is refused (exit code 1) unless --force."""
+    is not a fast-forward is refused (exit code 1) unless --force.
+
+    \b
+    Example:
+      git-prolly push origin main
+    """
     from prollytree.errors import NonFastForwardError
     from prollytree.sync import git_remote
     store = _git_store(app)
@@ -249,7 +264,13 @@ def push(app: App, remote: str, branch: str | None, force: bool, token: str | No
 
 @click.group()
 def remote() -> None:
-    """Manage remotes (Git's own: 'git remote -v' lists the same)."""
+    """Manage remotes (Git's own: 'git remote -v' lists the same).
+
+    \b
+    Example:
+      git-prolly remote add origin ../shared.git
+      git-prolly remote list
+    """
 
 
 @remote.command("add")

@@ -34,7 +34,7 @@ from .base import ADDRESS_SIZE, ANY
 from .checks import (
     StoreProblem, check_address, check_expected, check_items, check_ref_name, check_ref_value,
 )
-from .durable import fsync_dir
+from .._fs import fsync_dir
 from .locking import LockedDirectoryStore
 
 __all__ = ["FileNodeStore"]

@@ -47,8 +47,9 @@ from collections import OrderedDict
 from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
 
 from ..errors import CorruptNodeError, StoreError
+from ..git.objects import (MODE_BLOB, MODE_TREE, git_raw_id, tree_layout)
+from ..git.pack import write_pack
 from .base import ANY, NodeStore
-from .durable import fsync_dir
 
 try:  # pragma: no cover - import probe
     from dulwich.objects import Blob
@@ -66,34 +67,16 @@ _MAP_DISK = struct.Struct(">c32s20sI")
 KIND_BLOB = b"B"
 KIND_TREE = b"T"
 
-MODE_BLOB = 0o100644
-MODE_TREE = 0o040000
 NODE_ENTRY = b"node"
-_MODE_TEXT = {MODE_TREE: b"40000 ", MODE_BLOB: b"100644 "}
 
 #: entry names of this many internal nodes are kept (they cost a hash per child to make)
 NAME_CACHE = 8192
 #: tree bodies of this many mirror trees built are kept, to patch into the next version
 LAYOUT_CACHE = 2048
 
-_TYPE_NUM = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 _sha1 = hashlib.sha1
 _sha256 = hashlib.sha256
 _blake2b = hashlib.blake2b
-
-
-def git_object_id(kind: bytes, data: bytes) -> bytes:
-    """The 40-hex Git id of an object of ``kind`` (b"blob", b"tree", b"commit") and body."""
-    h = _sha1(kind + b" %d\0" % len(data))
-    h.update(data)
-    return h.hexdigest().encode("ascii")
-
-
-def git_raw_id(kind: bytes, data: bytes) -> bytes:
-    """The 20-byte Git id of an object of ``kind`` and body."""
-    h = _sha1(kind + b" %d\0" % len(data))
-    h.update(data)
-    return h.digest()
 
 
 def child_entry_name(first_key: bytes, used: set) -> bytes:
@@ -107,123 +90,6 @@ def child_entry_name(first_key: bytes, used: set) -> bytes:
         name = name + b"-%d" % i
     used.add(name)
     return name
-
-
-def tree_body(entries: list[tuple[bytes, int, bytes]], plain: bool = False) -> bytes:
-    """The body of a Git tree object holding ``entries`` ((name, mode, 20-byte id)),
-    sorted as Git sorts them (a tree's name compares as if it ended with "/"; ``plain``
-    says that no name is a prefix of another, so that bytes order is Git's order)."""
-    if plain:
-        entries.sort()
-    else:
-        entries.sort(key=lambda e: e[0] + b"/" if e[1] == MODE_TREE else e[0])
-    modes = _MODE_TEXT
-    return b"".join([(modes.get(m) or b"%o " % m) + n + b"\0" + s for n, m, s in entries])
-
-
-def tree_layout(entries: list[tuple[bytes, int, bytes, int]], plain: bool = False
-                ) -> tuple[bytes, list[int], int]:
-    """Like :func:`tree_body` for entries (name, mode, 20-byte id, index), index -1 for
-    one entry and 0..n-1 for the others: returns (body, offset of each indexed entry's
-    id in the body, offset of the -1 entry's id)."""
-    if plain:
-        entries.sort()
-    else:
-        entries.sort(key=lambda e: e[0] + b"/" if e[1] == MODE_TREE else e[0])
-    modes = _MODE_TEXT
-    offsets = [0] * (len(entries) - 1)
-    special = -1
-    parts = []
-    pos = 0
-    for n, m, s, i in entries:
-        head = (modes.get(m) or b"%o " % m) + n + b"\0"
-        pos += len(head)
-        if i < 0:
-            special = pos
-        else:
-            offsets[i] = pos
-        parts.append(head)
-        parts.append(s)
-        pos += 20
-    return b"".join(parts), offsets, special
-
-
-def write_pack(pack_dir: str, objects: list[tuple], compression: int = 1) -> str | None:
-    """Write ``objects`` ((kind, 20-byte id, body) triples, or (kind, id, body, zlib
-    level) to override ``compression`` for one object) as one pack + index v2 in
-    ``pack_dir``, durably. Returns the pack's base path (None when nothing to write)."""
-    if not objects:
-        return None
-    os.makedirs(pack_dir, exist_ok=True)
-    chunks = [b"PACK", struct.pack(">II", 2, len(objects))]
-    offset = 12
-    entries = []  # (raw sha, crc, offset)
-    compress = zlib.compress
-    crc32 = zlib.crc32
-    for obj in objects:
-        kind, sha, body = obj[0], obj[1], obj[2]
-        size = len(body)
-        c = (_TYPE_NUM[kind] << 4) | (size & 15)
-        size >>= 4
-        hdr = bytearray()
-        while size:
-            hdr.append(c | 0x80)
-            c = size & 0x7F
-            size >>= 7
-        hdr.append(c)
-        z = compress(body, obj[3] if len(obj) > 3 else compression)
-        entries.append((sha, crc32(z, crc32(hdr)), offset))
-        chunks.append(bytes(hdr))
-        chunks.append(z)
-        offset += len(hdr) + len(z)
-    h = _sha1()
-    for c in chunks:
-        h.update(c)
-    pack_sha = h.digest()
-    chunks.append(pack_sha)
-    entries.sort()
-    # index v2
-    fan = [0] * 256
-    for sha, _, _ in entries:
-        fan[sha[0]] += 1
-    total = 0
-    for i in range(256):
-        total += fan[i]
-        fan[i] = total
-    large: list[int] = []
-    offs = []
-    for _, _, off in entries:
-        if off < 0x80000000:
-            offs.append(off)
-        else:
-            offs.append(0x80000000 | len(large))
-            large.append(off)
-    idx = [b"\xfftOc", struct.pack(">I", 2), struct.pack(">256I", *fan),
-           b"".join(e[0] for e in entries),
-           struct.pack(">%dI" % len(entries), *(e[1] for e in entries)),
-           struct.pack(">%dI" % len(entries), *offs)]
-    if large:
-        idx.append(struct.pack(">%dQ" % len(large), *large))
-    idx.append(pack_sha)
-    idx_body = b"".join(idx)
-    idx_body += _sha1(idx_body).digest()
-    base = os.path.join(pack_dir, "pack-" + pack_sha.hex())
-    if os.path.exists(base + ".idx") and os.path.exists(base + ".pack"):
-        return base  # the very same objects are already packed
-    for suffix, data in ((".pack", b"".join(chunks)), (".idx", idx_body)):
-        tmp = f"{base}{suffix}.tmp{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, base + suffix)  # .pack first: readers need the .idx to see it
-    fsync_dir(pack_dir, required=False)
-    return base
 
 
 def _encode_map(records: Iterable[tuple[bytes, bytes, bytes]]) -> bytes:

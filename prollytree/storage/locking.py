@@ -29,7 +29,7 @@ from typing import Callable
 
 from ..errors import StoreError, StoreLockedError
 from .base import NodeStore
-from .durable import make_store_dir
+from .._fs import make_store_dir
 
 try:  # pragma: no cover - the import itself is what is being probed
     import fcntl

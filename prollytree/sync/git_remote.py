@@ -399,8 +399,7 @@ def learn_commits(backend: GitBackend, tips: list[bytes], old: list[bytes],
     for entry in repo.get_walker(include=starts, exclude=exclude or None):
         cid = entry.commit.id.decode("ascii")
         info = backend.dataset_of(cid, entry.commit.tree)
-        if info.mirror is not None:
-            mode, sha = info.mirror
+        for mode, sha in info.mirrors.values():      # every named tree's mirror
             store.learn_mirror(mode, sha, decode)
         n += 1
         if progress is not None:
@@ -894,7 +893,7 @@ def verify_received(repo, objects: dict, tips: list[bytes], trusted_tips: list[b
 def write_received(repo, triples: list) -> None:
     """Store verified objects ((kind, 20-byte id, body) triples) durably as one pack."""
     if triples:
-        from ..storage.git import write_pack
+        from ..git.pack import write_pack
         write_pack(os.path.join(repo.controldir(), "objects", "pack"), triples)
 
 

@@ -20,14 +20,15 @@ import os
 import weakref
 from typing import Any, Iterable, Iterator
 
-from ..errors import CorruptNodeError, MissingNodeError, ReadOnlyError, StoreError
+from ..errors import ReadOnlyError
 from ..storage import NodeStore, open_store
-from .codec import EMPTY_ROOT, Node, address, decode
+from .codec import EMPTY_ROOT, Node
 from .config import TreeConfig
 from .cursor import LeafIndex, iter_items, lookup
 from .diff import diff_roots
 from .mutate import apply_edits, build
 from .node_cache import DEFAULT_LEAF_CACHE_BYTES, NodeCache
+from . import walk
 from .proof import generate_proof, proven_value, verify_proof
 
 ROOT_REF = "root"
@@ -411,26 +412,9 @@ class ProllyTree:
 
     def stats(self) -> dict[str, Any]:
         """Shape statistics: num_nodes, num_leaves, num_internal_nodes, avg_node_size
-        (entries per node), total_key_value_pairs, depth and total_node_bytes."""
-        leaves = internal = entries = nbytes = 0
-        raw = self._cache.raw
-        for addr, node in self._walk():
-            if node.level:
-                internal += 1
-            else:
-                leaves += 1
-            entries += node.size
-            nbytes += len(raw(addr))
-        nodes = leaves + internal
-        return {
-            "num_nodes": nodes,
-            "num_leaves": leaves,
-            "num_internal_nodes": internal,
-            "avg_node_size": entries / nodes if nodes else 0.0,
-            "total_key_value_pairs": self._root_node.total,
-            "depth": self._root_node.level + 1,
-            "total_node_bytes": nbytes,
-        }
+        (entries per node), total_key_value_pairs, depth and total_node_bytes. O(nodes)."""
+        self._apply()
+        return walk.shape(self._cache.load, self._cache.raw, self._root)
 
     def traverse(self) -> str:
         """A readable outline of the tree: one line per node, indented by depth."""
@@ -542,20 +526,7 @@ class ProllyTree:
         """Addresses of every node reachable from the current root and ``extra_roots``.
         Leaves are not decoded: only internal nodes name children."""
         self._apply()
-        seen: set[bytes] = set()
-        stack = [self._root, *extra_roots]
-        load = self._cache.load
-        while stack:
-            addr = stack.pop()
-            if addr in seen:
-                continue
-            seen.add(addr)
-            node = load(addr)
-            if node.level > 1:
-                stack.extend(node.vals)
-            elif node.level == 1:
-                seen.update(node.vals)
-        return seen
+        return walk.reachable(self._cache.load, [self._root, *extra_roots])
 
     def gc(self, extra_roots: Iterable[bytes] = ()) -> dict[str, int]:
         """Delete every stored node not reachable from the current root or from
@@ -573,36 +544,23 @@ class ProllyTree:
         return {"kept": len(live), "removed": removed}
 
     def verify(self) -> dict[str, Any]:
-        """Walk every node reachable from the root, checking that it is present and hashes
-        to its address. Returns {"nodes": checked, "missing": [hex], "damaged": [hex]}."""
+        """Walk every node reachable from the root and check it (see
+        :func:`prollytree.tree.walk.check`: present, hashing to its address, decodable,
+        ordered, counts and chunk boundaries as the config says). Never raises for
+        damage: returns ``{"nodes": checked, "missing": [hex], "damaged": [hex],
+        "invalid": [hex], "problems": [{"kind", "node", "detail"}], "ok"}``."""
         self._apply()
-        missing: list[str] = []
-        damaged: list[str] = []
-        checked = 0
-        stack = [self._root]
-        while stack:
-            addr = stack.pop()
-            checked += 1
-            try:
-                data = self._cache.raw(addr)
-            except MissingNodeError:
-                missing.append(addr.hex())
-                continue
-            except CorruptNodeError:
-                damaged.append(addr.hex())
-                continue
-            if address(data) != addr:
-                damaged.append(addr.hex())
-                continue
-            try:
-                node = decode(data, addr)
-            except StoreError:
-                damaged.append(addr.hex())
-                continue
-            if node.level:
-                stack.extend(node.vals)
-        return {"nodes": checked, "missing": missing, "damaged": damaged,
-                "ok": not missing and not damaged}
+        report = walk.check(self._store.get, [(self._root, self._config)])
+        by_kind: dict[str, list] = {"missing-node": [], "damaged-node": [],
+                                    "unreadable-node": [], "invariant": []}
+        for p in report.problems:
+            by_kind[p.kind].append(p.address.hex())
+        return {"nodes": report.nodes, "missing": by_kind["missing-node"],
+                "damaged": by_kind["damaged-node"] + by_kind["unreadable-node"],
+                "invalid": by_kind["invariant"],
+                "problems": [{"kind": p.kind, "node": p.address.hex(), "detail": p.detail}
+                             for p in report.problems],
+                "ok": not report.problems}
 
     fsck = verify
 

@@ -44,13 +44,15 @@ from dulwich.file import FileLocked
 from dulwich.repo import NotGitRepository, Repo
 
 from ..errors import StoreError, StoreLockedError
-from ..storage.durable import atomic_write
-from ..storage.git import MODE_BLOB, MODE_TREE, GitNodeStore, git_raw_id, tree_body
+from .._fs import atomic_write
+from ..git.objects import MODE_BLOB, MODE_TREE, git_raw_id, tree_body
+from ..git.repo import find_repo, work_tree_of
+from ..storage.git import GitNodeStore
 from ..tree.codec import EMPTY_NODE_BYTES, EMPTY_ROOT, decode, encode
 from ..tree.config import TreeConfig
 from ..tree.node_cache import NodeCache
 from .backend import TAGS, HistoryBackend
-from .git_index import IndexFile, IndexLocked, UnsupportedIndex
+from ..git.index import IndexFile, IndexLocked, UnsupportedIndex
 from .lock import DatasetLock
 from .objects import Commit, identity
 from .roots import DEFAULT_TREE, RootSet
@@ -91,31 +93,6 @@ def mirror_path(name: str) -> bytes:
 NO_DATASET = Dataset(RootSet(), None, {}, {})
 
 
-def _work_tree_of(path: str) -> tuple[str, str] | None:
-    """(work tree root, Git directory) of the non-bare repository containing ``path``,
-    found without opening it (``.git`` is a directory, or a file ``gitdir: <dir>`` in a
-    linked worktree or a submodule); None outside any."""
-    d = path
-    while True:
-        dotgit = os.path.join(d, ".git")
-        if os.path.isdir(dotgit):
-            return d, dotgit
-        if os.path.isfile(dotgit):
-            try:
-                with open(dotgit, encoding="utf-8") as f:
-                    line = f.readline().strip()
-            except OSError:
-                return None
-            if not line.startswith("gitdir:"):
-                return None
-            g = line[len("gitdir:"):].strip()
-            return d, g if os.path.isabs(g) else os.path.normpath(os.path.join(d, g))
-        parent = os.path.dirname(d)
-        if parent == d:
-            return None
-        d = parent
-
-
 def probe(path: str) -> bool:
     """Whether ``path`` is a dataset directory of a Git work tree: a store was opened
     there (its state directory exists) or the checked-out commit has the dataset's
@@ -123,7 +100,7 @@ def probe(path: str) -> bool:
     path = os.path.realpath(path)
     if not os.path.isdir(path):
         return False
-    found = _work_tree_of(path)
+    found = work_tree_of(path)
     if found is None:
         return False
     workdir, gitdir = found
@@ -159,20 +136,6 @@ def probe(path: str) -> bool:
         return True
     finally:
         repo.close()
-
-
-def find_repo(path: str) -> Repo | None:
-    """The Git repository containing ``path`` (which need not exist yet), or None."""
-    probe = os.path.abspath(path)
-    while not os.path.exists(probe):
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            return None
-        probe = parent
-    try:
-        return Repo.discover(probe)
-    except NotGitRepository:
-        return None
 
 
 class GitBackend(HistoryBackend):
@@ -752,7 +715,7 @@ class GitBackend(HistoryBackend):
 
     def _sync_index_fallback(self, commit: str, synced: str | None) -> None:
         """Sync through ``git update-index`` (or dulwich) for an index format
-        :mod:`.git_index` does not edit."""
+        :mod:`prollytree.git.index` does not edit."""
         pre = self.index_prefix
         if synced is not None and self.has_commit(synced):
             changes = self.index_changes(synced, commit)

@@ -573,15 +573,13 @@ class _Scratch:
     def _cleanup(self) -> None:
         store = getattr(self, "store", None)
         if store is not None:
-            try:
-                if store.current_branch() == self.branch:
-                    store.checkout(self.start, staged="discard")
-                if self.branch in store.list_branches():
-                    store.delete_branch(self.branch)
-            finally:
-                store.close()
+            store.close()
+        # the scratch worktree goes first: Git (and the store) refuse to delete a branch
+        # a worktree has checked out
         _git(self.m.repo_path, "worktree", "remove", "--force", self.path, check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
+        _git(self.m.repo_path, "worktree", "prune", check=False)
+        _git(self.m.repo_path, "branch", "-D", self.branch, check=False)
 
     def __exit__(self, *exc: object) -> None:
         self._cleanup()

@@ -216,7 +216,7 @@ def test_index_rewritten_when_git_changed_the_entries(tmp_path):
 
 
 def test_index_lock_held_warns_and_recovers(tmp_path, monkeypatch):
-    from prollytree.versioning import git_index
+    from prollytree.git import index as git_index
     monkeypatch.setattr(git_index, "LOCK_WAIT", 0.2)
     repo = _user_repo(tmp_path)
     s = VersionedKvStore(str(repo / "data"))
@@ -288,8 +288,9 @@ def _random_gc_run(tmp_path, rounds, seed):
     values = [b"a", b"b", b"c"]            # few values: old nodes recur often
     for r in range(rounds):
         op = rng.random()
-        if op < 0.15 and len(branches) > 1:
-            victim = rng.choice([b for b in branches if b != cur])
+        # the repository has main checked out: Git (and the store) refuse to delete it
+        if op < 0.15 and len(branches) > 1 and set(branches) - {cur, "main"}:
+            victim = rng.choice(sorted(set(branches) - {cur, "main"}))
             s.delete_branch(victim, force=True)
             del branches[victim]
         elif op < 0.35:
