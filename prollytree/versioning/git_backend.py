@@ -36,6 +36,7 @@ import subprocess
 import warnings
 from typing import NamedTuple
 import hashlib
+import re
 from urllib.parse import quote
 
 from dulwich.objects import Commit as GitCommit
@@ -43,7 +44,7 @@ from dulwich.objects import Tag, Tree
 from dulwich.file import FileLocked
 from dulwich.repo import NotGitRepository, Repo
 
-from ..errors import StoreError, StoreLockedError
+from ..errors import CorruptRefError, StoreError, StoreLockedError
 from .._fs import atomic_write
 from ..git.objects import MODE_BLOB, MODE_TREE, git_raw_id, tree_body
 from ..git.repo import find_repo, work_tree_of
@@ -55,6 +56,7 @@ from .backend import TAGS, HistoryBackend
 from ..git.index import IndexFile, IndexLocked, UnsupportedIndex
 from .lock import DatasetLock
 from .objects import Commit, identity
+from .refnames import check_ref_name
 from .roots import DEFAULT_TREE, RootSet
 
 DATASET_DIR = b".prolly"
@@ -67,6 +69,7 @@ ROOT_MAGIC_V1 = b"prollytree-dataset 1\n"
 ROOT_MAGIC = b"prollytree-dataset 2\n"
 ZERO = b"0" * 40
 SYNCED_FILE = "index-synced"
+_HEX40 = re.compile(rb"[0-9a-f]{40}")
 
 
 class Dataset(NamedTuple):
@@ -489,10 +492,20 @@ class GitBackend(HistoryBackend):
             sha = self.repo.refs[name.encode("utf-8")]
         except KeyError:
             return None
+        except (ValueError, UnicodeDecodeError, OSError) as e:
+            raise CorruptRefError(f"ref {name} cannot be read: {e}") from None
+        if not isinstance(sha, bytes) or not _HEX40.fullmatch(sha):
+            path = os.path.join(self.repo.commondir(), *name.split("/"))
+            raise CorruptRefError(
+                f"ref {name} is damaged ({path} holds {str(sha)[:60]}); restore it from "
+                f"'git reflog {name}' or delete it") from None
         if name.startswith(TAGS):
-            obj = self.repo.object_store[sha]
-            while isinstance(obj, Tag):
-                obj = self.repo.object_store[obj.object[1]]
+            try:
+                obj = self.repo.object_store[sha]
+                while isinstance(obj, Tag):
+                    obj = self.repo.object_store[obj.object[1]]
+            except KeyError:
+                raise CorruptRefError(f"tag {name} names a missing object {sha!r}") from None
             sha = obj.id
         return sha.decode("ascii")
 
@@ -574,11 +587,25 @@ class GitBackend(HistoryBackend):
         return out
 
     def read_head(self) -> tuple[str | None, str | None]:
-        with open(self.head_path, "rb") as f:
-            data = f.read().strip()
+        try:
+            with open(self.head_path, "rb") as f:
+                data = f.read().strip()
+        except FileNotFoundError:
+            raise CorruptRefError(
+                f"{self.head_path} is missing; write 'ref: refs/heads/main' into it (or "
+                f"the branch the store should be on)") from None
         if data.startswith(b"ref: refs/heads/"):
-            return data[len(b"ref: refs/heads/"):].decode("utf-8"), None
-        return None, data.decode("ascii")
+            try:
+                name = data[len(b"ref: refs/heads/"):].decode("utf-8")
+                check_ref_name(name)
+                return name, None
+            except (UnicodeDecodeError, ValueError):
+                pass
+        elif _HEX40.fullmatch(data):
+            return None, data.decode("ascii")
+        raise CorruptRefError(
+            f"{self.head_path} is damaged ({data[:60]!r}); write 'ref: refs/heads/main' "
+            f"into it (or the branch the store should be on)")
 
     def write_head(self, branch: str | None, commit: str | None = None) -> None:
         data = (f"ref: refs/heads/{branch}\n" if branch is not None else f"{commit}\n")

@@ -18,8 +18,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, Iterator
 
-from ..errors import (MergeConflictError, ReadOnlyError, RevertConflictError,
-                      UnknownRefError)
+from ..errors import (CorruptRefError, MergeConflictError, ReadOnlyError,
+                      RevertConflictError, UnknownRefError)
 from ..tree import ConflictResolution, MergeConflict, ProllyTree, TreeConfig
 from ..tree.cursor import iter_items, lookup
 from ..tree.proof import generate_proof as _generate_proof
@@ -844,9 +844,17 @@ class Workspace:
         every node of every tree of theirs (each distinct node once): present, hashing
         to its address (SHA-256), decodable. ``progress(n)`` is called as nodes are
         checked. Returns ``{"ok", "refs", "commits", "trees", "nodes", "bytes",
-        "problems"}``; see ``docs/versioning.md``."""
-        self._sync()
-        return self.repo.fsck(self._ref_tips(), progress)
+        "problems"}``; see ``docs/versioning.md``. A damaged ref or HEAD is reported as a
+        "damaged-ref" problem (the walk needs the refs, so it stops there)."""
+        try:
+            self._sync()
+            tips = self._ref_tips()
+        except CorruptRefError as e:
+            return {"ok": False, "refs": 0, "commits": 0, "trees": 0, "nodes": 0,
+                    "bytes": 0, "problems": [{"kind": "damaged-ref", "object": "",
+                                              "commit": "", "reached_from": "",
+                                              "detail": str(e)}]}
+        return self.repo.fsck(tips, progress)
 
     def gc(self, dry_run: bool = False, progress: Callable[[int], None] | None = None
            ) -> dict:
