@@ -41,6 +41,7 @@ from urllib.parse import quote
 
 from dulwich.objects import Commit as GitCommit
 from dulwich.objects import Tag, Tree
+from dulwich.pack import PackFileDisappeared
 from dulwich.file import FileLocked
 from dulwich.repo import NotGitRepository, Repo
 
@@ -69,6 +70,8 @@ ROOT_MAGIC_V1 = b"prollytree-dataset 1\n"
 ROOT_MAGIC = b"prollytree-dataset 2\n"
 ZERO = b"0" * 40
 SYNCED_FILE = "index-synced"
+#: packs beyond which a commit consolidates them (git's gc.autoPackLimit default)
+AUTO_PACK_LIMIT = 50
 _HEX40 = re.compile(rb"[0-9a-f]{40}")
 
 
@@ -302,16 +305,47 @@ class GitBackend(HistoryBackend):
                       extra={"tree": obj.tree})
 
     def commits_with_prefix(self, prefix: str) -> list[str]:
-        out = []
+        for _attempt in range(3):
+            out = []
+            try:
+                it = self.repo.object_store.iter_prefix(prefix.encode("ascii"))
+                for sha in it:
+                    s = sha.decode("ascii") if isinstance(sha, bytes) else sha
+                    if self._read_commit(s) is not None:
+                        out.append(s)
+            except (NotImplementedError, AttributeError):
+                return super().commits_with_prefix(prefix)
+            except PackFileDisappeared:
+                # a concurrent `git gc`/repack replaced the packs: rescan and retry
+                self.repo.object_store.packs  # noqa: B018 - the property rescans
+                continue
+            return sorted(set(out))
+        return super().commits_with_prefix(prefix)
+
+    # -- automatic pack consolidation ----------------------------------------------------------
+
+    def consolidate_packs(self, limit: int | None = None) -> bool:
+        """Merge small packs when there are more than ``limit`` (default
+        :data:`AUTO_PACK_LIMIT`, as ``git gc --auto``'s ``gc.autoPackLimit``): every commit
+        writes one pack, and lookups slow down with the number of packs. Uses ``git
+        repack -d --geometric=2`` (amortised: big packs are rarely rewritten) where the
+        git binary is present, else dulwich's repack. Returns whether it repacked. Called
+        under the dataset's exclusive lock after a commit; readers are not blocked (Git
+        repacks by writing new packs before deleting old ones)."""
+        limit = AUTO_PACK_LIMIT if limit is None else limit
+        store = self.repo.object_store
         try:
-            it = self.repo.object_store.iter_prefix(prefix.encode("ascii"))
-            for sha in it:
-                s = sha.decode("ascii") if isinstance(sha, bytes) else sha
-                if self._read_commit(s) is not None:
-                    out.append(s)
-        except (NotImplementedError, AttributeError):
-            return super().commits_with_prefix(prefix)
-        return sorted(set(out))
+            count = store.count_pack_files()
+        except OSError:
+            return False
+        if count <= limit:
+            return False
+        if shutil.which("git"):
+            self._git(["repack", "-d", "-q", "--geometric=2", "--no-write-bitmap-index"], b"")
+        else:  # pragma: no cover - exercised only without a git executable
+            store.repack()
+        store.packs  # noqa: B018 - rescan: the old packs are gone
+        return True
 
     # -- nodes after clone: learn the mirrors ----------------------------------------------
 
@@ -446,6 +480,7 @@ class GitBackend(HistoryBackend):
         cid = git_raw_id(b"commit", body)
         objects.append((b"commit", cid, body))
         store.write_objects(objects, records)
+        self.consolidate_packs()
         cid_s = cid.hex()
         self._datasets[cid_s] = Dataset(trees, ds_id, files, mirrors)
         return cid_s
