@@ -48,7 +48,7 @@ from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
 
 from ..errors import CorruptNodeError, StoreError
 from ..git.objects import (MODE_BLOB, MODE_TREE, git_raw_id, tree_layout)
-from ..git.pack import write_pack
+from ..git.pack import write_pack, zlib_level
 from .base import ANY, NodeStore
 
 try:  # pragma: no cover - import probe
@@ -593,7 +593,7 @@ class GitNodeStore(NodeStore):
                     if data is None:
                         raise StoreError(f"node {addr.hex()} is missing from the store")
                 sha = git_raw_id(b"blob", data)
-                objects.append((b"blob", sha, data, level))
+                objects.append((b"blob", sha, data, level and zlib_level(data, level)))
                 records.append((KIND_BLOB, addr, sha))
                 made_blob[addr] = sha
             return sha

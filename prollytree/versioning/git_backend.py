@@ -31,7 +31,6 @@ stays clean without writing the blobs into the working tree); otherwise the user
 from __future__ import annotations
 
 import os
-import shutil
 import hashlib
 import re
 from urllib.parse import quote
@@ -45,6 +44,7 @@ from dulwich.repo import NotGitRepository, Repo
 from ..errors import CorruptRefError, StoreError, StoreLockedError
 from .._fs import atomic_write
 from ..git.objects import MODE_BLOB, MODE_TREE, git_raw_id, tree_body
+from ..git.pack import merge_small_packs
 from ..git.repo import find_repo, work_tree_of
 from ..storage.git import GitNodeStore
 from ..tree.codec import EMPTY_NODE_BYTES, EMPTY_ROOT, decode, encode
@@ -291,33 +291,24 @@ class GitBackend(GitIndexMixin, HistoryBackend):
     # -- automatic pack consolidation ----------------------------------------------------------
 
     def consolidate_packs(self, limit: int | None = None) -> bool:
-        """Merge small packs when there are more than ``limit`` (default
+        """Merge the small packs when there are more than ``limit`` (default
         :data:`AUTO_PACK_LIMIT`, as ``git gc --auto``'s ``gc.autoPackLimit``): every commit
-        writes one pack, and lookups slow down with the number of packs. Uses ``git
-        repack -d --geometric=2`` (amortised: big packs are rarely rewritten) where the
-        git binary is present, else dulwich's repack. Returns whether it repacked. Called
-        under the dataset's exclusive lock after a commit; readers are not blocked (Git
-        repacks by writing new packs before deleting old ones)."""
+        writes one pack, and lookups slow down with the number of packs. The few largest
+        packs are left alone (:func:`prollytree.git.pack.merge_small_packs`), so the cost
+        is bounded by the recent small packs, not the repository. Best effort, under the
+        dataset's exclusive lock after a commit; readers are not blocked. Returns whether
+        packs were merged."""
         limit = AUTO_PACK_LIMIT if limit is None else limit
         store = self.repo.object_store
         try:
-            count = store.count_pack_files()
-        except OSError:
-            return False
-        if count <= limit:
-            return False
-        try:
-            if shutil.which("git"):
-                self._git(["repack", "-d", "-q", "--geometric=2", "--no-write-bitmap-index"],
-                          b"")
-            else:  # pragma: no cover - exercised only without a git executable
-                store.repack()
-        except (StoreError, OSError):
-            # best effort: another worktree's writer may be landing a pack right now
-            # (its .pack before its .idx); the commit stands, the next one retries
-            return False
-        store.packs  # noqa: B018 - rescan: the old packs are gone
-        return True
+            if store.count_pack_files() <= limit:
+                return False
+            merged = merge_small_packs(os.path.join(store.path, "pack"), store.get_raw,
+                                       keep_largest=max(1, limit // 6))
+        except (OSError, ValueError, KeyError):
+            return False    # another writer is landing or merging packs: next time
+        store.packs  # noqa: B018 - rescan: the merged packs are gone
+        return merged > 0
 
     # -- nodes after clone: learn the mirrors ----------------------------------------------
 
