@@ -211,6 +211,7 @@ class FileNodeStore(LockedDirectoryStore):
         self._stop = threading.Event()
         self._touched: set[bytes] | None = None
         self._since_root: set[bytes] = set()
+        self._closing = False
         self._reclaimable: int | None = None
         self._compactions = 0
         #: after an automatic compaction: (fd, index, when) of the old log, still read
@@ -858,6 +859,7 @@ class FileNodeStore(LockedDirectoryStore):
     def _maybe_compact(self) -> None:
         """Start a background compaction check if the log grew enough (mutex held)."""
         if (self._auto is None or self._end < self._next_check or self._shares != 1
+                or self._closing
                 or self.read_only or self._compactor is not None
                 or self._damaged or self._lost or self._bad_refs):
             return
@@ -932,6 +934,7 @@ class FileNodeStore(LockedDirectoryStore):
 
     def close(self) -> None:
         if self._shares <= 1:
+            self._closing = True                 # the final flush must not start one
             self._stop_compaction()
         super().close()
 
