@@ -31,12 +31,14 @@ from .node_cache import DEFAULT_LEAF_CACHE_BYTES, NodeCache
 from .proof import generate_proof, proven_value, verify_proof
 
 ROOT_REF = "root"
+CONFIG_REF = "config"
 
 
 def _children(data: bytes) -> list:
-    """Child addresses named by encoded node ``data`` (none for a leaf)."""
+    """Child addresses named by encoded node ``data`` (none for a leaf), for the file
+    store's automatic compaction."""
     return [] if data[:2] == b"\x95\x00" else decode(data).vals
-CONFIG_REF = "config"
+
 
 #: Buffered single writes are applied automatically beyond this many pending keys.
 AUTO_FLUSH_PENDING = 1 << 17
@@ -400,7 +402,8 @@ class ProllyTree:
 
     def stats(self) -> dict[str, Any]:
         """Shape statistics: num_nodes, num_leaves, num_internal_nodes, avg_node_size
-        (entries per node), total_key_value_pairs, depth and total_node_bytes."""
+        (entries per node), total_key_value_pairs, depth and total_node_bytes; on a file
+        store also reclaimable_bytes (what a compaction would free)."""
         leaves = internal = entries = nbytes = 0
         raw = self._cache.raw
         live = set()
