@@ -211,6 +211,7 @@ class FileNodeStore(LockedDirectoryStore):
         self._stop = threading.Event()
         self._touched: set[bytes] | None = None
         self._since_root: set[bytes] = set()
+        self._closing = False
         self._reclaimable: int | None = None
         self._compactions = 0
         #: after an automatic compaction: (fd, index, when) of the old log, still read
@@ -831,9 +832,9 @@ class FileNodeStore(LockedDirectoryStore):
 
     def enable_auto_compaction(self, root_refs: Iterable[str],
                                children: Callable[[bytes], Iterable[bytes]],
-                               garbage_share: float = AUTO_COMPACT_SHARE) -> None:
+                               garbage_share: float | None = None) -> None:
         """Compact automatically, in a background thread, once unreachable nodes make up
-        ``garbage_share`` of the log (checked each time the log has doubled since the
+        ``garbage_share`` (default :data:`AUTO_COMPACT_SHARE`) of the log (checked each time the log has doubled since the
         last check, and only past :data:`AUTO_COMPACT_MIN_BYTES`).
 
         The owner of the store declares what is live: the nodes reachable from the values
@@ -845,6 +846,10 @@ class FileNodeStore(LockedDirectoryStore):
         nothing (the new log replaces the old one by an atomic rename). Only a store with
         one owner compacts: while the object is shared (opened twice in this process),
         automatic compaction waits."""
+        if garbage_share is None:
+            garbage_share = AUTO_COMPACT_SHARE
+        if isinstance(garbage_share, bool) or not isinstance(garbage_share, (int, float)):
+            raise TypeError(f"garbage_share must be a number, not {type(garbage_share).__name__}")
         if not 0 < garbage_share < 1:
             raise ValueError(f"garbage_share must be between 0 and 1, got {garbage_share!r}")
         with self._mutex:
@@ -854,6 +859,7 @@ class FileNodeStore(LockedDirectoryStore):
     def _maybe_compact(self) -> None:
         """Start a background compaction check if the log grew enough (mutex held)."""
         if (self._auto is None or self._end < self._next_check or self._shares != 1
+                or self._closing
                 or self.read_only or self._compactor is not None
                 or self._damaged or self._lost or self._bad_refs):
             return
@@ -928,6 +934,7 @@ class FileNodeStore(LockedDirectoryStore):
 
     def close(self) -> None:
         if self._shares <= 1:
+            self._closing = True                 # the final flush must not start one
             self._stop_compaction()
         super().close()
 

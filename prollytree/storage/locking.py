@@ -98,7 +98,6 @@ def lock_holder(path: str) -> str | None:
     return pid if pid.isdigit() else None
 
 
-
 # -- fair (first come, first served) flock --------------------------------------------------
 #
 # flock alone is not fair: when it is released every waiter races for it, and a holder
@@ -154,6 +153,7 @@ def _take_ticket(queue: str, kind: str) -> tuple[int, str, int]:
         raw = os.pread(seq_fd, 8, 0)
         number = _U64.unpack(raw)[0] + 1 if len(raw) == 8 else 1
         os.pwrite(seq_fd, _U64.pack(number), 0)
+        _collect_dead_tmp(queue)
         tmp = os.path.join(queue, f"tmp-{os.getpid()}-{threading.get_ident()}")
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
@@ -168,6 +168,18 @@ def _take_ticket(queue: str, kind: str) -> tuple[int, str, int]:
     finally:
         os.close(seq_fd)                         # releases the counter flock
     return number, path, fd
+
+
+def _collect_dead_tmp(queue: str) -> None:
+    """Delete half-made tickets of processes that died while making one. Called under
+    the counter lock, which every ticket maker holds until its ticket is in place, so an
+    unlocked temporary file cannot belong to anyone alive."""
+    try:
+        names = [n for n in os.listdir(queue) if n.startswith("tmp-")]
+    except FileNotFoundError:
+        return
+    for name in names:
+        _live(os.path.join(queue, name))        # deletes it when nobody holds it
 
 
 def _live(path: str) -> bool:
@@ -228,6 +240,7 @@ def fair_flock_until(fd: int, path: str, op: int, timeout: float) -> bool:
     finally:
         _unlink_quietly(ticket)
         os.close(tfd)
+
 
 #: Locks held by this process, so that a forked child can let go of them (see below).
 _HELD: "weakref.WeakSet[WriterLock]" = weakref.WeakSet()

@@ -34,14 +34,14 @@ from . import walk
 from .proof import generate_proof, proven_value, verify_proof
 
 ROOT_REF = "root"
+CONFIG_REF = "config"
 
 
 def _children(data: bytes) -> list:
-    """Child addresses named by encoded node ``data`` (none for a leaf)."""
+    """Child addresses named by encoded node ``data`` (none for a leaf), for the file
+    store's automatic compaction."""
     return [] if data[:2] == b"\x95\x00" else decode(data).vals
 
-
-CONFIG_REF = "config"
 
 #: Buffered single writes are applied automatically beyond this many pending keys.
 AUTO_FLUSH_PENDING = 1 << 17

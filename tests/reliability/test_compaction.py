@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -117,12 +118,14 @@ def test_writers_and_readers_during_compaction_lose_nothing(tmp_path, small_thre
 
 
 CHILD = r"""
-import sys, time
+import os, sys, time
 import prollytree.storage.file as F
 F.AUTO_COMPACT_MIN_BYTES = 128 << 10
+F.AUTO_COMPACT_SHARE = 0.3          # compact at the first check: more compactions to hit
 # Widen the copy phase so that random kills often land inside a compaction.
 _copy = F.FileNodeStore._copy_nodes
 def _slow_copy(self, *args, **kwargs):
+    os.write(1, b"COMPACTING\n")    # os.write: print() from two threads can mangle lines
     time.sleep(0.15)
     return _copy(self, *args, **kwargs)
 F.FileNodeStore._copy_nodes = _slow_copy
@@ -134,7 +137,7 @@ start = int(first.split(b"-")[0]) + 1 if first else 0
 for batch in range(start, start + 10**6):
     t.insert_batch([(b"k%05d" % i, b"%d-" % batch + b"y" * 40) for i in range(n)])
     t.flush()
-    print("ACK", batch, t.store.stats()["compactions"], flush=True)
+    os.write(1, b"ACK %d %d\n" % (batch, t.store.stats()["compactions"]))
 """
 
 
@@ -149,14 +152,25 @@ def kill_loop(tmp_path, kills: int, n_keys: int, seed: int) -> dict:
     for k in range(kills):
         child = subprocess.Popen([sys.executable, "-c", CHILD, path, str(n_keys)],
                                  stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        line = child.stdout.readline()             # one batch done: now kill at random
-        assert line.startswith("ACK"), line
-        time.sleep(rng.uniform(0, 2.5))
+        lines = [child.stdout.readline()]          # one batch done: now kill
+        assert lines[0].startswith("ACK"), lines
+        if k % 2:
+            # aimed: a random moment inside the next compaction (or after 20 s)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                ready, _, _ = select.select([child.stdout], [], [], 0.5)
+                if ready:
+                    lines.append(child.stdout.readline())
+                    if lines[-1].startswith("COMPACTING"):
+                        break
+            time.sleep(rng.uniform(0, 0.4))
+        else:
+            time.sleep(rng.uniform(0, 2.5))        # anywhere
         os.kill(child.pid, signal.SIGKILL)
         out, _ = child.communicate()
-        acks = [int(x.split()[1]) for x in [line] + out.splitlines() if x.startswith("ACK")]
-        compactions += max(int(x.split()[2]) for x in [line] + out.splitlines()
-                           if x.startswith("ACK"))
+        lines += out.splitlines()
+        acks = [int(x.split()[1]) for x in lines if x.startswith("ACK")]
+        compactions += max(int(x.split()[2]) for x in lines if x.startswith("ACK"))
         last_ack = max(last_ack, max(acks))
         if os.path.exists(os.path.join(path, file_store.COMPACT_NAME)):
             during += 1                             # killed while copying
@@ -168,7 +182,7 @@ def kill_loop(tmp_path, kills: int, n_keys: int, seed: int) -> dict:
             (v,) = values
             batch = int(v.split(b"-")[0])
             # the last acknowledged batch, or the one after it (done, not yet printed)
-            assert batch in (last_ack, last_ack + 1), (batch, last_ack)
+            assert batch in (last_ack, last_ack + 1), (batch, last_ack, k, lines)
             last_ack = batch
             assert t.verify()["ok"]
         assert not os.path.exists(os.path.join(path, file_store.COMPACT_NAME))
@@ -176,8 +190,9 @@ def kill_loop(tmp_path, kills: int, n_keys: int, seed: int) -> dict:
 
 
 def test_kill_during_compaction_loses_nothing(tmp_path):
-    res = kill_loop(tmp_path, 10, 8000, seed=1)
-    assert res["compactions"] > 0
+    res = kill_loop(tmp_path, 6, 4000, seed=1)
+    print("compaction kill loop:", res)
+    assert res["compactions"] > 0 and res["killed_during_copy"] > 0
 
 
 @pytest.mark.slow

@@ -185,3 +185,17 @@ def test_fairness_soak_writer_lock(tmp_path):
     print("writer lock, 3 procs x 400 turns: max wait %.3f s, p99 %.3f s, most turns by "
           "others during one wait %d" % (waits[-1], waits[int(len(waits) * 0.99)],
                                           turns_while_waiting(rows)))
+
+
+def test_half_made_tickets_of_dead_processes_are_collected(tmp_path):
+    queue = tmp_path / (LOCK_FILE_NAME + QUEUE_SUFFIX)
+    queue.mkdir()
+    (queue / "tmp-999999-1").write_bytes(b"999999\n")     # died before renaming it
+    (queue / "0000000000000001.x").write_bytes(b"999999\n")  # died while queued
+    holder = WriterLock(str(tmp_path), 0)
+    holder.acquire()
+    waiter = WriterLock(str(tmp_path), 0.05)
+    with pytest.raises(StoreLockedError):                 # queues (making a ticket)
+        waiter.acquire()
+    holder.release()
+    assert sorted(os.listdir(queue)) == ["seq"]
