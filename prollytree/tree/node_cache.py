@@ -22,8 +22,8 @@ from .codec import EMPTY_NODE, EMPTY_NODE_BYTES, EMPTY_ROOT, Leaf, Node, address
 DEFAULT_LEAF_CACHE_BYTES = 64 << 20
 DEFAULT_INNER_CACHE = 65536
 #: Share of the leaf budget that decoded key lists of hot leaves may take.
-HOT_KEYS_SHARE = 4
-_ADMIT_EVERY = 16
+HOT_KEYS_SHARE = 8
+_ADMIT_EVERY = 256
 
 
 class NodeCache:
@@ -66,15 +66,17 @@ class NodeCache:
             leaf = self.load(addr)
             if leaf.level:
                 raise ValueError("not a leaf address")
-        if leaf.hot_keys is None and addr in self._leaves:
+        if leaf.hot_keys is None and (
+                self._hot_bytes + 64 * leaf.total <= self._hot_budget
+                or self._admit_now()) and addr in self._leaves:
             self._admit(addr, leaf)
         return leaf.get(key)
 
+    def _admit_now(self) -> bool:
+        self._hot_misses += 1
+        return not self._hot_misses % _ADMIT_EVERY
+
     def _admit(self, addr: bytes, leaf: Leaf) -> None:
-        if self._hot_bytes + 64 * leaf.total > self._hot_budget:  # full: admit a share
-            self._hot_misses += 1
-            if self._hot_misses % _ADMIT_EVERY:
-                return
         with self._mutex:
             hot = self._hot
             if addr in hot or addr not in self._leaves:
