@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .main import Fail, App, enc, json_option, pass_app
+from .app import Fail, App, enc, json_option, pass_app
 from .output import put_bytes, show, show_text
 
 

@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from .main import Fail, pass_app
+from .app import Fail, pass_app
 
 __all__ = ["sql"]
 

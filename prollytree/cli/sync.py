@@ -14,7 +14,7 @@ import os
 
 import click
 
-from .main import App, Fail, json_option, pass_app, short
+from .app import App, Fail, json_option, pass_app, short
 
 #: phases whose counts are bytes (drawn with sizes and speed)
 _BYTE_PHASES = {"Receiving objects", "Sending objects"}

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from .main import Fail, App, json_option, pass_app, short
+from .app import Fail, App, json_option, pass_app, short
 from .output import show
 
 
