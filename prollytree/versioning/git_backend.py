@@ -36,14 +36,16 @@ import subprocess
 import warnings
 from typing import NamedTuple
 import hashlib
+import re
 from urllib.parse import quote
 
 from dulwich.objects import Commit as GitCommit
 from dulwich.objects import Tag, Tree
+from dulwich.pack import PackFileDisappeared
 from dulwich.file import FileLocked
 from dulwich.repo import NotGitRepository, Repo
 
-from ..errors import StoreError, StoreLockedError
+from ..errors import CorruptRefError, StoreError, StoreLockedError
 from .._fs import atomic_write
 from ..git.objects import MODE_BLOB, MODE_TREE, git_raw_id, tree_body
 from ..git.repo import find_repo, work_tree_of
@@ -55,6 +57,7 @@ from .backend import TAGS, HistoryBackend
 from ..git.index import IndexFile, IndexLocked, UnsupportedIndex
 from .lock import DatasetLock
 from .objects import Commit, identity
+from .refnames import check_ref_name
 from .roots import DEFAULT_TREE, RootSet
 
 DATASET_DIR = b".prolly"
@@ -67,6 +70,9 @@ ROOT_MAGIC_V1 = b"prollytree-dataset 1\n"
 ROOT_MAGIC = b"prollytree-dataset 2\n"
 ZERO = b"0" * 40
 SYNCED_FILE = "index-synced"
+#: packs beyond which a commit consolidates them (git's gc.autoPackLimit default)
+AUTO_PACK_LIMIT = 50
+_HEX40 = re.compile(rb"[0-9a-f]{40}")
 
 
 class Dataset(NamedTuple):
@@ -168,7 +174,8 @@ class GitBackend(HistoryBackend):
         self.lock = DatasetLock(os.path.join(self.state_dir, "lock"))
         self.store = GitNodeStore(repo=repo)
         self.store.miss_handler = self._learn_all
-        self._learnt = False
+        self._learnt_tips: frozenset = frozenset()
+        self._learnt_commits: set = set()
         self.cache = NodeCache(self.store)
         self._init_common()
         self._datasets: dict[str, Dataset] = {}
@@ -298,25 +305,54 @@ class GitBackend(HistoryBackend):
                       extra={"tree": obj.tree})
 
     def commits_with_prefix(self, prefix: str) -> list[str]:
-        out = []
+        for _attempt in range(3):
+            out = []
+            try:
+                it = self.repo.object_store.iter_prefix(prefix.encode("ascii"))
+                for sha in it:
+                    s = sha.decode("ascii") if isinstance(sha, bytes) else sha
+                    if self._read_commit(s) is not None:
+                        out.append(s)
+            except (NotImplementedError, AttributeError):
+                return super().commits_with_prefix(prefix)
+            except PackFileDisappeared:
+                # a concurrent `git gc`/repack replaced the packs: rescan and retry
+                self.repo.object_store.packs  # noqa: B018 - the property rescans
+                continue
+            return sorted(set(out))
+        return super().commits_with_prefix(prefix)
+
+    # -- automatic pack consolidation ----------------------------------------------------------
+
+    def consolidate_packs(self, limit: int | None = None) -> bool:
+        """Merge small packs when there are more than ``limit`` (default
+        :data:`AUTO_PACK_LIMIT`, as ``git gc --auto``'s ``gc.autoPackLimit``): every commit
+        writes one pack, and lookups slow down with the number of packs. Uses ``git
+        repack -d --geometric=2`` (amortised: big packs are rarely rewritten) where the
+        git binary is present, else dulwich's repack. Returns whether it repacked. Called
+        under the dataset's exclusive lock after a commit; readers are not blocked (Git
+        repacks by writing new packs before deleting old ones)."""
+        limit = AUTO_PACK_LIMIT if limit is None else limit
+        store = self.repo.object_store
         try:
-            it = self.repo.object_store.iter_prefix(prefix.encode("ascii"))
-            for sha in it:
-                s = sha.decode("ascii") if isinstance(sha, bytes) else sha
-                if self._read_commit(s) is not None:
-                    out.append(s)
-        except (NotImplementedError, AttributeError):
-            return super().commits_with_prefix(prefix)
-        return sorted(set(out))
+            count = store.count_pack_files()
+        except OSError:
+            return False
+        if count <= limit:
+            return False
+        if shutil.which("git"):
+            self._git(["repack", "-d", "-q", "--geometric=2", "--no-write-bitmap-index"], b"")
+        else:  # pragma: no cover - exercised only without a git executable
+            store.repack()
+        store.packs  # noqa: B018 - rescan: the old packs are gone
+        return True
 
     # -- nodes after clone: learn the mirrors ----------------------------------------------
 
     def _learn_all(self) -> bool:
-        """Teach the node store where every mirrored node of every ref lives (run once
-        per process on a lookup miss, e.g. in a fresh clone)."""
-        if self._learnt:
-            return False
-        self._learnt = True
+        """Teach the node store where every mirrored node of every ref lives (run on a
+        lookup miss, e.g. in a fresh clone, or after another process fetched or pushed
+        commits into the repository: only commits not learnt before are walked)."""
         starts = set()
         for ref, sha in self.repo.refs.as_dict().items():
             if ref == b"HEAD" or ref.startswith(b"refs/prollytree/"):
@@ -326,10 +362,25 @@ class GitBackend(HistoryBackend):
                 obj = self.repo.object_store[obj.object[1]]
             if isinstance(obj, GitCommit):
                 starts.add(obj.id.decode())
+        tips = frozenset(starts)
+        if tips <= self._learnt_tips:
+            return False
+        self._learnt_tips = self._learnt_tips | tips
         learnt = 0
         known = self.store.known_tree_ids()
         seen_ds: set = set()
-        for c in self.history.walk(starts):
+        done = self._learnt_commits
+        stack = [c for c in starts if c not in done]
+        while stack:
+            cid = stack.pop()
+            if cid in done:
+                continue
+            done.add(cid)
+            try:
+                c = self.read_commit(cid)
+            except (KeyError, ValueError):
+                continue
+            stack.extend(p for p in c.parents if p not in done)
             info = self.dataset_of(c.id, c.extra["tree"])
             if info.tree_id is None or info.tree_id in seen_ds:
                 continue
@@ -429,6 +480,7 @@ class GitBackend(HistoryBackend):
         cid = git_raw_id(b"commit", body)
         objects.append((b"commit", cid, body))
         store.write_objects(objects, records)
+        self.consolidate_packs()
         cid_s = cid.hex()
         self._datasets[cid_s] = Dataset(trees, ds_id, files, mirrors)
         return cid_s
@@ -475,10 +527,20 @@ class GitBackend(HistoryBackend):
             sha = self.repo.refs[name.encode("utf-8")]
         except KeyError:
             return None
+        except (ValueError, UnicodeDecodeError, OSError) as e:
+            raise CorruptRefError(f"ref {name} cannot be read: {e}") from None
+        if not isinstance(sha, bytes) or not _HEX40.fullmatch(sha):
+            path = os.path.join(self.repo.commondir(), *name.split("/"))
+            raise CorruptRefError(
+                f"ref {name} is damaged ({path} holds {str(sha)[:60]}); restore it from "
+                f"'git reflog {name}' or delete it") from None
         if name.startswith(TAGS):
-            obj = self.repo.object_store[sha]
-            while isinstance(obj, Tag):
-                obj = self.repo.object_store[obj.object[1]]
+            try:
+                obj = self.repo.object_store[sha]
+                while isinstance(obj, Tag):
+                    obj = self.repo.object_store[obj.object[1]]
+            except KeyError:
+                raise CorruptRefError(f"tag {name} names a missing object {sha!r}") from None
             sha = obj.id
         return sha.decode("ascii")
 
@@ -560,11 +622,25 @@ class GitBackend(HistoryBackend):
         return out
 
     def read_head(self) -> tuple[str | None, str | None]:
-        with open(self.head_path, "rb") as f:
-            data = f.read().strip()
+        try:
+            with open(self.head_path, "rb") as f:
+                data = f.read().strip()
+        except FileNotFoundError:
+            raise CorruptRefError(
+                f"{self.head_path} is missing; write 'ref: refs/heads/main' into it (or "
+                f"the branch the store should be on)") from None
         if data.startswith(b"ref: refs/heads/"):
-            return data[len(b"ref: refs/heads/"):].decode("utf-8"), None
-        return None, data.decode("ascii")
+            try:
+                name = data[len(b"ref: refs/heads/"):].decode("utf-8")
+                check_ref_name(name)
+                return name, None
+            except (UnicodeDecodeError, ValueError):
+                pass
+        elif _HEX40.fullmatch(data):
+            return None, data.decode("ascii")
+        raise CorruptRefError(
+            f"{self.head_path} is damaged ({data[:60]!r}); write 'ref: refs/heads/main' "
+            f"into it (or the branch the store should be on)")
 
     def write_head(self, branch: str | None, commit: str | None = None) -> None:
         data = (f"ref: refs/heads/{branch}\n" if branch is not None else f"{commit}\n")
