@@ -30,6 +30,7 @@ stays clean without writing the blobs into the working tree); otherwise the user
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -340,10 +341,30 @@ class GitBackend(HistoryBackend):
             return False
         if count <= limit:
             return False
-        if shutil.which("git"):
-            self._git(["repack", "-d", "-q", "--geometric=2", "--no-write-bitmap-index"], b"")
-        else:  # pragma: no cover - exercised only without a git executable
-            store.repack()
+        # One repack at a time per repository: the stores of several worktrees (each
+        # with its own dataset lock) share the object directory, and two `git repack -d`
+        # at once delete each other's input packs. Busy: skip, the other one consolidates.
+        lock_dir = os.path.join(os.path.normpath(self.repo.commondir()), "prollytree")
+        os.makedirs(lock_dir, exist_ok=True)
+        fd = os.open(os.path.join(lock_dir, "repack.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            try:
+                if shutil.which("git"):
+                    self._git(["repack", "-d", "-q", "--geometric=2",
+                               "--no-write-bitmap-index"], b"")
+                else:  # pragma: no cover - exercised only without a git executable
+                    store.repack()
+            except (StoreError, OSError) as e:
+                # an optimisation only: the commit being written must not fail for it
+                warnings.warn(f"prollytree: packs not consolidated: {e}", RuntimeWarning,
+                              stacklevel=2)
+                return False
+        finally:
+            os.close(fd)  # releases the flock
         store.packs  # noqa: B018 - rescan: the old packs are gone
         return True
 
