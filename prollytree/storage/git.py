@@ -291,7 +291,7 @@ class GitNodeStore(NodeStore):
                 continue
         for raw in seen:
             yield raw.hex().encode("ascii")
-        objects = os.path.join(self.repo.controldir(), "objects")
+        objects = self.objects_dir     # shared by every worktree (not controldir)
         try:
             dirs = os.listdir(objects)
         except OSError:

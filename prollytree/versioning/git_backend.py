@@ -30,6 +30,7 @@ stays clean without writing the blobs into the working tree); otherwise the user
 
 from __future__ import annotations
 
+import fcntl
 import os
 import hashlib
 import re
@@ -303,10 +304,26 @@ class GitBackend(GitIndexMixin, HistoryBackend):
         try:
             if store.count_pack_files() <= limit:
                 return False
-            merged = merge_small_packs(os.path.join(store.path, "pack"), store.get_raw,
-                                       keep_largest=max(1, limit // 6))
-        except (OSError, ValueError, KeyError):
-            return False    # another writer is landing or merging packs: next time
+        except OSError:
+            return False
+        # One consolidation at a time per repository: the stores of several worktrees
+        # (each with its own dataset lock) share the object directory. Busy: skip, the
+        # other one consolidates.
+        lock_dir = os.path.join(os.path.normpath(self.repo.commondir()), "prollytree")
+        os.makedirs(lock_dir, exist_ok=True)
+        fd = os.open(os.path.join(lock_dir, "repack.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            try:
+                merged = merge_small_packs(os.path.join(store.path, "pack"), store.get_raw,
+                                           keep_largest=max(1, limit // 6))
+            except (OSError, ValueError, KeyError):
+                return False    # a writer is landing packs right now: next time
+        finally:
+            os.close(fd)  # releases the flock
         store.packs  # noqa: B018 - rescan: the merged packs are gone
         return merged > 0
 

@@ -2,6 +2,8 @@
 independent working copies over shared objects, locks on disk, three-way merges."""
 
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -346,7 +348,6 @@ def test_prune_after_a_crashed_merge(repo, tmp_path):
     assert m.list_branches() == ["main"] and len(m.list_worktrees()) == 1   # hidden
     live = m.prune()
     assert live == {"worktrees": 0, "branches": 1}           # the scratch dir still exists
-    import shutil
     shutil.rmtree(scratch)
     assert m.prune() == {"worktrees": 1, "branches": 1}
     assert git(repo, "worktree", "list", "--porcelain").stdout.count("worktree ") == 1
@@ -377,3 +378,27 @@ def test_dataset_at_other_places(tmp_path, dataset):
     main.close()
     w.close()
     assert git(repo, "status", "--porcelain").stdout == ""
+
+
+def test_node_map_rebuilt_from_a_linked_worktree(repo, tmp_path):
+    """With the node map damaged and every object loose in the common object directory,
+    a store opened in a linked worktree (whose own Git dir has no objects) reads all."""
+    m = WorktreeManager(str(repo))
+    wt = m.add_worktree(str(tmp_path / "w"), "w", True)
+    s = VersionedKvStore(os.path.join(wt["path"], "data"))
+    for i in range(300):
+        s.insert(b"k%04d" % i, b"v%d" % i)
+    s.commit("many")
+    s.close()
+    # every object loose in the common object directory
+    packdir = repo / ".git" / "objects" / "pack"
+    for idx in packdir.glob("*.pack"):
+        data = idx.read_bytes()
+        idx.unlink()
+        idx.with_suffix(".idx").unlink()
+        subprocess.run(["git", "unpack-objects", "-q"], input=data, cwd=repo, check=True)
+    (repo / ".git" / "prollytree" / "nodemap").write_bytes(b"garbage")
+    s = VersionedKvStore(os.path.join(wt["path"], "data"))
+    assert dict(s.iter_items()) == {b"base": b"0", **{b"k%04d" % i: b"v%d" % i
+                                                      for i in range(300)}}
+    s.close()
