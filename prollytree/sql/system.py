@@ -159,7 +159,8 @@ class _ConflictsTable:
     def Open(self):
         return _ConflictsCursor(self)
 
-    def _load(self) -> list:
+    def load(self) -> list:
+        """The unresolved conflicts of this table (read at each scan)."""
         lname = self.t.name.lower()
         self.rows = [c for c in self.store.merge_conflicts() if c[0].lower() == lname]
         return self.rows
@@ -192,7 +193,7 @@ class _ConflictsCursor:
         self.i = 0
 
     def Filter(self, *args):
-        self.rows = self.tab._load()
+        self.rows = self.tab.load()
         self.i = 0
 
     def Eof(self):

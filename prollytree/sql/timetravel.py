@@ -58,7 +58,7 @@ class AtTable:
         ii.set_aConstraintUsage_omit(ref, True)
         orderbys = [(ii.get_aOrderBy_iColumn(j), ii.get_aOrderBy_desc(j))
                     for j in range(ii.nOrderBy)]
-        got = self.planner._choose(cons, orderbys)
+        got = self.planner.choose(cons, orderbys)
         if got is None:
             ii.idxStr = ""
             ii.estimatedCost = 1e6

@@ -281,7 +281,7 @@ class ProllyTable:
                                 ii.get_aConstraint_op(i)))
         orderbys = [(ii.get_aOrderBy_iColumn(j), ii.get_aOrderBy_desc(j))
                     for j in range(ii.nOrderBy)]
-        got = self._choose(constraints, orderbys)
+        got = self.choose(constraints, orderbys)
         if got is None:
             ii.estimatedCost = 1e6
             ii.estimatedRows = 1_000_000
@@ -308,7 +308,9 @@ class ProllyTable:
         col = self._col(col)
         return col == -1 or self.schema.columns[col].affinity == "INTEGER"
 
-    def _choose(self, constraints, orderbys):
+    def choose(self, constraints, orderbys):
+        """The best scan for ``constraints`` ([(column, op)], column -99: not usable) and
+        ``orderbys``: (argv positions, plan string, order consumed, cost, unique) or None."""
         sc = self.schema
         cons = [(self._col(c), op) for c, op in constraints]
         cands = []
