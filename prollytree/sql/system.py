@@ -159,7 +159,7 @@ class _ConflictsTable:
     def Open(self):
         return _ConflictsCursor(self)
 
-    def load(self) -> list:
+    def load_rows(self) -> list:
         """The unresolved conflicts of this table (read at each scan)."""
         lname = self.t.name.lower()
         self.rows = [c for c in self.store.merge_conflicts() if c[0].lower() == lname]
@@ -193,7 +193,7 @@ class _ConflictsCursor:
         self.i = 0
 
     def Filter(self, *args):
-        self.rows = self.tab.load()
+        self.rows = self.tab.load_rows()
         self.i = 0
 
     def Eof(self):

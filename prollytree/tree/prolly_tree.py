@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator
 
 from ..errors import ReadOnlyError
 from ..storage import NodeStore, open_store
-from .codec import EMPTY_ROOT, Node
+from .codec import EMPTY_ROOT, Node, decode
 from .config import TreeConfig
 from .cursor import LeafIndex, iter_items, lookup
 from .diff import diff_roots
@@ -39,6 +39,8 @@ ROOT_REF = "root"
 def _children(data: bytes) -> list:
     """Child addresses named by encoded node ``data`` (none for a leaf)."""
     return [] if data[:2] == b"\x95\x00" else decode(data).vals
+
+
 CONFIG_REF = "config"
 
 #: Buffered single writes are applied automatically beyond this many pending keys.

@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlencode
@@ -26,8 +27,8 @@ from urllib.parse import urlencode
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import (HTMLResponse, JSONResponse, RedirectResponse, Response,
-                                 StreamingResponse)
+from starlette.responses import (HTMLResponse, JSONResponse, PlainTextResponse,
+                                 RedirectResponse, Response, StreamingResponse)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -35,6 +36,8 @@ from prollytree.cli.output import get_bytes, show
 from prollytree.errors import MergeConflictError, ProllyError, ReadOnlyError, UnknownRefError
 
 from . import data as D
+from .memoryview import MemoryView
+from .sqlview import SqlConsole, cell_text
 
 HERE = Path(__file__).resolve().parent
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -71,6 +74,7 @@ def _templates():
     env.filters["firstline"] = lambda m: (m.splitlines() or [""])[0]
     env.filters["qs"] = lambda d: urlencode(d or {})
     env.globals["q"] = _q
+    env.filters["sqlcell"] = cell_text
     return env
 
 
@@ -78,8 +82,11 @@ class WebApp:
     """Holds the dataset, the settings and the CSRF token; builds the Starlette app."""
 
     def __init__(self, store: Any, write: bool = False,
-                 allowed_hosts: set[str] | None = None, poll_seconds: float = 1.0) -> None:
+                 allowed_hosts: set[str] | None = None, poll_seconds: float = 1.0,
+                 sql: Any = None) -> None:
         self.ds = D.Dataset(store, write)
+        self.sqlc = SqlConsole(sql) if sql is not None else None
+        self.mem = MemoryView(store)
         self.write = write
         self.csrf = secrets.token_urlsafe(32)
         self.allowed_hosts = allowed_hosts    # None: any Host
@@ -92,7 +99,8 @@ class WebApp:
         state = ctx.get("state") or self.ds.state()
         html = self.env.get_template(name).render(
             request=request, write=self.write, csrf=self.csrf, state=state,
-            path=request.url.path, **ctx)
+            path=request.url.path, has_sql=self.sqlc is not None,
+            has_memory=self.mem.present(), **ctx)
         return HTMLResponse(html, status_code=status)
 
     def error(self, request: Request, status: int, message: str) -> Response:
@@ -104,7 +112,8 @@ class WebApp:
             state = {"token": "", "branch": None, "head": "", "staged": 0, "refs": {}}
         html = self.env.get_template("error.html").render(
             request=request, write=self.write, csrf=self.csrf, state=state,
-            path=request.url.path, status=status, message=message)
+            path=request.url.path, status=status, message=message,
+            has_sql=self.sqlc is not None, has_memory=False)
         return HTMLResponse(html, status_code=status)
 
     def page(self, template: str, fn: Callable[[Request], dict]) -> Callable:
@@ -216,6 +225,29 @@ class WebApp:
             if key is not None else None
         return {"proof": proof, "verify": None, "refs": self.ds.refs()}
 
+    def v_sql(self, r: Request) -> dict:
+        p = r.query_params
+        if self.sqlc is None:
+            raise HTTPException(404, "no SQL console: the sql layer (apsw) is not installed, "
+                                     "or the app was created without a ProllySQLStore")
+        offset = _offset(p.get("offset"))
+        limit = D.page_limit(p.get("limit"), 100)
+        ref = D.ref_param(p)
+        if p.get("system"):
+            res = self.sqlc.system(p["system"], offset, limit)
+        elif p.get("q"):
+            res = self.sqlc.query(ref, p["q"], offset, limit)
+        else:
+            res = None
+        return {"sql": res, "ref": ref, "tables": self.sqlc.tables(ref),
+                "system_tables": self.sqlc.system_tables(), "refs": self.ds.refs()}
+
+    def v_memory(self, r: Request) -> dict:
+        p = r.query_params
+        return {"memory": self.mem.page(p.get("q", ""), p.get("kind", ""),
+                                        p.get("namespace", ""), p.get("tag", ""),
+                                        D.page_limit(p.get("limit"), 50))}
+
     def v_state(self, r: Request) -> dict:
         return self.ds.state()
 
@@ -312,12 +344,12 @@ class WebApp:
             key = D.key_param(body)
             value = D.key_param(body, "value")
             s.insert(key, value)
-            return {"staged": len(s.staged())}
+            return {"staged": len(s.tree_status())}
         if action == "delete":
             existed = s.delete(D.key_param(body))
-            return {"deleted": existed, "staged": len(s.staged())}
+            return {"deleted": existed, "staged": len(s.tree_status())}
         if action == "commit":
-            if not s.staged():
+            if not s.tree_status():
                 raise D.BadRequest("nothing to commit: no staged changes")
             cid = s.commit(text("message"))
             return {"id": cid, "branch": s.current_branch()}
@@ -401,6 +433,8 @@ class WebApp:
             Route("/proof/verify", self.verify_page, methods=["POST"]),
             Route("/proof/raw", self.raw_proof),
             Route("/status", P("status.html", self.v_status)),
+            Route("/sql", P("sql.html", self.v_sql)),
+            Route("/memory", P("memory.html", self.v_memory)),
             Route("/actions/{action}", self.action_form, methods=["POST"]),
             Route("/api/state", A(self.v_state)),
             Route("/api/events", self.events),
@@ -418,6 +452,8 @@ class WebApp:
             Route("/api/proof", A(self._api_proof)),
             Route("/api/verify-proof", self.verify_api, methods=["POST"]),
             Route("/api/status", A(lambda r: self.v_status(r)["status"])),
+            Route("/api/sql", A(self._api_sql)),
+            Route("/api/memory", A(lambda r: self.v_memory(r)["memory"])),
             Route("/api/actions/{action}", self.action_api, methods=["POST"]),
         ]
         routes = [Route(r.path, self.safe(r.endpoint), methods=r.methods) for r in routes]
@@ -428,7 +464,8 @@ class WebApp:
         outer = self
 
         class Guard:
-            """Host check, errors as pages, and no caching of dataset views."""
+            """The Host check, before anything else: a refused request learns nothing
+            about the dataset (a plain-text answer, no page with its refs)."""
 
             def __init__(self, inner):
                 self.inner = inner
@@ -440,7 +477,7 @@ class WebApp:
                 try:
                     outer.check_host(request)
                 except HTTPException as e:
-                    return await outer.error(request, e.status_code, e.detail)(
+                    return await PlainTextResponse(e.detail, e.status_code)(
                         scope, receive, send)
                 return await self.inner(scope, receive, send)
 
@@ -458,6 +495,12 @@ class WebApp:
             raise D.BadRequest("missing parameter 'source'")
         return self.v_merge(r)["merge"]
 
+    def _api_sql(self, r: Request) -> dict:
+        if not r.query_params.get("q") and not r.query_params.get("system"):
+            raise D.BadRequest("give a query 'q' (with 'ref') or a system table 'system'")
+        res = self.v_sql(r)
+        return dict(res["sql"], tables=res["tables"])
+
     def _api_proof(self, r: Request) -> dict:
         D.key_param(r.query_params)
         return self.v_proof(r)["proof"]
@@ -466,8 +509,20 @@ class WebApp:
         return self.error(request, exc.status_code, exc.detail)
 
 
+def _offset(raw: str | None) -> int:
+    try:
+        n = int(raw or 0)
+    except ValueError:
+        raise D.BadRequest(f"offset must be an integer, got {raw!r}") from None
+    if n < 0:
+        raise D.BadRequest(f"offset must be >= 0, got {n}")
+    return n
+
+
 def _status_of(exc: Exception) -> tuple[int, str]:
     """HTTP status and message for an exception raised while answering."""
+    if type(exc).__module__ == "apsw":          # an SQL error in a query: the user's
+        return 400, f"SQL error: {exc}"
     if isinstance(exc, (D.NotFound, UnknownRefError)):
         return 404, str(exc)
     if isinstance(exc, MergeConflictError):
@@ -483,7 +538,10 @@ def _status_of(exc: Exception) -> tuple[int, str]:
 
 class _HeadersMiddleware:
     """Security headers on every response: no framing, no sniffing, a same-origin
-    content policy (the pages use only their own CSS and JS)."""
+    content policy (the pages use only their own CSS and JS); dataset views are not
+    cached (they change with the dataset). ``Server-Timing`` gives the wall-clock and
+    CPU milliseconds the app spent before answering (``benchmarks/bench_web.py`` reads
+    it: CPU time does not grow with other load on the machine)."""
 
     def __init__(self, app):
         self.app = app
@@ -492,13 +550,20 @@ class _HeadersMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
 
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
+                wall = (time.perf_counter() - wall0) * 1000
+                cpu = (time.process_time() - cpu0) * 1000
                 headers = list(message.get("headers", []))
                 headers += [
+                    (b"server-timing", f"app;dur={wall:.2f}, cpu;dur={cpu:.2f}".encode()),
                     (b"x-frame-options", b"DENY"),
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"same-origin"),
+                    (b"cache-control", b"no-store" if not scope["path"].startswith(
+                        "/static/") else b"max-age=300"),
                     (b"content-security-policy",
                      b"default-src 'self'; img-src 'self' data:; style-src 'self'; "
                      b"script-src 'self'; frame-ancestors 'none'"),
@@ -510,10 +575,12 @@ class _HeadersMiddleware:
 
 
 def create_app(store: Any, write: bool = False, allowed_hosts: set[str] | None = None,
-               poll_seconds: float = 1.0):
+               poll_seconds: float = 1.0, sql: Any = None):
     """An ASGI app serving ``store`` (an open :class:`VersionedKvStore`). ``write``
-    enables the actions; ``allowed_hosts`` limits the Host header (None: any)."""
-    return WebApp(store, write, allowed_hosts, poll_seconds).build()
+    enables the actions; ``allowed_hosts`` limits the Host header (None: any); ``sql``
+    (a :class:`prollytree.sql.ProllySQLStore` whose ``kv`` is ``store``) enables the SQL
+    console."""
+    return WebApp(store, write, allowed_hosts, poll_seconds, sql).build()
 
 
 def serve(path: str | os.PathLike = ".", host: str = "127.0.0.1", port: int = 8765,
@@ -522,10 +589,22 @@ def serve(path: str | os.PathLike = ".", host: str = "127.0.0.1", port: int = 87
     import uvicorn
 
     from prollytree.cli.dataset import locate, open_store
-    store = open_store(locate(os.fspath(path)))
+    loc = locate(os.fspath(path))
+    sql = None
+    try:
+        # the SQL layer opens the dataset itself; the app then uses its store (one store
+        # object per dataset: the File and RocksDB backends admit one open writer)
+        from prollytree.sql import ProllySQLStore
+        from prollytree.versioning import StorageBackend
+        sql = ProllySQLStore.open(loc.path, StorageBackend[loc.backend])
+        store = sql.kv
+    except ImportError:
+        store = open_store(loc)
+    web = None
     try:
         allowed = LOOPBACK_HOSTS if host in LOOPBACK_HOSTS else None
-        app = create_app(store, write=write, allowed_hosts=allowed)
+        web = WebApp(store, write, allowed, sql=sql)
+        app = web.build()
         config = uvicorn.Config(app, host=host, port=port, log_level="warning",
                                 timeout_graceful_shutdown=2)
         server = uvicorn.Server(config)
@@ -534,4 +613,6 @@ def serve(path: str | os.PathLike = ".", host: str = "127.0.0.1", port: int = 87
             on_ready(f"http://{shown}:{port}/")
         server.run()
     finally:
-        store.close()
+        if web is not None:
+            web.mem.close()
+        (sql or store).close()

@@ -20,12 +20,12 @@ from typing import Any, Iterator
 
 from prollytree.cli.dataset import ref_labels
 from prollytree.cli.app import commit_json, diff_json
-from prollytree.cli.output import put_bytes, show, timestamp_text
+from prollytree.cli.output import put_bytes, show
 from prollytree.errors import ProofError, UnknownRefError
 from prollytree.tree import prefix_end, proven_value
 
 MAX_LIMIT = 1000          #: largest page any endpoint returns
-COUNT_CAP = 20_000        #: changes counted inline on a commit page before deferring
+COUNT_CAP = 5_000         #: changes counted inline on a commit page before deferring
 VIEW_BYTES = 64 * 1024    #: bytes of a value shown inline; the rest via the raw download
 HEX_VIEW_BYTES = 4096     #: bytes of a binary value shown as a hex dump
 
@@ -164,7 +164,7 @@ class Dataset:
         refs = s.list_refs()
         head = s.current_commit()
         branch = s.current_branch()
-        staged = len(s.staged())
+        staged = len(s.tree_status())
         text = json.dumps([refs, head, branch, staged], sort_keys=True)
         token = hashlib.sha256(text.encode()).hexdigest()[:16]
         return {"token": token, "head": head, "branch": branch, "staged": staged,
@@ -364,8 +364,9 @@ class Dataset:
     def merge_preview(self, source: str, dest: str, limit: int) -> dict:
         """What merging ``source`` into ``dest`` would do, without doing it: the kind
         (up to date, fast-forward, merge), the changes it brings to ``dest`` and the
-        conflicting keys. Computed from the diffs merge-base..source and
-        merge-base..dest, merged by key."""
+        conflicting keys, in every named tree the source changed. Computed from the
+        structural diff merge-base..source and a lookup of each of its keys in
+        ``dest``."""
         s = self.store
         src, dst = self.resolve(source), self.resolve(dest)
         base = s.merge_base(src, dst)
@@ -385,26 +386,27 @@ class Dataset:
 
     def _merge_tree(self, name: str, base: str | None, dst: str, src: str, changes: list,
                     conflicts: list, counts: dict, limit: int) -> None:
-        ours = self.changes(base, dst, name)
-        theirs = self.changes(base, src, name)
-        for key, o, t in _join(ours, theirs):
-            if t is None:       # only dest changed it: nothing to do
+        """Classify each key the source changed since the base by its value in the
+        destination: unchanged there (the merge applies the source's change), changed
+        the same way (nothing to do), or changed otherwise (a conflict). Costs one lookup
+        per source change, whatever the destination changed."""
+        dest = self.tree(dst, name)
+        for key, old, new in self.changes(base, src, name):
+            d = dest.find(key)
+            if d == new:
                 continue
-            if o is None:       # only source changed it: the merge applies it
-                _, old, new = t
+            if d == old:
                 counts["added" if old is None else "deleted" if new is None
                        else "modified"] += 1
                 if len(changes) < limit:
                     changes.append(dict(diff_json(_Change(key, old, new)), tree=name))
                 continue
-            if o[2] == t[2]:    # both made the same change
-                continue
             counts["conflicts"] += 1
             if len(conflicts) < limit:
                 c = put_bytes({"tree": name}, "key", key)
-                put_bytes(c, "base", t[1])
-                put_bytes(c, "source", t[2])
-                put_bytes(c, "dest", o[2])
+                put_bytes(c, "base", _clip(old))
+                put_bytes(c, "source", _clip(new))
+                put_bytes(c, "dest", _clip(d))
                 conflicts.append(c)
 
     # -- proofs -----------------------------------------------------------------------------
@@ -458,11 +460,17 @@ class Dataset:
     # -- staged changes (write mode) ---------------------------------------------------------
 
     def status(self) -> dict:
+        """The staged changes of every tree (at most MAX_LIMIT), with the staged value."""
         s = self.store
         rows = []
-        for k, v in s.staged()[:MAX_LIMIT]:
-            d = put_bytes({}, "key", k)
-            d["change"] = "delete" if v is None else "set"
+        for tree, k, what in s.tree_status()[:MAX_LIMIT]:
+            d = {"tree": tree, "change": what}
+            if k is None:           # a named tree created or dropped
+                d.update(key=None, value=None)
+                rows.append(d)
+                continue
+            put_bytes(d, "key", k)
+            v = None if what == "deleted" else (s.tree(tree).get(k) if tree else s.get(k))
             put_bytes(d, "value", _clip(v))
             rows.append(d)
         return {"branch": s.current_branch(), "head": s.current_commit(),
@@ -536,21 +544,6 @@ def _empty(tree: Any) -> bool:
 
 def _zero() -> dict:
     return {"added": 0, "modified": 0, "deleted": 0}
-
-
-def _join(a: Iterator[tuple], b: Iterator[tuple]) -> Iterator[tuple]:
-    """Merge two key-ordered change streams: (key, a item or None, b item or None)."""
-    x, y = next(a, None), next(b, None)
-    while x is not None or y is not None:
-        if y is None or (x is not None and x[0] < y[0]):
-            yield x[0], x, None
-            x = next(a, None)
-        elif x is None or y[0] < x[0]:
-            yield y[0], None, y
-            y = next(b, None)
-        else:
-            yield x[0], x, y
-            x, y = next(a, None), next(b, None)
 
 
 def layout(commits: list[dict]) -> list[dict]:
@@ -697,6 +690,3 @@ def hexdump(data: bytes) -> str:
         lines.append(f"{off:08x}  {hexpart:<47}  {text}")
     return "\n".join(lines)
 
-
-def date_text(c: dict) -> str:
-    return c.get("date") or timestamp_text(c.get("timestamp"))

@@ -440,8 +440,13 @@ def test_host_header_is_checked(dataset):
     app = create_app(dataset["store"], allowed_hosts={"127.0.0.1", "localhost"})
     with TestClient(app, base_url="http://127.0.0.1:8000") as c:
         assert c.get("/api/refs").status_code == 200
-        r = c.get("/api/refs", headers={"host": "evil.example:8000"})
-        assert r.status_code == 421 and "Host" in r.json()["error"]
+        for url in ["/api/refs", "/", "/commit/HEAD"]:
+            r = c.get(url, headers={"host": "evil.example:8000"})
+            assert r.status_code == 421 and "Host" in r.text
+            # nothing about the dataset in the refusal
+            assert dataset["ids"]["merge"] not in r.text and "main" not in r.text
+        assert c.get("/", headers={"host": "localhost:8000"}).status_code == 200
+        assert c.get("/", headers={"host": "[::1]:8000"}).status_code == 421
 
 
 # -- write actions -------------------------------------------------------------------------
@@ -491,11 +496,16 @@ def test_write_actions_commit_branch_checkout_merge(writable):
     h = {"X-CSRF-Token": token}
     assert c.post("/api/actions/set", json={"key": "w:1", "value": "one"}, headers=h).json() \
         == {"staged": 1}
+    store.tree("ns/people").insert(b"p:9", b"nine")     # a staged write to a named tree
+    assert ("ns/people", "p:9", "added", "nine") in {
+        (s["tree"], s["key"], s["change"], s["value"])
+        for s in c.get("/api/status").json()["staged"]}
+    store.tree("ns/people").delete(b"p:9")
     assert c.post("/api/actions/delete", json={"key": "user:dave"}, headers=h).json()[
         "deleted"] is True
     st = c.get("/api/status").json()
-    assert {(s["key"], s["change"]) for s in st["staged"]} == {("w:1", "set"),
-                                                             ("user:dave", "delete")}
+    assert {(s["tree"], s["key"], s["change"], s["value"]) for s in st["staged"]} == {
+        ("", "w:1", "added", "one"), ("", "user:dave", "deleted", None)}
     done = c.post("/api/actions/commit", json={"message": "from the web"}, headers=h).json()
     assert store.log(limit=1)[0]["id"] == done["id"]
     assert store.get_at("HEAD", b"w:1") == b"one" and store.get_at("HEAD", b"user:dave") is None
@@ -548,3 +558,73 @@ def test_a_fresh_dataset_renders_every_page(tmp_path):
         assert c.get("/api/commit/HEAD").json()["changes"] == []
         assert c.get("/api/proof", params={"key": "a"}).json()["present"] is False
         assert len(c.get("/api/graph").json()["commits"]) == 1
+
+
+def test_large_commit_counts_are_deferred(client, dataset, monkeypatch):
+    from prollytree.web import data
+    monkeypatch.setattr(data, "COUNT_CAP", 5)
+    cid = dataset["ids"]["c1"]
+    n = len(dataset["model"]["c1"])
+    # a fresh app: nothing cached yet
+    from starlette.testclient import TestClient
+
+    from prollytree.web import create_app
+    with TestClient(create_app(dataset["store"])) as c:
+        doc = c.get(f"/api/commit/{cid}").json()
+        assert doc["counts"] == {"added": 5, "modified": 0, "deleted": 0, "complete": False}
+        html = c.get(f"/commit/{cid}").text
+        assert f'data-counts-url="/api/commit/{cid}/counts' in html
+        assert "5+ added" in html
+        full = c.get(f"/api/commit/{cid}/counts").json()
+        assert full == {"added": n, "modified": 0, "deleted": 0, "complete": True}
+        # once counted, the page has them
+        assert c.get(f"/api/commit/{cid}").json()["counts"]["added"] == n
+
+
+def test_merge_preview_property_against_try_merge():
+    """Random histories (InMemory store): the preview's conflicts are try_merge's, and
+    its changes are what merging (keeping the destination's values) changes."""
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+    from prollytree import StorageBackend
+    from prollytree.web.data import Dataset
+
+    keys = st.sampled_from([b"a", b"b", b"c", b"d", b"e", b"f"])
+    vals = st.one_of(st.none(), st.sampled_from([b"1", b"2", b"3"]))
+    edits = st.lists(st.tuples(st.sampled_from(["", "t"]), keys, vals), max_size=8)
+
+    @hypothesis.settings(max_examples=60, deadline=None)
+    @hypothesis.given(edits, edits, edits)
+    def check(base_edits, main_edits, side_edits):
+        s = VersionedKvStore("unused", StorageBackend.InMemory)
+        try:
+            def apply(ops):
+                for tree, k, v in ops:
+                    h = s.tree(tree) if tree else None
+                    if v is None:
+                        (h.delete(k) if h else s.delete(k))
+                    else:
+                        (h.insert(k, v) if h else s.insert(k, v))
+                s.commit("x")
+
+            apply(base_edits)
+            s.branch("side")
+            apply(main_edits)
+            s.checkout("side")
+            apply(side_edits)
+            s.checkout("main")
+            prev = Dataset(s).merge_preview("side", "main", 1000)
+            before = {n: dict(s.iter_items_at("HEAD", tree=n)) for n in s.list_trees_at()}
+            ok, real = s.try_merge("side")
+            want = {(c.tree, c.key) for c in real} if not ok else set()
+            assert {(c["tree"], kb(c)) for c in prev["conflicts"]} == want
+            if not ok:
+                s.merge("side", ConflictResolution.TakeDestination)
+            after = {n: dict(s.iter_items_at("HEAD", tree=n)) for n in s.list_trees_at()}
+            brought = {(n, k) for n in set(before) | set(after)
+                       for k, _o, _n in model_diff(before.get(n, {}), after.get(n, {}))}
+            assert {(c["tree"], kb(c)) for c in prev["changes"]} == brought
+        finally:
+            s.close()
+
+    check()

@@ -34,7 +34,8 @@ if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
                 ".ci/run installs it)", allow_module_level=True)
 webdriver = pytest.importorskip("selenium.webdriver")
 
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoAlertPresentException, StaleElementReferenceException)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -49,34 +50,52 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path, monkeypatch):
+def start_server(tmp_path, monkeypatch, *extra: str):
     for k, v in IDENTITY.items():
         monkeypatch.setenv(k, v)
     path = str(tmp_path / "repo" / "ds")
     info = build(path, StorageBackend.Git)
     port = free_port()
     env = dict(os.environ, **IDENTITY, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "prollytree.web", path, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "prollytree.web", path, "--port", str(port),
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     base = f"http://127.0.0.1:{port}"
-    try:
-        line = proc.stdout.readline().decode()
-        assert f"prollytree web UI at {base}/" in line, (line, proc.stderr.read1())
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/api/state", timeout=2).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield dict(info, base=base, path=path)
-    finally:
-        proc.terminate()
+    line = proc.stdout.readline().decode()
+    assert f"prollytree web UI at {base}/" in line, line
+    for _ in range(100):
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            urllib.request.urlopen(base + "/api/state", timeout=2).read()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return proc, dict(info, base=base, path=path)
+
+
+def stop_server(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    proc, info = start_server(tmp_path, monkeypatch)
+    try:
+        yield info
+    finally:
+        stop_server(proc)
+
+
+@pytest.fixture
+def write_server(tmp_path, monkeypatch):
+    proc, info = start_server(tmp_path, monkeypatch, "--write")
+    try:
+        yield info
+    finally:
+        stop_server(proc)
 
 
 @pytest.fixture
@@ -102,6 +121,11 @@ def artifacts(tmp_path_factory):
     d = tmp_path_factory.mktemp("ui-screenshots")
     print(f"screenshots in {d}")
     return d
+
+
+def wait(driver, seconds: float = 10) -> WebDriverWait:
+    """A wait that retries through page loads (elements of the old page go stale)."""
+    return WebDriverWait(driver, seconds, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def text(driver, css: str) -> str:
@@ -151,7 +175,7 @@ def test_walk_history_commit_diff_key_history(server, browser, artifacts):
     d.find_element(By.NAME, "from").send_keys("main")
     d.find_element(By.NAME, "to").send_keys("feature")
     d.find_element(By.CSS_SELECTOR, "form.bar button").click()
-    WebDriverWait(d, 10).until(lambda drv: drv.find_elements(By.ID, "changes"))
+    wait(d, 10).until(lambda drv: drv.find_elements(By.ID, "changes"))
     diff = {r[1]: (r[0], r[2], r[3]) for r in rows(d, "#changes")}
     assert diff == {"main:2": ("−", "main again", ""), "side:1": ("−", "from side", ""),
                     "user:alice": ("~", "Alice on main", "Alice on feature"),
@@ -212,14 +236,71 @@ def test_escaping_merge_preview_and_proofs(server, browser, artifacts):
 def test_page_reloads_when_another_process_commits(server, browser):
     d, base = browser, server["base"]
     d.get(base + "/")
-    WebDriverWait(d, 10).until(
+    wait(d, 10).until(
         lambda drv: "on" in drv.find_element(By.ID, "live").get_attribute("class"))
     before = d.find_element(By.CSS_SELECTOR, "meta[name=prolly-state]").get_attribute(
         "content")
     with VersionedKvStore.open(server["path"]) as other:
         other.insert(b"live", b"update")
         other.commit("a commit made elsewhere")
-    WebDriverWait(d, 15).until(lambda drv: "a commit made elsewhere" in drv.find_element(
+    wait(d, 15).until(lambda drv: "a commit made elsewhere" in drv.find_element(
         By.ID, "commits").text)
     after = d.find_element(By.CSS_SELECTOR, "meta[name=prolly-state]").get_attribute("content")
     assert after != before
+
+
+def test_write_mode_forms_stage_and_commit(write_server, browser, artifacts):
+    """With --write the status page's forms (CSRF token in a hidden field, the browser's
+    own Origin) stage a key and commit it; the history then shows the commit."""
+    d, base = browser, write_server["base"]
+    d.get(base + "/status")
+    assert "write" in text(d, "header .head")
+    form = d.find_element(By.CSS_SELECTOR, "form[action='/actions/set']")
+    form.find_element(By.NAME, "key").send_keys("from:browser")
+    form.find_element(By.NAME, "value").send_keys("<b>typed</b>")
+    form.find_element(By.TAG_NAME, "button").click()
+    wait(d, 10).until(lambda drv: "from:browser" in drv.find_element(
+        By.ID, "staged").text)
+    assert rows(d, "#staged") == [["added", "", "from:browser", "<b>typed</b>"]]
+    form = d.find_element(By.CSS_SELECTOR, "form[action='/actions/commit']")
+    form.find_element(By.NAME, "message").send_keys("committed in the browser")
+    form.find_element(By.TAG_NAME, "button").click()
+    wait(d, 10).until(lambda drv: "nothing staged" in drv.find_element(
+        By.ID, "staged").text)
+    d.save_screenshot(str(artifacts / "status.png"))
+    d.get(base + "/")
+    assert "committed in the browser" in d.find_elements(By.CSS_SELECTOR, "#commits li")[0].text
+    with VersionedKvStore.open(write_server["path"]) as s:
+        assert s.get_at("main", b"from:browser") == b"<b>typed</b>"
+
+
+def test_sql_console_query_at_head_1(server, browser, artifacts):
+    """Another process adds a table in two commits; the console runs a query at HEAD~1."""
+    apsw = pytest.importorskip("apsw")
+    assert apsw
+    from prollytree.sql import ProllySQLStore
+    d, base = browser, server["base"]
+    with ProllySQLStore.open(server["path"]) as sql:
+        sql.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        sql.execute("INSERT INTO users VALUES (1, 'ann'), (2, '<i>bob</i>')")
+        sql.commit("users")
+        sql.execute("UPDATE users SET name = 'ann 2' WHERE id = 1")
+        sql.execute("INSERT INTO users VALUES (3, 'cy')")
+        sql.commit("users again")
+    d.get(base + "/sql")
+    ref = d.find_element(By.NAME, "ref")
+    ref.clear()
+    ref.send_keys("HEAD~1")
+    d.find_element(By.ID, "sql-query").send_keys("SELECT id, name FROM users ORDER BY id")
+    d.find_element(By.ID, "run").click()
+    wait(d).until(lambda drv: drv.find_elements(By.ID, "sql-result"))
+    assert [th.text for th in d.find_elements(By.CSS_SELECTOR, "#sql-result th")] == [
+        "id", "name"]
+    assert rows(d, "#sql-result") == [["1", "ann"], ["2", "<i>bob</i>"]]
+    d.save_screenshot(str(artifacts / "sql.png"))
+    ref = d.find_element(By.NAME, "ref")
+    ref.clear()
+    ref.send_keys("HEAD")
+    d.find_element(By.ID, "run").click()
+    wait(d).until(lambda drv: len(rows(drv, "#sql-result")) == 3)
+    assert rows(d, "#sql-result")[0] == ["1", "ann 2"]
