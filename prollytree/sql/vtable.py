@@ -108,9 +108,11 @@ def _plan_str(plan: dict) -> str:
 
 
 def _parse_plan(s: str) -> dict:
-    _p, t, eq, lo, hi, d = s.split(" ")
-    return {"t": "pk" if t == "pk" else t[6:], "eq": int(eq[3:]), "lo": _OPNUM[lo[3:]],
-            "hi": _OPNUM[hi[3:]], "r": d == "desc"}
+    # from the right: an index name may hold spaces
+    head, eq, lo, hi, d = s.rsplit(" ", 4)
+    t = head[len("prolly "):]
+    return {"t": "pk" if t == "pk" else t[len("index="):], "eq": int(eq[3:]),
+            "lo": _OPNUM[lo[3:]], "hi": _OPNUM[hi[3:]], "r": d == "desc"}
 
 
 _KEEP = {"INTEGER": {int, bytes}, "NUMERIC": {int, bytes}, "REAL": {float, bytes},
