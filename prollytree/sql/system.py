@@ -160,6 +160,7 @@ class _ConflictsTable:
         return _ConflictsCursor(self)
 
     def load_rows(self) -> list:
+        """The unresolved conflicts of this table (read at each scan)."""
         lname = self.t.name.lower()
         self.rows = [c for c in self.store.merge_conflicts() if c[0].lower() == lname]
         return self.rows

@@ -108,9 +108,11 @@ def _plan_str(plan: dict) -> str:
 
 
 def _parse_plan(s: str) -> dict:
-    _p, t, eq, lo, hi, d = s.split(" ")
-    return {"t": "pk" if t == "pk" else t[6:], "eq": int(eq[3:]), "lo": _OPNUM[lo[3:]],
-            "hi": _OPNUM[hi[3:]], "r": d == "desc"}
+    # from the right: an index name may hold spaces
+    head, eq, lo, hi, d = s.rsplit(" ", 4)
+    t = head[len("prolly "):]
+    return {"t": "pk" if t == "pk" else t[len("index="):], "eq": int(eq[3:]),
+            "lo": _OPNUM[lo[3:]], "hi": _OPNUM[hi[3:]], "r": d == "desc"}
 
 
 _KEEP = {"INTEGER": {int, bytes}, "NUMERIC": {int, bytes}, "REAL": {float, bytes},
@@ -309,6 +311,8 @@ class ProllyTable:
         return col == -1 or self.schema.columns[col].affinity == "INTEGER"
 
     def choose(self, constraints, orderbys):
+        """The best scan for ``constraints`` ([(column, op)], column -99: not usable) and
+        ``orderbys``: (argv positions, plan string, order consumed, cost, unique) or None."""
         sc = self.schema
         cons = [(self._col(c), op) for c, op in constraints]
         cands = []

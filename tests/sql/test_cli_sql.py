@@ -41,5 +41,9 @@ def test_git_prolly_sql(tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("error: SQL: no such table")
     r = gp("sql", "DELETE FROM t", "--ref", "HEAD")
     assert r.returncode == 2 and "read-only" in r.stderr
+    assert gp("sql", "INSERT INTO t VALUES (3, 'c')").returncode == 0
+    assert gp("commit", "-m", "third row").returncode == 0
+    assert gp("sql", "SELECT count(*) AS n FROM t", "--ref", "HEAD",
+              "--format", "csv").stdout == "n\n3\n"
     subprocess.run(["git", "-C", str(tmp_path), "fsck", "--strict"], check=True,
                    capture_output=True)

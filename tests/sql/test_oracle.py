@@ -251,6 +251,22 @@ def test_autoincrement_matches_sqlite(pair):
         pair.run(s)
 
 
+def test_quoted_names_match_sqlite(pair):
+    for s in ['CREATE TABLE "my table" ("the id" INTEGER PRIMARY KEY, "select" TEXT, '
+              '[weird"col] REAL)',
+              'CREATE INDEX "idx one" ON "my table" ("select", [weird"col])',
+              "INSERT INTO \"my table\" VALUES (1, 'a', 1.5), (2, 'b', NULL), (3, 'a', -1)",
+              "SELECT * FROM \"my table\" WHERE \"select\" = 'a' ORDER BY 1",
+              "SELECT * FROM \"my table\" WHERE \"select\" = 'a' AND [weird\"col] > 0",
+              'ALTER TABLE "my table" RENAME TO "Other T"',
+              'SELECT * FROM "other t" ORDER BY 1',
+              "CREATE TABLE Mixed (Id INTEGER PRIMARY KEY, Val TEXT)",
+              "INSERT INTO mixed VALUES (1, 'x')", "SELECT * FROM MIXED",
+              "CREATE TABLE mixed (a)", "DROP TABLE MiXeD", "SELECT * FROM mixed"]:
+        pair.run(s)
+    check_indexes(pair.store)
+
+
 def test_insert_select_and_returning(pair):
     for s in SEED:
         pair.run(s)
