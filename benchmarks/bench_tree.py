@@ -18,7 +18,8 @@ Workloads (time per operation, median of ``--repeat`` runs; setup is never timed
 
 * ``insert``           N single inserts into an empty tree, then get_root_hash()
 * ``insert_hash_each`` N single inserts into an empty tree, get_root_hash() after each one
-                       (the honest unbuffered O(log n) cost of a write)
+                       (the honest unbuffered O(log n) cost of a write); above 50k keys,
+                       the last 50k inserts into the tree built from the others
 * ``insert_batch``     insert_batch(N pairs) into an empty tree + get_root_hash(), per item
 * ``find``             find() of every key of an N-key tree, in random order
 * ``delete``           delete N/10 existing keys one at a time, then get_root_hash()
@@ -34,6 +35,8 @@ Workloads (time per operation, median of ``--repeat`` runs; setup is never timed
                        the tree keeps alive counts (ours only: tracemalloc cannot see Rust)
 * ``memory_rss``       RSS growth (/proc/self/statm) across insert_batch(N) + get_root_hash()
                        per pair, input allocated before and kept alive (both)
+* ``memory_read_*``    the same two measures taken after a full read pass (find() of every
+                       key in random order) over the built tree: what read caches add
 
 The wheel's single insert, delete and mixed workloads cost O(n) per operation. Before a
 wheel workload runs, a short probe on a tree of the right size projects its time; when
@@ -61,12 +64,12 @@ from _common import (  # noqa: E402
 
 TIMED = ["insert", "insert_hash_each", "insert_batch", "find", "delete", "mixed", "proof",
          "diff"]
-MEMORY = ["memory_tracemalloc", "memory_rss"]
+MEMORY = ["memory_tracemalloc", "memory_rss", "memory_read_tracemalloc", "memory_read_rss"]
 ALL = TIMED + MEMORY
 
 LABELS = {
     "insert": "single insert (root hash at end)",
-    "insert_hash_each": "single insert, root hash after every insert",
+    "insert_hash_each": "single insert, root hash after every insert (last 50k above 50k)",
     "insert_batch": "insert_batch, per item",
     "find": "find (random order)",
     "delete": "delete N/10 (root hash at end)",
@@ -75,21 +78,27 @@ LABELS = {
     "diff": "diff, trees 100 keys apart [ms/diff]",
     "memory_tracemalloc": "memory [B/pair, tracemalloc]",
     "memory_rss": "memory [B/pair, RSS delta]",
+    "memory_read_tracemalloc": "memory after reading every key [B/pair, tracemalloc]",
+    "memory_read_rss": "memory after reading every key [B/pair, RSS delta]",
 }
 UNITS = {w: "us/op" for w in TIMED}
-UNITS.update(diff="ms", memory_tracemalloc="B/pair", memory_rss="B/pair")
+UNITS.update(diff="ms", memory_tracemalloc="B/pair", memory_rss="B/pair",
+             memory_read_tracemalloc="B/pair", memory_read_rss="B/pair")
 
 PROOF_KEYS = 1000
 DIFF_MODIFIED, DIFF_REMOVED, DIFF_ADDED = 34, 33, 33
 JSON_MARK = "@@BENCH-JSON@@"
 
-# DESIGN.md "Performance bar": (workload, size, target, unit)
+# DESIGN.md "Performance bar" and issue 10's targets: (workload, size, target)
 TARGETS = [
-    ("insert", 10_000, 15), ("find", 10_000, 3), ("delete", 10_000, 15),
-    ("mixed", 10_000, 8), ("insert_batch", 10_000, 0.8), ("proof", 10_000, 30),
-    ("insert", 1_000_000, 30), ("find", 1_000_000, 6),
+    ("insert", 10_000, 1.0), ("insert_hash_each", 10_000, 40), ("find", 10_000, 0.8),
+    ("delete", 10_000, 15), ("mixed", 10_000, 8), ("insert_batch", 10_000, 0.55),
+    ("proof", 10_000, 15),
+    ("insert", 1_000_000, 30), ("insert_hash_each", 1_000_000, 60),
+    ("find", 1_000_000, 4.0), ("insert_batch", 1_000_000, 1.4), ("proof", 1_000_000, 30),
     ("diff", 1_000_000, None),
-    ("memory_tracemalloc", 10_000, 100), ("memory_tracemalloc", 1_000_000, 100),
+    ("memory_tracemalloc", 10_000, 100), ("memory_tracemalloc", 1_000_000, 65),
+    ("memory_read_tracemalloc", 1_000_000, 100), ("memory_read_rss", 1_000_000, 100),
 ]
 
 
@@ -249,10 +258,16 @@ def wl_insert(impl: Impl, d: Data):
     return el, d.n, {"root": root.hex()}
 
 
+HASH_EACH_MAX = 50_000
+
+
 def wl_insert_hash_each(impl: Impl, d: Data):
-    t = impl.tree()
+    # above HASH_EACH_MAX keys the tree is first built from all but the last
+    # HASH_EACH_MAX pairs (untimed), and only those are inserted one by one
+    m = min(d.n, HASH_EACH_MAX)
+    t = impl.built(d.items[:d.n - m]) if m < d.n else impl.tree()
     ins, h = t.insert, t.get_root_hash
-    items = d.items
+    items = d.items[d.n - m:]
     settle()
     t0 = start()
     for k, v in items:
@@ -260,7 +275,7 @@ def wl_insert_hash_each(impl: Impl, d: Data):
         h()
     el = stop(t0)
     assert t.size() == d.n
-    return el, d.n, {"root": t.get_root_hash().hex()}
+    return el, m, {"root": t.get_root_hash().hex()}
 
 
 def wl_insert_batch(impl: Impl, d: Data):
@@ -411,7 +426,8 @@ def project(impl: Impl, d: Data, workload: str) -> float | None:
             per = _sample(lambda k, v: (t.insert(k, v), h()), d.items[half:])
         t0 = clock()
         t.get_root_hash()
-        return per * n + (clock() - t0)
+        ops = n if workload == "insert" else min(n, HASH_EACH_MAX)
+        return per * ops + (clock() - t0)
     if workload == "find":
         t = impl.built(d.items)
         return _sample(t.find, ((k,) for k in d.order)) * n
@@ -443,18 +459,29 @@ def project(impl: Impl, d: Data, workload: str) -> float | None:
 
 # -- memory ---------------------------------------------------------------------------------
 
-def mem_tracemalloc(impl: Impl, n: int, seed: int) -> dict:
+def _read_all(t, keys: list, seed: int) -> None:
+    order = keys[:]
+    random.Random(seed + 101).shuffle(order)
+    f = t.find
+    for k in order:
+        f(k)
+
+
+def mem_tracemalloc(impl: Impl, n: int, seed: int, read: bool = False) -> dict:
     import tracemalloc
     impl.tree().get_root_hash()  # imports and one-time module state are not the tree's
     gc.collect()
     tracemalloc.start()
     keys, vals, fp = random_pairs(n, seed)
     items = list(zip(keys, vals))
-    del keys, vals
+    del vals
     t = impl.tree()
     t.insert_batch(items)
     t.get_root_hash()
     del items
+    if read:
+        _read_all(t, keys, seed)
+    del keys
     gc.collect()
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -462,20 +489,34 @@ def mem_tracemalloc(impl: Impl, n: int, seed: int) -> dict:
     return {"value": current / n, "peak_per_pair": peak / n, "fingerprint": fp}
 
 
-def mem_rss(impl: Impl, n: int, seed: int) -> dict:
+def mem_rss(impl: Impl, n: int, seed: int, read: bool = False) -> dict:
     keys, vals, fp = random_pairs(n, seed)
     items = list(zip(keys, vals))
+    order = keys[:]
     t = impl.tree()
     t.get_root_hash()
     gc.collect()
     before = rss_bytes()
     t.insert_batch(items)
     t.get_root_hash()
+    if read:
+        random.Random(seed + 101).shuffle(order)
+        f = t.find
+        for k in order:
+            f(k)
     gc.collect()
     after = rss_bytes()
     assert t.size() == n
     return {"value": (after - before) / n, "rss_before_mb": before / 2**20,
             "rss_after_mb": after / 2**20, "fingerprint": fp}
+
+
+MEMORY_FNS = {
+    "memory_tracemalloc": lambda impl, n, seed: mem_tracemalloc(impl, n, seed),
+    "memory_rss": lambda impl, n, seed: mem_rss(impl, n, seed),
+    "memory_read_tracemalloc": lambda impl, n, seed: mem_tracemalloc(impl, n, seed, True),
+    "memory_read_rss": lambda impl, n, seed: mem_rss(impl, n, seed, True),
+}
 
 
 # -- the worker's main loop -----------------------------------------------------------------
@@ -490,11 +531,11 @@ def run_worker(args) -> None:
         mem = [w for w in args.workloads if w in MEMORY]
         timed = [w for w in args.workloads if w in TIMED]
         for w in mem:
-            if w == "memory_tracemalloc" and impl.name == "wheel":
+            if w.endswith("tracemalloc") and impl.name == "wheel":
                 out["results"].append({"workload": w, "size": n, "impl": impl.name,
                                        "value": None, "note": "n/a (Rust heap)"})
                 continue
-            info = (mem_tracemalloc if w == "memory_tracemalloc" else mem_rss)(impl, n, args.seed)
+            info = MEMORY_FNS[w](impl, n, args.seed)
             value = info.pop("value")
             out["results"].append({"workload": w, "size": n, "impl": impl.name,
                                    "value": value, "unit": UNITS[w], "runs": 1,
@@ -597,7 +638,7 @@ def render(results: list[dict], sizes: list[int], with_wheel: bool, repeat: int)
                 notes.append(f"ours {o['runs']} runs")
             if w in MEMORY:
                 notes.append("1 fresh process")
-            if w == "memory_rss" and n < 100_000:
+            if w.endswith("rss") and n < 100_000:
                 notes.append("page-granular, noisy at this size")
             for who, r in (("ours", o), ("wheel", wh)):
                 # wall time well above CPU time: other processes were taking the cores
@@ -622,7 +663,8 @@ def render(results: list[dict], sizes: list[int], with_wheel: bool, repeat: int)
 
 def render_targets(results: list[dict]) -> str:
     by = {(r["workload"], r["size"]): r for r in results if r["impl"] == "ours"}
-    rows = ["| DESIGN.md target | size | ours | target | met |", "|---|---:|---:|---:|---|"]
+    rows = ["| target (DESIGN.md, issue 10) | size | ours | target | met |",
+            "|---|---:|---:|---:|---|"]
     for w, n, target in TARGETS:
         r = by.get((w, n))
         if r is None or r.get("value") is None:
@@ -664,14 +706,15 @@ def run_parent(args) -> None:
     for n in args.sizes:
         for name, py, budget in impls:
             jobs = [timed] if timed else []
-            jobs += [[w] for w in mem if not (name == "wheel" and w == "memory_tracemalloc")]
+            jobs += [[w] for w in mem if not (name == "wheel" and w.endswith("tracemalloc"))]
             for wl in jobs:
                 out = spawn(py, name, [n], wl, args, budget)
                 results += out["results"]
                 meta["workers"].append({k: out[k] for k in ("impl", "version", "path")})
-            if name == "wheel" and "memory_tracemalloc" in mem:
-                results.append({"workload": "memory_tracemalloc", "size": n, "impl": "wheel",
-                                "value": None, "note": "n/a (Rust heap)"})
+            for w in mem:
+                if name == "wheel" and w.endswith("tracemalloc"):
+                    results.append({"workload": w, "size": n, "impl": "wheel",
+                                    "value": None, "note": "n/a (Rust heap)"})
         # same inputs on both sides?
         fps = {r["fingerprint"] for r in results if r["size"] == n and r.get("fingerprint")}
         if len(fps) > 1:

@@ -30,3 +30,22 @@ from .versioning import (  # noqa: E402  (versioning layer, issue #4)
 )
 
 __all__ += ["VersionedKvStore", "StorageBackend", "KvDiff", "DiffOperation", "Unresolved"]
+
+from .errors import WorktreeLockedError  # noqa: E402  (namespaces and worktrees, issue #11)
+from .versioning import (  # noqa: E402
+    NamespacedKvStore, WorktreeManager, WorktreeVersionedKvStore,
+)
+
+__all__ += ["NamespacedKvStore", "WorktreeManager", "WorktreeVersionedKvStore",
+            "WorktreeLockedError"]
+from .errors import AuthenticationError, NonFastForwardError, RemoteError  # noqa: E402 (sync, #15)
+
+__all__ += ["RemoteError", "NonFastForwardError", "AuthenticationError"]
+
+
+def __getattr__(name: str):
+    # ProllySQLStore needs the sql extra (apsw), so it is imported on first use (issue 12)
+    if name == "ProllySQLStore":
+        from .sql import ProllySQLStore
+        return ProllySQLStore
+    raise AttributeError(f"module 'prollytree' has no attribute {name!r}")

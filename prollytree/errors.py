@@ -53,6 +53,11 @@ class UnknownRefError(ProllyError, ValueError):
     """A branch, tag or commit reference does not resolve."""
 
 
+class InvalidRefNameError(ProllyError, ValueError):
+    """A branch, tag or ref name breaks one of Git's ref-name rules (``git
+    check-ref-format``); the message names the rule."""
+
+
 class MergeConflictError(ProllyError, ValueError):
     """A merge stopped on conflicts that the chosen resolution did not settle."""
 
@@ -66,3 +71,28 @@ class RevertConflictError(MergeConflictError):
     again since. ``conflicts`` are MergeConflict objects with ``base_value`` = the value
     the commit made, ``source_value`` = the value before it (what the revert would
     restore) and ``destination_value`` = the current value."""
+
+
+class WorktreeLockedError(StoreError):
+    """A write or commit through a handle that does not hold a worktree's lock (see
+    :class:`prollytree.versioning.worktree.WorktreeVersionedKvStore`); also raised when
+    removing a locked worktree."""
+
+    def __init__(self, message: str, worktree_id: str | None = None,
+                 reason: str | None = None) -> None:
+        self.worktree_id = worktree_id
+        self.reason = reason
+        super().__init__(message)
+class RemoteError(ProllyError, ValueError):
+    """A remote (another repository, a Git server, a prollytree HTTP server) cannot be
+    reached, or refused or failed a fetch or a push; nothing changed locally."""
+
+
+class NonFastForwardError(RemoteError):
+    """A push would move a remote branch to a commit that does not descend from its
+    current one (it would lose the remote's commits): fetch and merge (``pull``) first,
+    or push with ``force=True``."""
+
+
+class AuthenticationError(RemoteError):
+    """A server refused a request for a missing or wrong token (HTTP 401 / 403)."""

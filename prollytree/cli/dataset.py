@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from typing import Iterator
 
+from prollytree.git.repo import find_repo_root
+
 
 class NotADataset(ValueError):
     """No dataset at or above the directory a command runs in."""
@@ -23,18 +25,6 @@ class NotADataset(ValueError):
 class Location:
     path: str          #: absolute dataset directory
     backend: str       #: StorageBackend member name: "Git", "File" or "RocksDB"
-
-
-def find_repo_root(start: str) -> str | None:
-    """The work tree root of the Git repository containing ``start`` (or None)."""
-    d = start
-    while True:
-        if os.path.exists(os.path.join(d, ".git")):
-            return d
-        parent = os.path.dirname(d)
-        if parent == d:
-            return None
-        d = parent
 
 
 def locate(start: str) -> Location:

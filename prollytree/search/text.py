@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any, Iterator
+from typing import Iterator
 
 from .derived import DerivedIndex
 

@@ -34,10 +34,16 @@ def _lmdb(path: str, read_only: bool) -> NodeStore:
     return LMDBNodeStore(path, read_only=read_only)
 
 
+def _s3(path: str, read_only: bool) -> NodeStore:
+    from .s3 import S3NodeStore
+    return S3NodeStore(path, read_only=read_only)
+
+
 _PERSISTENT: dict[str, Callable[[str, bool], NodeStore]] = {
     "file": _file,
     "rocksdb": _rocksdb,
     "lmdb": _lmdb,
+    "s3": _s3,
 }
 
 #: Every storage kind accepted by :func:`open_store` and ``ProllyTree(storage_type)``.

@@ -46,9 +46,10 @@ import zlib
 from collections import OrderedDict
 from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
 
-from ..errors import StoreError
+from ..errors import CorruptNodeError, StoreError
+from ..git.objects import (MODE_BLOB, MODE_TREE, git_raw_id, tree_layout)
+from ..git.pack import write_pack
 from .base import ANY, NodeStore
-from .durable import fsync_dir
 
 try:  # pragma: no cover - import probe
     from dulwich.objects import Blob
@@ -57,38 +58,25 @@ except ImportError:  # pragma: no cover
     Repo = None  # type: ignore[assignment]
 
 MAP_RECORD = struct.Struct(">c32s20s")
+#: On disk each record is followed by the CRC-32 of its 53 bytes, so that a damaged
+#: record is recognised (and the map rebuilt from the objects) instead of sending reads
+#: to a wrong object; the file starts with MAP_MAGIC.
+MAP_MAGIC = b"PRLYMAP\x02"
+_MAP_DISK = struct.Struct(">c32s20sI")
 #: record kinds in the node map: the node's bytes as a blob / the node's mirror Git tree
 KIND_BLOB = b"B"
 KIND_TREE = b"T"
 
-MODE_BLOB = 0o100644
-MODE_TREE = 0o040000
 NODE_ENTRY = b"node"
-_MODE_TEXT = {MODE_TREE: b"40000 ", MODE_BLOB: b"100644 "}
 
 #: entry names of this many internal nodes are kept (they cost a hash per child to make)
 NAME_CACHE = 8192
 #: tree bodies of this many mirror trees built are kept, to patch into the next version
 LAYOUT_CACHE = 2048
 
-_TYPE_NUM = {b"commit": 1, b"tree": 2, b"blob": 3, b"tag": 4}
 _sha1 = hashlib.sha1
 _sha256 = hashlib.sha256
 _blake2b = hashlib.blake2b
-
-
-def git_object_id(kind: bytes, data: bytes) -> bytes:
-    """The 40-hex Git id of an object of ``kind`` (b"blob", b"tree", b"commit") and body."""
-    h = _sha1(kind + b" %d\0" % len(data))
-    h.update(data)
-    return h.hexdigest().encode("ascii")
-
-
-def git_raw_id(kind: bytes, data: bytes) -> bytes:
-    """The 20-byte Git id of an object of ``kind`` and body."""
-    h = _sha1(kind + b" %d\0" % len(data))
-    h.update(data)
-    return h.digest()
 
 
 def child_entry_name(first_key: bytes, used: set) -> bytes:
@@ -104,121 +92,28 @@ def child_entry_name(first_key: bytes, used: set) -> bytes:
     return name
 
 
-def tree_body(entries: list[tuple[bytes, int, bytes]], plain: bool = False) -> bytes:
-    """The body of a Git tree object holding ``entries`` ((name, mode, 20-byte id)),
-    sorted as Git sorts them (a tree's name compares as if it ended with "/"; ``plain``
-    says that no name is a prefix of another, so that bytes order is Git's order)."""
-    if plain:
-        entries.sort()
-    else:
-        entries.sort(key=lambda e: e[0] + b"/" if e[1] == MODE_TREE else e[0])
-    modes = _MODE_TEXT
-    return b"".join([(modes.get(m) or b"%o " % m) + n + b"\0" + s for n, m, s in entries])
+def _encode_map(records: Iterable[tuple[bytes, bytes, bytes]]) -> bytes:
+    pack, crc32 = MAP_RECORD.pack, zlib.crc32
+    out = []
+    for k, a, s in records:
+        rec = pack(k, a, s)
+        out.append(rec + struct.pack(">I", crc32(rec)))
+    return b"".join(out)
 
 
-def tree_layout(entries: list[tuple[bytes, int, bytes, int]], plain: bool = False
-                ) -> tuple[bytes, list[int], int]:
-    """Like :func:`tree_body` for entries (name, mode, 20-byte id, index), index -1 for
-    one entry and 0..n-1 for the others: returns (body, offset of each indexed entry's
-    id in the body, offset of the -1 entry's id)."""
-    if plain:
-        entries.sort()
-    else:
-        entries.sort(key=lambda e: e[0] + b"/" if e[1] == MODE_TREE else e[0])
-    modes = _MODE_TEXT
-    offsets = [0] * (len(entries) - 1)
-    special = -1
-    parts = []
+def _mirror_node_entry(body: bytes) -> bytes | None:
+    """The 20-byte id of the ``node`` blob entry of a tree body, if it has one."""
     pos = 0
-    for n, m, s, i in entries:
-        head = (modes.get(m) or b"%o " % m) + n + b"\0"
-        pos += len(head)
-        if i < 0:
-            special = pos
-        else:
-            offsets[i] = pos
-        parts.append(head)
-        parts.append(s)
-        pos += 20
-    return b"".join(parts), offsets, special
-
-
-def write_pack(pack_dir: str, objects: list[tuple], compression: int = 1) -> str | None:
-    """Write ``objects`` ((kind, 20-byte id, body) triples, or (kind, id, body, zlib
-    level) to override ``compression`` for one object) as one pack + index v2 in
-    ``pack_dir``, durably. Returns the pack's base path (None when nothing to write)."""
-    if not objects:
-        return None
-    os.makedirs(pack_dir, exist_ok=True)
-    chunks = [b"PACK", struct.pack(">II", 2, len(objects))]
-    offset = 12
-    entries = []  # (raw sha, crc, offset)
-    compress = zlib.compress
-    crc32 = zlib.crc32
-    for obj in objects:
-        kind, sha, body = obj[0], obj[1], obj[2]
-        size = len(body)
-        c = (_TYPE_NUM[kind] << 4) | (size & 15)
-        size >>= 4
-        hdr = bytearray()
-        while size:
-            hdr.append(c | 0x80)
-            c = size & 0x7F
-            size >>= 7
-        hdr.append(c)
-        z = compress(body, obj[3] if len(obj) > 3 else compression)
-        entries.append((sha, crc32(z, crc32(hdr)), offset))
-        chunks.append(bytes(hdr))
-        chunks.append(z)
-        offset += len(hdr) + len(z)
-    h = _sha1()
-    for c in chunks:
-        h.update(c)
-    pack_sha = h.digest()
-    chunks.append(pack_sha)
-    entries.sort()
-    # index v2
-    fan = [0] * 256
-    for sha, _, _ in entries:
-        fan[sha[0]] += 1
-    total = 0
-    for i in range(256):
-        total += fan[i]
-        fan[i] = total
-    large: list[int] = []
-    offs = []
-    for _, _, off in entries:
-        if off < 0x80000000:
-            offs.append(off)
-        else:
-            offs.append(0x80000000 | len(large))
-            large.append(off)
-    idx = [b"\xfftOc", struct.pack(">I", 2), struct.pack(">256I", *fan),
-           b"".join(e[0] for e in entries),
-           struct.pack(">%dI" % len(entries), *(e[1] for e in entries)),
-           struct.pack(">%dI" % len(entries), *offs)]
-    if large:
-        idx.append(struct.pack(">%dQ" % len(large), *large))
-    idx.append(pack_sha)
-    idx_body = b"".join(idx)
-    idx_body += _sha1(idx_body).digest()
-    base = os.path.join(pack_dir, "pack-" + pack_sha.hex())
-    if os.path.exists(base + ".idx") and os.path.exists(base + ".pack"):
-        return base  # the very same objects are already packed
-    for suffix, data in ((".pack", b"".join(chunks)), (".idx", idx_body)):
-        tmp = f"{base}{suffix}.tmp{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, base + suffix)  # .pack first: readers need the .idx to see it
-    fsync_dir(pack_dir, required=False)
-    return base
+    n = len(body)
+    while pos < n:
+        sp = body.find(b" ", pos)
+        nul = body.find(b"\0", sp + 1)
+        if sp < 0 or nul < 0 or nul + 21 > n:
+            return None
+        if body[sp + 1:nul] == NODE_ENTRY and body[pos:sp] in (b"100644", b"644"):
+            return body[nul + 1:nul + 21]
+        pos = nul + 21
+    return None
 
 
 class Mirror(NamedTuple):
@@ -257,15 +152,22 @@ class GitNodeStore(NodeStore):
                 os.makedirs(path, exist_ok=True)
                 repo = Repo.init(path, default_branch=b"main")
             else:
-                repo = Repo(path)
+                try:
+                    repo = Repo(path)
+                except Exception as e:   # dulwich: a damaged config, HEAD, commondir...
+                    raise StoreError(f"cannot open the Git repository at {path}, its files "
+                                     f"are damaged ({type(e).__name__}: {e})") from e
             self._owns_repo = True
         else:
             self._owns_repo = False
         self.repo = repo
         self.read_only = read_only
         self.object_store = repo.object_store
-        self.pack_dir = os.path.join(repo.controldir(), "objects", "pack")
-        self.state_dir = os.path.join(repo.controldir(), "prollytree")
+        # objects and the node map are shared by every worktree of the repository: use
+        # the common directory, not a linked worktree's own .git/worktrees/<id>
+        self.objects_dir = os.path.normpath(repo.object_store.path)
+        self.pack_dir = os.path.join(self.objects_dir, "pack")
+        self.state_dir = os.path.join(os.path.normpath(repo.commondir()), "prollytree")
         self.map_path = os.path.join(self.state_dir, "nodemap")
         self._lock = threading.RLock()
         self._pending: dict[bytes, bytes] = {}
@@ -280,12 +182,16 @@ class GitNodeStore(NodeStore):
         #: called with no argument on a lookup miss; may teach the store (learn_mirror)
         #: where to find more nodes, returning True when it learnt something
         self.miss_handler: Callable[[], bool] | None = None
+        #: why the node map was last rebuilt (damage found in it), or None
+        self.map_damage: str | None = None
         self._load_map()
 
     # -- node map ---------------------------------------------------------------------
 
     def _load_map(self) -> bool:
-        """Read map records appended since the last read (by any process)."""
+        """Read map records appended since the last read (by any process). A damaged
+        record (or a map in an older format) makes the store rebuild the map from the
+        objects themselves (:meth:`rebuild_map`)."""
         try:
             st = os.stat(self.map_path)
         except FileNotFoundError:
@@ -295,24 +201,141 @@ class GitNodeStore(NodeStore):
             self._map_offset = 0
         if st.st_size <= self._map_offset:
             return False
-        with open(self.map_path, "rb") as f:
-            f.seek(self._map_offset)
-            data = f.read()
-        n = len(data) // MAP_RECORD.size
+        try:
+            with open(self.map_path, "rb") as f:
+                f.seek(self._map_offset)
+                data = f.read()
+        except OSError as e:
+            raise StoreError(f"cannot read the node map {self.map_path}: {e}") from e
+        pos = 0
+        if self._map_offset == 0:
+            if data[:len(MAP_MAGIC)] != MAP_MAGIC:
+                if len(data) < len(MAP_MAGIC) and MAP_MAGIC.startswith(data):
+                    return False                 # being created right now
+                return self._map_damaged("it does not start with the node-map header")
+            pos = len(MAP_MAGIC)
+        size = _MAP_DISK.size
+        # A partial record at the end is an append in progress (or torn by a crash: the
+        # next append then misaligns, fails its checksums and causes a rebuild).
+        n = (len(data) - pos) // size
         blob, tree = self._blob, self._tree
-        for kind, addr, sha in MAP_RECORD.iter_unpack(data[:n * MAP_RECORD.size]):
+        crc32 = zlib.crc32
+        for i in range(n):
+            rec = data[pos + i * size:pos + (i + 1) * size]
+            kind, addr, sha, crc = _MAP_DISK.unpack(rec)
+            if crc != crc32(rec[:-4]) or kind not in (KIND_BLOB, KIND_TREE):
+                return self._map_damaged(f"record {i} after offset {self._map_offset} "
+                                         f"fails its checksum")
             (blob if kind == KIND_BLOB else tree)[addr] = sha
-        self._map_offset += n * MAP_RECORD.size
+        self._map_offset += pos + n * size
         return n > 0
+
+    def _map_damaged(self, why: str) -> bool:
+        """The node map cannot be trusted: forget it and rebuild it from the objects."""
+        self.map_damage = f"{self.map_path}: {why}; rebuilt from the Git objects"
+        self._blob.clear()
+        self._tree.clear()
+        self.rebuild_map()
+        return True
+
+    def rebuild_map(self) -> int:
+        """Rebuild the node map from the repository's objects: every blob is mapped by
+        the SHA-256 of its bytes, every tree holding a ``node`` entry (a mirror tree) by
+        that blob's. Reads every object once (O(repository)); used when the map is
+        damaged. Returns the number of records written."""
+        with self._lock:
+            records: dict[tuple[bytes, bytes], bytes] = {}
+            trees: list[tuple[bytes, bytes]] = []
+            store = self.object_store
+            for hexsha in list(self._all_object_ids()):
+                try:
+                    kind, data = store.get_raw(hexsha)
+                except Exception:               # damaged or vanished: not mappable
+                    continue
+                raw = bytes.fromhex(hexsha.decode("ascii"))
+                if kind == 3:
+                    records[(KIND_BLOB, _sha256(data).digest())] = raw
+                elif kind == 2:
+                    node_sha = _mirror_node_entry(data)
+                    if node_sha is not None:
+                        trees.append((node_sha, raw))
+            by_blob = {sha: addr for (k, addr), sha in records.items()}
+            for node_sha, tree_sha in trees:
+                addr = by_blob.get(node_sha)
+                if addr is not None:
+                    records[(KIND_TREE, addr)] = tree_sha
+            self._blob.clear()
+            self._tree.clear()
+            out = []
+            for (kind, addr), sha in records.items():
+                (self._blob if kind == KIND_BLOB else self._tree)[addr] = sha
+                out.append((kind, addr, sha))
+            if not self.read_only:
+                self._write_map(out)
+            return len(out)
+
+    def _all_object_ids(self) -> Iterator[bytes]:
+        """40-hex ids of every object (packed and loose); damaged indexes are skipped."""
+        seen: set = set()
+        try:
+            packs = list(self.object_store.packs)
+        except Exception:
+            packs = []
+        for pack in packs:
+            try:
+                for entry in pack.index.iterentries():
+                    seen.add(entry[0])
+            except Exception:
+                continue
+        for raw in seen:
+            yield raw.hex().encode("ascii")
+        objects = os.path.join(self.repo.controldir(), "objects")
+        try:
+            dirs = os.listdir(objects)
+        except OSError:
+            return
+        for d in dirs:
+            if len(d) != 2:
+                continue
+            try:
+                names = os.listdir(os.path.join(objects, d))
+            except OSError:
+                continue
+            for name in names:
+                if len(name) == 38:
+                    yield (d + name).encode("ascii")
+
+    def _write_map(self, records: list) -> None:
+        """Replace the map file with ``records`` (atomically)."""
+        os.makedirs(self.state_dir, exist_ok=True)
+        tmp = f"{self.map_path}.tmp{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(MAP_MAGIC + _encode_map(records))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.map_path)
+        st = os.stat(self.map_path)
+        self._map_ino = (st.st_dev, st.st_ino)
+        self._map_offset = st.st_size
 
     def _append_map(self, records: list[tuple[bytes, bytes, bytes]]) -> None:
         if not records or self.read_only:
             return
         os.makedirs(self.state_dir, exist_ok=True)
-        data = b"".join(MAP_RECORD.pack(k, a, s) for k, a, s in records)
+        if not os.path.exists(self.map_path):
+            # Create it with its header, atomically (link fails if another process won).
+            tmp = f"{self.map_path}.new{os.getpid()}"
+            with open(tmp, "wb") as f:
+                f.write(MAP_MAGIC)
+            try:
+                os.link(tmp, self.map_path)
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
         fd = os.open(self.map_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            os.write(fd, data)
+            os.write(fd, _encode_map(records))
         finally:
             os.close(fd)
 
@@ -336,6 +359,10 @@ class GitNodeStore(NodeStore):
         caveat as :meth:`blob_id`)."""
         sha = self._tree.get(address)
         return None if sha is None else sha.hex().encode("ascii")
+
+    def known_tree_ids(self) -> set:
+        """The Git tree ids of every mirror subtree the node map knows (a copy)."""
+        return set(self._tree.values())
 
     def known_id(self, address: bytes, level: int) -> bytes | None:
         """20-byte id of node ``address``'s mirror entry (a tree for ``level`` >= 1, the
@@ -363,28 +390,23 @@ class GitNodeStore(NodeStore):
                     if progress is not None:
                         progress(1)
             if not self.read_only and not dry_run:
-                os.makedirs(self.state_dir, exist_ok=True)
-                tmp = f"{self.map_path}.tmp{os.getpid()}"
-                with open(tmp, "wb") as f:
-                    f.write(b"".join(MAP_RECORD.pack(k, a, s) for k, a, s in kept))
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.map_path)
-                st = os.stat(self.map_path)
-                self._map_ino = (st.st_dev, st.st_ino)
-                self._map_offset = st.st_size
+                self._write_map(kept)
             return {"kept": len(kept), "dropped": dropped}
 
     def _present_set(self) -> set:
         """Ids of every packed object (read from the pack indexes)."""
         out: set = set()
-        for pack in self.object_store.packs:
-            out.update(e[0] for e in pack.index.iterentries())
+        try:
+            for pack in self.object_store.packs:
+                out.update(e[0] for e in pack.index.iterentries())
+        except Exception as e:
+            raise StoreError(f"cannot list the objects of {self.pack_dir}: a pack index is "
+                             f"damaged ({type(e).__name__}: {e}); run 'git fsck'") from e
         return out
 
     def _loose_exists(self, sha: bytes) -> bool:
         h = sha.hex()
-        return os.path.exists(os.path.join(self.repo.controldir(), "objects", h[:2], h[2:]))
+        return os.path.exists(os.path.join(self.objects_dir, h[:2], h[2:]))
 
     # -- NodeStore ------------------------------------------------------------------------
 
@@ -393,12 +415,29 @@ class GitNodeStore(NodeStore):
         not a blob)."""
         return self._read_blob(sha)
 
-    def _read_blob(self, sha: bytes) -> bytes | None:
+    def _read_blob(self, sha: bytes, verify: bool = False) -> bytes | None:
+        """The bytes of blob ``sha`` (20 bytes or 40 hex), None when absent (or not a
+        blob). Raises StoreError naming the object when Git's files holding it are
+        damaged: dulwich's own errors (zlib, struct, index assertions...) never escape.
+        ``verify`` also checks the bytes against the id (node reads need not: they are
+        checked against their SHA-256 address)."""
         try:
             kind, data = self.object_store.get_raw(sha)
         except KeyError:
             return None
-        return data if kind == 3 else None
+        except Exception as e:
+            name = sha.hex() if len(sha) == 20 else sha.decode("ascii", "replace")
+            raise StoreError(f"Git object {name} cannot be read, the repository's object "
+                             f"files are damaged ({type(e).__name__}: {e}); run "
+                             f"'git fsck'") from e
+        if kind != 3 or not isinstance(data, bytes):
+            return None
+        if verify:
+            raw = sha if len(sha) == 20 else bytes.fromhex(sha.decode("ascii"))
+            if git_raw_id(b"blob", data) != raw:
+                raise StoreError(f"Git object {raw.hex()} is damaged: its bytes do not hash "
+                                 f"to its id; run 'git fsck'")
+        return data
 
     def _get(self, address: bytes) -> bytes | None:
         data = self._pending.get(address)
@@ -412,7 +451,10 @@ class GitNodeStore(NodeStore):
             sha = self._blob.get(address)
             if sha is None:
                 return None
-        data = self._read_blob(sha)
+        try:
+            data = self._read_blob(sha)
+        except StoreError as e:
+            raise CorruptNodeError(address, str(e)) from e
         if data is None:
             # the object is gone (git gc pruned it): forget the stale entry
             with self._lock:
@@ -738,10 +780,11 @@ class GitNodeStore(NodeStore):
             seen.add(sha)
             try:
                 t = self.object_store[sha.hex().encode("ascii")]
-            except KeyError:
+                items = list(t.iteritems())
+            except Exception:       # absent, or damaged: nothing to learn from it
                 continue
             entries = {e.path: (e.mode, bytes.fromhex(e.sha.decode("ascii")))
-                       for e in t.iteritems()}
+                       for e in items}
             node_sha = entries.get(NODE_ENTRY, (None, None))[1]
             data = self._read_blob(node_sha) if node_sha else None
             if data is None:
@@ -770,40 +813,66 @@ class GitNodeStore(NodeStore):
         safe = "".join(c if c.isalnum() or c in "-_." else "_%02x" % ord(c) for c in name)
         return b"refs/prollytree/store/" + safe.encode("ascii")
 
-    def _get_ref(self, name: str) -> bytes | None:
+    def _ref_error(self, ref: bytes, e: Exception) -> StoreError:
+        if type(e).__name__ == "FileLocked":
+            from ..errors import StoreLockedError
+            return StoreLockedError(f"Git ref {ref.decode()} is locked ({e}); if no Git "
+                                    f"process is running, delete the .lock file")
+        return StoreError(f"Git ref {ref.decode()} cannot be read or written, its file is "
+                          f"damaged ({type(e).__name__}: {e})")
+
+    def _read_ref(self, ref: bytes) -> bytes | None:
         try:
-            sha = self.repo.refs[self._ref_name(name)]
+            sha = self.repo.refs[ref]
         except KeyError:
             return None
-        return self._read_blob(sha)
+        except Exception as e:
+            raise self._ref_error(ref, e) from e
+        if not isinstance(sha, bytes) or len(sha) != 40:
+            raise StoreError(f"Git ref {ref.decode()} holds {sha!r}, not an object id")
+        return sha
+
+    def _get_ref(self, name: str) -> bytes | None:
+        sha = self._read_ref(self._ref_name(name))
+        if sha is None:
+            return None
+        data = self._read_blob(sha, verify=True)
+        if data is None:
+            raise StoreError(f"Git ref {self._ref_name(name).decode()} names object "
+                             f"{sha.decode()}, which is missing or not a blob")
+        return data
 
     def _set_ref(self, name: str, value: bytes | None, expected: object) -> bool:
         ref = self._ref_name(name)
         with self._lock:
-            try:
-                old = self.repo.refs[ref]
-            except KeyError:
-                old = None
+            old = self._read_ref(ref)
             if expected is not ANY:
-                cur = None if old is None else self._read_blob(old)
+                cur = None if old is None else self._read_blob(old, verify=True)
                 if cur != expected:
                     return False
-            if value is None:
+            try:
+                if value is None:
+                    if old is None:
+                        return True
+                    return bool(self.repo.refs.remove_if_equals(ref, old))
+                b = Blob.from_string(bytes(value))
+                if not self.object_store.contains_loose(b.id) and b.id not in self.object_store:
+                    self.object_store.add_object(b)
                 if old is None:
-                    return True
-                return bool(self.repo.refs.remove_if_equals(ref, old))
-            b = Blob.from_string(bytes(value))
-            if not self.object_store.contains_loose(b.id) and b.id not in self.object_store:
-                self.object_store.add_object(b)
-            if old is None:
-                return bool(self.repo.refs.add_if_new(ref, b.id))
-            return bool(self.repo.refs.set_if_equals(ref, old, b.id))
+                    return bool(self.repo.refs.add_if_new(ref, b.id))
+                return bool(self.repo.refs.set_if_equals(ref, old, b.id))
+            except Exception as e:
+                raise self._ref_error(ref, e) from e
 
     def refs(self) -> Mapping[str, bytes]:
         out = {}
         prefix = b"refs/prollytree/store/"
-        for ref, sha in self.repo.refs.as_dict(prefix).items():
-            data = self._read_blob(sha)
+        try:
+            listed = self.repo.refs.as_dict(prefix).items()
+        except Exception as e:
+            raise self._ref_error(prefix, e) from e
+        for ref, sha in listed:
+            data = self._read_blob(sha, verify=True)
             if data is not None:
                 out[ref.decode("ascii")] = data
         return out

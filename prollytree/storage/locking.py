@@ -20,14 +20,16 @@ from __future__ import annotations
 import errno
 import math
 import os
+import struct
 import threading
 import time
 import weakref
+from abc import ABCMeta
 from typing import Callable
 
 from ..errors import StoreError, StoreLockedError
 from .base import NodeStore
-from .durable import make_store_dir
+from .._fs import make_store_dir
 
 try:  # pragma: no cover - the import itself is what is being probed
     import fcntl
@@ -94,6 +96,137 @@ def lock_holder(path: str) -> str | None:
     return pid if pid.isdigit() else None
 
 
+
+# -- fair (first come, first served) flock --------------------------------------------------
+#
+# flock alone is not fair: when it is released every waiter races for it, and a holder
+# that releases and re-takes it in a loop usually wins (it needs no wake-up), starving the
+# others for tens of seconds. fair_flock_until() puts a ticket queue in front of it:
+#
+# - a waiter draws the next number from ``<lock>.queue/seq`` (under a flock held for
+#   microseconds) and publishes a ticket file ``<number>.x`` (exclusive) or ``.s``
+#   (shared) in ``<lock>.queue/``, itself exclusively flocked by the waiter for as long
+#   as it waits (it is flocked before it is renamed into place, so a visible ticket
+#   always has a lock);
+# - it then waits until no *live* earlier ticket that conflicts with it remains (any
+#   earlier ticket for an exclusive waiter, earlier exclusive ones for a shared waiter),
+#   then takes the real flock on the lock file and deletes its ticket;
+# - a ticket whose flock can be taken belongs to a dead process (the kernel dropped the
+#   lock with it): whoever finds one deletes it. A crashed waiter never blocks anyone.
+#
+# A holder that releases and asks again draws a later number than everyone already
+# waiting, so waiters are served in arrival order. Mutual exclusion itself still rests
+# only on the kernel flock of the lock file, so a process that bypasses the queue (an
+# older version) can barge in but never break exclusion.
+
+QUEUE_SUFFIX = ".queue"
+_SEQ_NAME = "seq"
+_U64 = struct.Struct("<Q")
+
+
+def _try_flock(fd: int, op: int) -> bool:
+    try:
+        fcntl.flock(fd, op | fcntl.LOCK_NB)
+        return True
+    except OSError as e:
+        if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+        return False
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _take_ticket(queue: str, kind: str) -> tuple[int, str, int]:
+    """Draw the next number and publish ticket ``<number>.<kind>``, flocked by us.
+    Returns (number, ticket path, ticket fd)."""
+    os.makedirs(queue, exist_ok=True)
+    seq_fd = os.open(os.path.join(queue, _SEQ_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                     0o644)
+    try:
+        fcntl.flock(seq_fd, fcntl.LOCK_EX)       # held for a few syscalls; dies with us
+        raw = os.pread(seq_fd, 8, 0)
+        number = _U64.unpack(raw)[0] + 1 if len(raw) == 8 else 1
+        os.pwrite(seq_fd, _U64.pack(number), 0)
+        tmp = os.path.join(queue, f"tmp-{os.getpid()}-{threading.get_ident()}")
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)       # a fresh file: nobody else has it
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            path = os.path.join(queue, f"{number:016d}.{kind}")
+            os.rename(tmp, path)
+        except BaseException:
+            os.close(fd)
+            _unlink_quietly(tmp)
+            raise
+    finally:
+        os.close(seq_fd)                         # releases the counter flock
+    return number, path, fd
+
+
+def _live(path: str) -> bool:
+    """Whether the ticket at ``path`` belongs to a live waiter; deletes it if not."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False                             # served or given up meanwhile
+    try:
+        if not _try_flock(fd, fcntl.LOCK_SH):
+            return True
+        # Nobody holds it: its owner died between publishing it and deleting it.
+        _unlink_quietly(path)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _ahead(queue: str, number: int, exclusive: bool) -> bool:
+    """Whether a live ticket earlier than ``number`` conflicts with ours."""
+    try:
+        names = os.listdir(queue)
+    except FileNotFoundError:
+        return False
+    earlier = []
+    for name in names:
+        stem, dot, kind = name.partition(".")
+        if dot and stem.isdigit() and int(stem) < number and (exclusive or kind == "x"):
+            earlier.append(name)
+    # Newest first: the nearest live one ends the search; older dead ones are collected
+    # by whoever reaches them.
+    for name in sorted(earlier, reverse=True):
+        if _live(os.path.join(queue, name)):
+            return True
+    return False
+
+
+def fair_flock_until(fd: int, path: str, op: int, timeout: float) -> bool:
+    """Like :func:`flock_until` (take ``flock(fd, op)`` within ``timeout`` seconds;
+    False on timeout), but waiters are served in arrival order: see the comment above.
+    ``fd`` is open on ``path``; the queue lives in ``<path>.queue/``."""
+    exclusive = op == fcntl.LOCK_EX
+    queue = path + QUEUE_SUFFIX
+    if not _ahead(queue, 1 << 62, exclusive) and _try_flock(fd, op):
+        return True                              # nobody queued: no ticket needed
+    deadline = time.monotonic() + timeout
+    number, ticket, tfd = _take_ticket(queue, "x" if exclusive else "s")
+    try:
+        delay = 0.0005
+        while True:
+            if not _ahead(queue, number, exclusive) and _try_flock(fd, op):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.01)
+    finally:
+        _unlink_quietly(ticket)
+        os.close(tfd)
+
 #: Locks held by this process, so that a forked child can let go of them (see below).
 _HELD: "weakref.WeakSet[WriterLock]" = weakref.WeakSet()
 
@@ -110,6 +243,8 @@ def _forget_locks_in_child() -> None:
             except OSError:
                 pass
     _HELD.clear()
+    _OPEN.clear()          # the child must open its own stores (it holds no lock)
+    _OPENING.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -143,7 +278,7 @@ class WriterLock:
             return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            if not flock_until(fd, fcntl.LOCK_EX, self.timeout):
+            if not fair_flock_until(fd, self.path, fcntl.LOCK_EX, self.timeout):
                 raise StoreLockedError(self._locked_message())
         except BaseException:
             os.close(fd)
@@ -179,7 +314,58 @@ class WriterLock:
         self.release()
 
 
-class LockedDirectoryStore(NodeStore):
+#: Writable directory stores open in this process, by real path (see _SharedWhileOpen).
+_OPEN: "weakref.WeakValueDictionary[str, LockedDirectoryStore]" = weakref.WeakValueDictionary()
+_OPENING: dict[str, threading.Lock] = {}
+_OPEN_GUARD = threading.Lock()
+
+
+def _share_key(args: tuple, kwargs: dict) -> str | None:
+    path = args[0] if args else kwargs.get("path")
+    read_only = args[1] if len(args) > 1 else kwargs.get("read_only", False)
+    if read_only is not False or not isinstance(path, (str, os.PathLike)):
+        return None                 # read-only opens take no lock; bad input: let it fail
+    try:
+        return os.path.realpath(os.path.abspath(os.fspath(path)))
+    except (TypeError, ValueError):
+        return None
+
+
+class _SharedWhileOpen(ABCMeta):
+    """Opening a writable directory store that this process already has open returns the
+    open object (reference-counted: it really closes at the last ``close()``).
+
+    The writer lock is an inter-process rule; inside one process a second writer object
+    on the same directory could only wait for the timeout (its flock conflicts with the
+    first object's) and, if it got in, would keep its own index and clobber the first
+    one's appends. Sharing the object instead gives both callers one consistent view,
+    at once. (LMDB and RocksDB also forbid opening one database twice in a process.)
+    """
+
+    def __call__(cls, *args: object, **kwargs: object):  # type: ignore[override]
+        key = _share_key(args, kwargs)
+        if key is None:
+            return super().__call__(*args, **kwargs)
+        with _OPEN_GUARD:
+            opening = _OPENING.setdefault(key, threading.Lock())
+        with opening:                        # one open per directory at a time
+            inst = _OPEN.get(key)
+            if inst is not None:
+                with inst._mutex:
+                    if not inst._closed:
+                        if type(inst) is not cls:
+                            raise StoreLockedError(
+                                f"{key} is already open in this process as a {inst.kind} "
+                                f"store; it cannot also be opened as a {cls.kind} store")
+                        inst._shares += 1
+                        return inst
+            inst = super().__call__(*args, **kwargs)
+            _OPEN[key] = inst
+            inst._share_key = key
+            return inst
+
+
+class LockedDirectoryStore(NodeStore, metaclass=_SharedWhileOpen):
     """The lifecycle the directory backends share: handles guarded by a re-entrant
     ``_mutex``, a :class:`WriterLock` (``_lock``, None for read-only opens) held while
     open, and ``close()`` = :meth:`_before_close` (a flush by default), then
@@ -187,6 +373,9 @@ class LockedDirectoryStore(NodeStore):
 
     _lock: WriterLock | None = None
     _closed = True
+    #: How many open() calls share this object (see _SharedWhileOpen).
+    _shares = 1
+    _share_key: str | None = None
 
     def _init_directory(self, path: object, read_only: object,
                         lock_timeout: float | None) -> float:
@@ -231,10 +420,18 @@ class LockedDirectoryStore(NodeStore):
         """Close the backend's files or database handles."""
 
     def close(self) -> None:
-        """Flush, close the backend's handles and release the writer lock."""
+        """Flush, close the backend's handles and release the writer lock. When the same
+        directory was opened several times in this process (one shared object), only the
+        last close() does this; the others just flush."""
         with self._mutex:
             if self._closed:
                 return
+            if self._shares > 1:
+                self._shares -= 1
+                self.flush()
+                return
+            if self._share_key is not None and _OPEN.get(self._share_key) is self:
+                _OPEN.pop(self._share_key, None)
             try:
                 self._before_close()
             finally:
@@ -249,6 +446,7 @@ class LockedDirectoryStore(NodeStore):
 
     def __del__(self) -> None:
         try:
+            self._shares = 1             # nobody refers to it any more: really close
             self.close()
         except Exception:  # a finaliser must not raise; close() reported nothing more
             pass

@@ -15,6 +15,9 @@ ends.
 from __future__ import annotations
 
 from bisect import bisect_left
+from functools import lru_cache
+from itertools import repeat
+from operator import mod as _mod
 
 from xxhash import xxh3_64_intdigest
 
@@ -35,12 +38,26 @@ class Chunker:
         self.min_size = config.min_chunk_size if level == 0 else max(config.min_chunk_size, 2)
         self.max_size = config.max_chunk_size
 
+    def is_hit(self, key: bytes) -> bool:
+        """Whether ``key``'s hash marks a boundary (honoured subject to the sizes)."""
+        return xxh3_64_intdigest(key, self.seed) % self.modulus == self.pattern
+
     def hits(self, keys: list, candidates: list | None = None) -> list[int]:
         """Sorted indexes of the keys whose hash marks a boundary. When ``candidates`` is
         given, only those keys are hashed: the caller knows every other key is no hit."""
         seed, mod, pat = self.seed, self.modulus, self.pattern
         h = xxh3_64_intdigest
         if candidates is None or 2 * len(candidates) > len(keys):
+            if mod <= 256:
+                # residues as one byte each, computed in C; then find the pattern bytes
+                residues = bytes(map(_mod, map(h, keys, repeat(seed)), repeat(mod)))
+                out = []
+                find = residues.find
+                i = find(pat)
+                while i >= 0:
+                    out.append(i)
+                    i = find(pat, i + 1)
+                return out
             return [i for i, k in enumerate(keys) if h(k, seed) % mod == pat]
         out = []
         n = len(keys)
@@ -74,3 +91,9 @@ class Chunker:
             start += max_size
             cuts.append(start)
         return cuts, n - start
+
+
+@lru_cache(maxsize=256)
+def chunker_for(config: TreeConfig, level: int) -> Chunker:
+    """The (shared, immutable) chunker of ``level`` under ``config``."""
+    return Chunker(config, level)

@@ -147,11 +147,60 @@ def iter_items(cache: NodeCache, root: Node, start: bytes | None = None,
 
 def lookup(cache: NodeCache, root: Node, key: bytes) -> bytes | None:
     """The value stored under ``key``, or None."""
+    if not root.level:
+        return root.get(key)
     node = root
     load = cache.load
-    while node.level:
+    while node.level > 1:
         i = bisect_right(node.keys, key) - 1
         if i < 0:
             return None
         node = load(node.vals[i])
-    return node.get(key)
+    i = bisect_right(node.keys, key) - 1
+    if i < 0:
+        return None
+    return cache.leaf_get(node.vals[i], key)
+
+
+class LeafIndex:
+    """The first key and address of every leaf of one tree, in key order: a lookup is
+    one ``bisect`` over all leaves instead of one per level. Built in
+    O(leaves / fan-out) node reads plus a list copy of O(leaves) pointers (about 16 bytes
+    per leaf); valid for the root it was built from only (nodes are immutable)."""
+
+    __slots__ = ("cache", "firsts", "addrs", "_leaves")
+
+    def __init__(self, cache: NodeCache, root: Node) -> None:
+        self.cache = cache
+        self._leaves = cache.cached_leaves
+        firsts: list = []
+        addrs: list = []
+        if root.level == 0:
+            raise ValueError("a single-leaf tree needs no index")
+        load = cache.load
+        stack = [root]
+        while stack:  # depth first, children in order: level-1 nodes come in key order
+            node = stack.pop()
+            if node.level == 1:
+                firsts += node.keys
+                addrs += node.vals
+            else:
+                stack.extend(map(load, reversed(node.vals)))
+        self.firsts = firsts
+        self.addrs = addrs
+
+    def get(self, key: bytes) -> bytes | None:
+        """The value stored under ``key``, or None."""
+        i = bisect_right(self.firsts, key) - 1
+        if i < 0:
+            return None
+        addr = self.addrs[i]
+        leaf = self._leaves.get(addr)
+        if leaf is not None:
+            keys = leaf.hot_keys
+            if keys is not None:  # the hot path of Leaf.get, inlined
+                j = bisect_left(keys, key)
+                if j < len(keys) and keys[j] == key:
+                    return leaf.value_at(j)
+                return None
+        return self.cache.leaf_get(addr, key)

@@ -12,11 +12,11 @@ makes the root hash independent of the order of operations.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from operator import itemgetter
 
-from .chunker import Chunker
-from .codec import EMPTY_ROOT, Node
+from .chunker import Chunker, chunker_for
+from .codec import EMPTY_ROOT, Node, address, encode, encode_leaf, internal_edit, leaf_edit
 from .config import TreeConfig
 from .cursor import Cursor
 from .node_cache import NodeCache
@@ -210,11 +210,25 @@ def _grow(cache: NodeCache, config: TreeConfig, made: list, level: int) -> bytes
 
 
 def build(cache: NodeCache, config: TreeConfig, keys: list, vals: list) -> bytes:
-    """Root address of a new tree holding ``keys`` (sorted, unique) -> ``vals``."""
-    w = _LevelWriter(cache, config, 0)
-    w.add(keys, vals, None)
-    w.finish()
-    return _grow(cache, config, w.made, 0)
+    """Root address of a new tree holding ``keys`` (sorted, unique) -> ``vals``. Leaves
+    are encoded straight from slices of the two lists and not cached (a later read
+    decodes the ones it needs)."""
+    if not keys:
+        return EMPTY_ROOT
+    cuts, rest = chunker_for(config, 0).cuts(keys)
+    if rest:
+        cuts.append(len(keys))
+    items, made = [], []
+    start = 0
+    for end in cuts:
+        ks = keys[start:end]
+        data = encode_leaf(ks, vals[start:end])
+        addr = address(data)
+        items.append((addr, data, False))
+        made.append((ks[0], addr, end - start))
+        start = end
+    cache.write_encoded(items)
+    return _grow(cache, config, made, 0)
 
 
 def apply_edits(cache: NodeCache, config: TreeConfig, root_addr: bytes, edits: list) -> bytes:
@@ -222,6 +236,10 @@ def apply_edits(cache: NodeCache, config: TreeConfig, root_addr: bytes, edits: l
     deletes) to the tree at ``root_addr``."""
     if not edits:
         return root_addr
+    if len(edits) == 1:
+        spliced = splice_one(cache, config, root_addr, *edits[0])
+        if spliced is not None:
+            return spliced
     root = cache.load(root_addr)
     if not root.size:
         inserts = [e for e in edits if e[1] is not None]
@@ -237,3 +255,74 @@ def apply_edits(cache: NodeCache, config: TreeConfig, root_addr: bytes, edits: l
             parent[first_key] = (addr, count)
         edits = sorted(parent.items(), key=_first)
         level += 1
+
+
+def splice_one(cache: NodeCache, config: TreeConfig, root_addr: bytes, key: bytes,
+               value: bytes | None) -> bytes | None:
+    """Root address after setting ``key`` to ``value`` (deleting it when None), or None
+    when the edit would move a chunk boundary (then use :func:`apply_edits`).
+
+    The common single edit moves no boundary: the leaf's bytes are spliced (see
+    :func:`.codec.leaf_edit`) and each ancestor gets its child's new address and pair
+    count, its keys unchanged (shared with the old node). Same result as
+    :func:`apply_edits`, at the cost of one leaf splice plus one small re-encode and hash
+    per level. The boundary rule is checked exactly: an entry is cut when it is a hash hit
+    at position >= min_size - 1 or at position max_size - 1 of its node, so an edit keeps
+    the node when no entry's cut status changes (see the conditions below)."""
+    root = cache.load(root_addr)
+    if not root.size:
+        return None
+    load = cache.load
+    path = []
+    node = root
+    last = True  # whether the leaf is the last one of the tree (no cut needed at its end)
+    while node.level:
+        keys = node.keys
+        j = bisect_right(keys, key) - 1
+        if j < 0:
+            return None  # key precedes the whole tree: the first keys would change
+        if j != len(keys) - 1:
+            last = False
+        path.append((node, j))
+        node = load(node.vals[j])
+    leaf = node
+    n = leaf.size
+    i = leaf.index(key)
+    found = i < n and leaf.key_at(i) == key
+    ch = chunker_for(config, 0)
+    if value is None:
+        if not found:
+            return root_addr
+        # entries after i move one place down; the leaf's first key must stay, and its
+        # last entry must stay a cut (a hit at a position >= min_size - 1)
+        if n < 2 or i == 0:
+            return None
+        if not last and (i == n - 1 or n - 1 < ch.min_size or not ch.is_hit(leaf.key_at(n - 1))):
+            return None
+        delta = -1
+    elif found:
+        if leaf.value_at(i) == value:
+            return root_addr
+        delta = 0  # values never move boundaries
+    else:
+        # entries from i on move one place up: with i >= min_size - 1 they all sit past
+        # min_size - 1 already, so they are non-hits except the last entry, which stays
+        # a cut; the new entry must be no cut, and the node must not reach max_size early
+        if i == 0 or n + 1 > ch.max_size or i < ch.min_size - 1:
+            return None
+        if i < n:
+            if ch.is_hit(key):
+                return None
+        elif not last or (n >= ch.min_size and ch.is_hit(leaf.key_at(n - 1))):
+            return None  # appending: only to the tree's last leaf, whose end is no cut
+        delta = 1
+    data = leaf_edit(leaf, i, key, value, found)
+    addr = address(data)
+    items = [(addr, data, None)]
+    for parent, j in reversed(path):
+        node = internal_edit(parent, j, addr, parent.counts[j] + delta)
+        data = encode(node)
+        addr = address(data)
+        items.append((addr, data, node))
+    cache.write_encoded(items)
+    return addr

@@ -25,3 +25,7 @@ from .workspace import Workspace
 __all__ = ["VersionedKvStore", "StorageBackend", "KvDiff", "DiffOperation", "ChangeKind",
            "Unresolved", "ConflictResolution", "MergeConflict", "RevertConflictError",
            "Commit", "Repository", "Workspace", "RootSet", "TreeEntry", "TreeHandle"]
+from .namespaced import NamespacedKvStore  # noqa: E402  (issue #11)
+from .worktree import WorktreeManager, WorktreeVersionedKvStore  # noqa: E402
+
+__all__ += ["NamespacedKvStore", "WorktreeManager", "WorktreeVersionedKvStore"]

@@ -95,6 +95,11 @@ class HistoryBackend(ABC):
     def write_head(self, branch: str | None, commit: str | None = None) -> None:
         """Point HEAD at a branch (``branch``) or detach it at ``commit``."""
 
+    def checked_out_branches(self) -> set[str]:
+        """Branches checked out outside this store (Git: by the repository and its
+        worktrees), which must not be deleted."""
+        return set()
+
     def after_branch_update(self, branch: str, old: str | None, new: str) -> None:
         """Hook run (under the lock) after a branch moved from ``old`` to ``new``."""
 

@@ -40,16 +40,19 @@ from urllib.parse import quote
 
 from dulwich.objects import Commit as GitCommit
 from dulwich.objects import Tag, Tree
+from dulwich.file import FileLocked
 from dulwich.repo import NotGitRepository, Repo
 
-from ..errors import StoreError
-from ..storage.durable import atomic_write
-from ..storage.git import MODE_BLOB, MODE_TREE, GitNodeStore, git_raw_id, tree_body
+from ..errors import StoreError, StoreLockedError
+from .._fs import atomic_write
+from ..git.objects import MODE_BLOB, MODE_TREE, git_raw_id, tree_body
+from ..git.repo import find_repo, work_tree_of
+from ..storage.git import GitNodeStore
 from ..tree.codec import EMPTY_NODE_BYTES, EMPTY_ROOT, decode, encode
 from ..tree.config import TreeConfig
 from ..tree.node_cache import NodeCache
 from .backend import TAGS, HistoryBackend
-from .git_index import IndexFile, IndexLocked, UnsupportedIndex
+from ..git.index import IndexFile, IndexLocked, UnsupportedIndex
 from .lock import DatasetLock
 from .objects import Commit, identity
 from .roots import DEFAULT_TREE, RootSet
@@ -90,31 +93,6 @@ def mirror_path(name: str) -> bytes:
 NO_DATASET = Dataset(RootSet(), None, {}, {})
 
 
-def _work_tree_of(path: str) -> tuple[str, str] | None:
-    """(work tree root, Git directory) of the non-bare repository containing ``path``,
-    found without opening it (``.git`` is a directory, or a file ``gitdir: <dir>`` in a
-    linked worktree or a submodule); None outside any."""
-    d = path
-    while True:
-        dotgit = os.path.join(d, ".git")
-        if os.path.isdir(dotgit):
-            return d, dotgit
-        if os.path.isfile(dotgit):
-            try:
-                with open(dotgit, encoding="utf-8") as f:
-                    line = f.readline().strip()
-            except OSError:
-                return None
-            if not line.startswith("gitdir:"):
-                return None
-            g = line[len("gitdir:"):].strip()
-            return d, g if os.path.isabs(g) else os.path.normpath(os.path.join(d, g))
-        parent = os.path.dirname(d)
-        if parent == d:
-            return None
-        d = parent
-
-
 def probe(path: str) -> bool:
     """Whether ``path`` is a dataset directory of a Git work tree: a store was opened
     there (its state directory exists) or the checked-out commit has the dataset's
@@ -122,7 +100,7 @@ def probe(path: str) -> bool:
     path = os.path.realpath(path)
     if not os.path.isdir(path):
         return False
-    found = _work_tree_of(path)
+    found = work_tree_of(path)
     if found is None:
         return False
     workdir, gitdir = found
@@ -158,20 +136,6 @@ def probe(path: str) -> bool:
         return True
     finally:
         repo.close()
-
-
-def find_repo(path: str) -> Repo | None:
-    """The Git repository containing ``path`` (which need not exist yet), or None."""
-    probe = os.path.abspath(path)
-    while not os.path.exists(probe):
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            return None
-        probe = parent
-    try:
-        return Repo.discover(probe)
-    except NotGitRepository:
-        return None
 
 
 class GitBackend(HistoryBackend):
@@ -212,9 +176,17 @@ class GitBackend(HistoryBackend):
         if not os.path.exists(self.head_path):
             with self.lock.exclusive():
                 if not os.path.exists(self.head_path):
-                    target = repo.refs.read_ref(b"HEAD") or b"ref: refs/heads/main"
+                    target = (repo.refs.read_ref(b"HEAD") or b"ref: refs/heads/main").strip()
+                    if target.startswith(b"ref: refs/heads/") and not repo.refs.keys(
+                            base=b"refs/heads/"):
+                        # a repository without commits: start on "main" whatever
+                        # init.defaultBranch says (and point the unborn HEAD there, so
+                        # that git log shows the dataset's commits)
+                        if target != b"ref: refs/heads/main" and not self.bare:
+                            repo.refs.set_symbolic_ref(b"HEAD", b"refs/heads/main")
+                        target = b"ref: refs/heads/main"
                     if target.startswith(b"ref: refs/heads/"):
-                        atomic_write(self.head_path, target.strip() + b"\n")
+                        atomic_write(self.head_path, target + b"\n")
                     else:  # the repository is detached: the store starts on "main"
                         atomic_write(self.head_path, b"ref: refs/heads/main\n")
         head = self.head_commit()
@@ -290,8 +262,8 @@ class GitBackend(HistoryBackend):
             raw = read(files[ROOTSET_ENTRY][1]) if ROOTSET_ENTRY in files else None
             want = fields.get(b"rootset", b"").decode("ascii", "replace")
             if raw is None or hashlib.sha256(raw).hexdigest() != want:
-                raise StoreError(f"the dataset's root set (.prolly/rootset) is missing or "
-                                 f"does not match .prolly/ROOT")
+                raise StoreError("the dataset's root set (.prolly/rootset) is missing or "
+                                 "does not match .prolly/ROOT")
             trees = RootSet.decode(raw)
         mirrors = {}
         if TREE_ENTRY in files:
@@ -355,7 +327,7 @@ class GitBackend(HistoryBackend):
             if isinstance(obj, GitCommit):
                 starts.add(obj.id.decode())
         learnt = 0
-        known = set(self.store._tree.values())
+        known = self.store.known_tree_ids()
         seen_ds: set = set()
         for c in self.history.walk(starts):
             info = self.dataset_of(c.id, c.extra["tree"])
@@ -510,18 +482,73 @@ class GitBackend(HistoryBackend):
             sha = obj.id
         return sha.decode("ascii")
 
+    # -- Git lock files left by a killed writer ------------------------------------------------
+    #
+    # Git's lock files (``refs/heads/x.lock``, ``index.lock``) outlive a process killed while
+    # it held them, and block every later writer. Before creating one, this store records
+    # the paths in ``<state dir>/git-locks`` (under the dataset's exclusive flock, which the
+    # kernel releases when the process dies) and removes the record afterwards. Whoever
+    # next holds the exclusive flock and finds the record knows its writer died in the
+    # middle: the lock files it names are left over and are removed.
+
+    def _intent_path(self) -> str:
+        return os.path.join(self.state_dir, "git-locks")
+
+    def _lock_intent(self, paths: list[str]) -> None:
+        atomic_write(self._intent_path(), "\n".join(paths).encode("utf-8"), fsync=False)
+
+    def _lock_done(self) -> None:
+        try:
+            os.unlink(self._intent_path())
+        except FileNotFoundError:
+            pass
+
+    def recover_locks(self) -> list[str]:
+        """Remove Git lock files a killed writer of this dataset left (call under the
+        dataset's exclusive lock); returns the paths removed."""
+        try:
+            with open(self._intent_path(), encoding="utf-8") as f:
+                paths = [p for p in f.read().splitlines() if p.endswith(".lock")]
+        except (OSError, UnicodeDecodeError):
+            return []
+        removed = []
+        for p in paths:
+            try:
+                os.unlink(p)
+                removed.append(p)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                continue
+        self._lock_done()
+        return removed
+
+    def _ref_lock_paths(self, name: str) -> list[str]:
+        common = self.repo.commondir()
+        return [os.path.join(common, *name.split("/")) + ".lock",
+                os.path.join(common, "packed-refs.lock")]
+
     def cas_ref(self, name: str, new: str | None, old: str | None) -> bool:
         ref = name.encode("utf-8")
         refs = self.repo.refs
         msg = b"prollytree"
-        if new is None:
+        self.recover_locks()
+        self._lock_intent(self._ref_lock_paths(name))
+        try:
+            if new is None:
+                if old is None:
+                    return True
+                return bool(refs.remove_if_equals(ref, old.encode("ascii"), message=msg))
             if old is None:
-                return True
-            return bool(refs.remove_if_equals(ref, old.encode("ascii"), message=msg))
-        if old is None:
-            return bool(refs.add_if_new(ref, new.encode("ascii"), message=msg))
-        return bool(refs.set_if_equals(ref, old.encode("ascii"), new.encode("ascii"),
-                                       message=msg))
+                return bool(refs.add_if_new(ref, new.encode("ascii"), message=msg))
+            return bool(refs.set_if_equals(ref, old.encode("ascii"), new.encode("ascii"),
+                                           message=msg))
+        except FileLocked as e:
+            raise StoreLockedError(
+                f"cannot update {name}: {getattr(e, 'lockfilename', e)} exists, held by "
+                f"another Git process (if none is running, delete that file)") from None
+        finally:
+            self._lock_done()
 
     def list_refs(self, prefix: str) -> dict[str, str]:
         out = {}
@@ -543,6 +570,24 @@ class GitBackend(HistoryBackend):
         data = (f"ref: refs/heads/{branch}\n" if branch is not None else f"{commit}\n")
         # atomic (rename) but not fsynced: a checkout lost to power failure is harmless
         atomic_write(self.head_path, data.encode("utf-8"), fsync=False)
+
+    def checked_out_branches(self) -> set[str]:
+        """The branch the repository's HEAD is on and those of its linked worktrees."""
+        out = set()
+        common = self.repo.commondir()
+        heads = [os.path.join(common, "HEAD")]
+        wt = os.path.join(common, "worktrees")
+        if os.path.isdir(wt):
+            heads.extend(os.path.join(wt, d, "HEAD") for d in os.listdir(wt))
+        for path in heads:
+            try:
+                with open(path, "rb") as f:
+                    data = f.read().strip()
+            except OSError:
+                continue
+            if data.startswith(b"ref: refs/heads/"):
+                out.add(data[len(b"ref: refs/heads/"):].decode("utf-8", "replace"))
+        return out
 
     # -- garbage collection -------------------------------------------------------------------
 
@@ -629,42 +674,48 @@ class GitBackend(HistoryBackend):
         synced, digest, trailer = (None, None, None) if full else self._synced()
         pre = self.index_prefix.encode()
         written = None
+        index = self.repo.index_path()
+        self.recover_locks()
+        self._lock_intent([index + ".lock"])
         try:
-            with IndexFile(self.repo.index_path()) as idx:
-                changes = None
-                # the entries are as this store wrote them if the file is (same checksum)
-                # or if they are (same digest of their bytes: another program changed
-                # other entries since)
-                if synced is not None and digest is not None and (
-                        (trailer is not None and idx.trailer is not None
-                         and idx.trailer.hex() == trailer)
-                        or idx.block_digest(pre) == digest) and self.has_commit(synced):
-                    if synced == commit:
-                        return
-                    try:
-                        changes = self.index_changes(synced, commit)
-                    except (KeyError, ValueError):  # the old tree cannot be read
-                        changes = None
-                if changes is None:
-                    new_digest = idx.edit(pre, None, self.index_changes(None, commit))
-                else:
-                    new_digest = idx.edit(pre, changes)
-                idx.write()
-                written = idx.written_trailer
-        except UnsupportedIndex:
-            self._sync_index_fallback(commit, synced)
-            new_digest = None
-        except IndexLocked as e:
-            self._write_synced(None)
-            warnings.warn(f"prollytree: the Git index was not updated: {e}; the dataset's "
-                          f"entries will be rewritten at the next commit", RuntimeWarning,
-                          stacklevel=4)
-            return
-        self._write_synced(commit, new_digest, written)
+            try:
+                with IndexFile(index) as idx:
+                    changes = None
+                    # the entries are as this store wrote them if the file is (same checksum)
+                    # or if they are (same digest of their bytes: another program changed
+                    # other entries since)
+                    if synced is not None and digest is not None and (
+                            (trailer is not None and idx.trailer is not None
+                             and idx.trailer.hex() == trailer)
+                            or idx.block_digest(pre) == digest) and self.has_commit(synced):
+                        if synced == commit:
+                            return
+                        try:
+                            changes = self.index_changes(synced, commit)
+                        except (KeyError, ValueError):  # the old tree cannot be read
+                            changes = None
+                    if changes is None:
+                        new_digest = idx.edit(pre, None, self.index_changes(None, commit))
+                    else:
+                        new_digest = idx.edit(pre, changes)
+                    idx.write()
+                    written = idx.written_trailer
+            except UnsupportedIndex:
+                self._sync_index_fallback(commit, synced)
+                new_digest = None
+            except IndexLocked as e:
+                self._write_synced(None)
+                warnings.warn(f"prollytree: the Git index was not updated: {e}; the dataset's "
+                              f"entries will be rewritten at the next commit", RuntimeWarning,
+                              stacklevel=4)
+                return
+            self._write_synced(commit, new_digest, written)
+        finally:
+            self._lock_done()
 
     def _sync_index_fallback(self, commit: str, synced: str | None) -> None:
         """Sync through ``git update-index`` (or dulwich) for an index format
-        :mod:`.git_index` does not edit."""
+        :mod:`prollytree.git.index` does not edit."""
         pre = self.index_prefix
         if synced is not None and self.has_commit(synced):
             changes = self.index_changes(synced, commit)

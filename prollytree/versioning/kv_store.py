@@ -130,3 +130,48 @@ class VersionedKvStore(Workspace):
     def __repr__(self) -> str:
         where = self._branch if self._branch is not None else f"detached {self._head[:12]}"
         return f"<VersionedKvStore {self._kind.name} {self._path} on {where}>"
+
+    # -- Git remotes (prollytree.sync.git_remote; Git backend only) -------------------------
+
+    @staticmethod
+    def clone(url: str | os.PathLike, path: str | os.PathLike, **kw: Any
+              ) -> "VersionedKvStore":
+        """Clone the repository at ``url`` into ``path`` and open its dataset; see
+        :func:`prollytree.sync.git_remote.clone`."""
+        from ..sync.git_remote import clone
+        return clone(url, path, **kw)
+
+    def fetch(self, remote: str = "origin", **kw: Any) -> dict:
+        """Fetch ``remote``'s branches into ``refs/remotes/<remote>/*``; see
+        :func:`prollytree.sync.git_remote.fetch`."""
+        from ..sync.git_remote import fetch
+        return fetch(self, remote, **kw)
+
+    def pull(self, remote: str = "origin", branch: str | None = None,
+             conflict_resolution: Any = None, **kw: Any) -> dict:
+        """Fetch, then merge the remote's branch; see
+        :func:`prollytree.sync.git_remote.pull`."""
+        from ..sync.git_remote import pull
+        return pull(self, remote, branch, conflict_resolution, **kw)
+
+    def push(self, remote: str = "origin", branch: str | None = None, force: bool = False,
+             **kw: Any) -> dict:
+        """Push a branch to ``remote`` (fast-forward only unless ``force``); see
+        :func:`prollytree.sync.git_remote.push`."""
+        from ..sync.git_remote import push
+        return push(self, remote, branch, force, **kw)
+
+    def add_remote(self, name: str, url: str | os.PathLike) -> None:
+        """Add a Git remote; see :func:`prollytree.sync.git_remote.add_remote`."""
+        from ..sync.git_remote import add_remote
+        add_remote(self, name, url)
+
+    def list_remotes(self) -> dict[str, str]:
+        """``{name: url}`` of the Git remotes."""
+        from ..sync.git_remote import list_remotes
+        return list_remotes(self)
+
+    def remove_remote(self, name: str) -> None:
+        """Remove a Git remote and its remote-tracking refs."""
+        from ..sync.git_remote import remove_remote
+        remove_remote(self, name)

@@ -14,11 +14,10 @@ import hashlib
 import time
 from typing import Callable, Iterator
 
-from ..errors import CorruptNodeError, ProllyError, StoreError, UnknownRefError
-from ..storage import NodeStore
+from ..errors import ProllyError, StoreError, UnknownRefError
 from ..tree import EMPTY_ROOT, ProllyTree
-from ..tree.codec import decode
 from ..tree.cursor import iter_items, lookup
+from ..tree import walk
 from ..tree.diff import diff_roots
 from . import refs as _refs
 from .backend import HEADS, TAGS, HistoryBackend
@@ -307,49 +306,17 @@ class Repository:
         seen: set = set()
         trees = nodes = nbytes = 0
         for c in commits:
-            fresh = [r for r in c.trees.roots() if r not in seen]
+            fresh = [(e.root, e.config) for e in c.trees.values() if e.root not in seen]
             if not fresh:
                 continue
             trees += len(fresh)
-            todo = fresh
+            report = walk.check(store.get, fresh, seen, progress)
+            nodes += report.nodes
+            nbytes += report.bytes
             where = {"commit": c.id, "reached_from": origin.get(c.id, "")}
-            while todo:
-                addr = todo.pop()
-                if addr in seen:
-                    continue
-                seen.add(addr)
-                nodes += 1
-                if progress is not None:
-                    progress(1)
-                try:
-                    data = store.get(addr)
-                except CorruptNodeError as e:
-                    problems.append({"kind": "damaged-node", "object": addr.hex(),
-                                     "detail": str(e), **where})
-                    continue
-                except (ProllyError, ValueError, KeyError, OSError) as e:
-                    problems.append({"kind": "unreadable-node", "object": addr.hex(),
-                                     "detail": str(e), **where})
-                    continue
-                if data is None:
-                    if addr != EMPTY_ROOT:  # the canonical empty tree need not be stored
-                        problems.append({"kind": "missing-node", "object": addr.hex(),
-                                         "detail": "not in the store", **where})
-                    continue
-                nbytes += len(data)
-                if _sha256(data).digest() != addr:
-                    problems.append({"kind": "damaged-node", "object": addr.hex(),
-                                     "detail": "content does not hash to its address",
-                                     **where})
-                    continue
-                try:
-                    node = decode(data, addr)
-                except (ProllyError, ValueError) as e:
-                    problems.append({"kind": "damaged-node", "object": addr.hex(),
-                                     "detail": str(e), **where})
-                    continue
-                if node.level:
-                    todo.extend(node.vals)
+            for p in report.problems:
+                problems.append({"kind": p.kind, "object": p.address.hex(),
+                                 "detail": p.detail, **where})
         return {"ok": not problems, "refs": len(tips), "commits": len(commits),
                 "trees": trees, "nodes": nodes, "bytes": nbytes, "problems": problems}
 
@@ -371,23 +338,10 @@ class Repository:
         b = self.backend
         cids = {c.id for c in b.history.walk(tips.values())}
         live: set = set()
-        load = b.cache.load
         for cid in cids:
             rs = b.read_commit(cid).trees
             live.add(rs.address())
-            todo = rs.roots()
-            while todo:
-                addr = todo.pop()
-                if addr in live:
-                    continue
-                live.add(addr)
-                node = load(addr)
-                if progress is not None:
-                    progress(1)
-                if node.level > 1:
-                    todo.extend(node.vals)
-                elif node.level == 1:
-                    live.update(node.vals)
+            walk.reachable(b.cache.load, rs.roots(), live, progress)
         report = b.collect(cids, live, dry_run, progress)
         report.update({"backend": b.name, "commits": len(cids),
                        "live_nodes": len(live), "dry_run": bool(dry_run)})

@@ -31,7 +31,7 @@ from .rootmerge import apply_merge, apply_stages, plan_merge, resolve_all, stage
 from .roots import DEFAULT_TREE, RootSet, check_tree_name
 from .staging import StagingArea
 from .tree_handle import TreeHandle
-from .types import ChangeKind, KvDiff, Unresolved
+from .types import KvDiff, Unresolved
 
 _CHECKOUT_STAGED = ("error", "carry", "discard")
 
@@ -49,8 +49,32 @@ def check_value(value: Any) -> None:
 _check_key, _check_value = check_key, check_value
 
 
+def synchronized(cls: type) -> type:
+    """Make every public method of ``cls`` hold the instance's ``mutex`` (an RLock): one
+    object may be shared by threads; each call sees and leaves a consistent state, and no
+    staged write can slip between a commit's read of the staging area and its clearing.
+    Uncontended, the cost is one RLock acquire per call."""
+    import functools
+
+    for name, fn in list(vars(cls).items()):
+        if name.startswith("_") or not callable(fn) or isinstance(fn, (staticmethod,
+                                                                        classmethod)):
+            continue
+
+        def wrap(f: Callable) -> Callable:
+            @functools.wraps(f)
+            def locked(self, *args, **kwargs):
+                with self.mutex:
+                    return f(self, *args, **kwargs)
+            return locked
+
+        setattr(cls, name, wrap(fn))
+    return cls
+
+
+@synchronized
 class Workspace:
-    """A working copy over ``repo`` (see the module docstring)."""
+    """A working copy over ``repo`` (see the module docstring). Thread-safe."""
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
@@ -92,8 +116,8 @@ class Workspace:
             raise ValueError("store is closed")
         st = self._staging
         st.sync()
-        if st._gen != self._gen:
-            self._gen = st._gen
+        if st.generation != self._gen:
+            self._gen = st.generation
             self._load_head()
 
     def _moved(self) -> None:
@@ -335,6 +359,8 @@ class Workspace:
         recorded, as the reference implementation does."""
         if not isinstance(message, str):
             raise TypeError(f"message must be a str, not {type(message).__name__}")
+        if not message.strip():
+            raise ValueError("commit message is empty (Git refuses empty messages too)")
         if self._closed:
             raise ValueError("store is closed")
         b = self._backend
@@ -446,15 +472,29 @@ class Workspace:
                 self._staging.clear()
                 self._gen = self._staging.generation
 
-    def delete_branch(self, name: str) -> str:
-        """Delete branch ``name`` (not the current one); returns the commit id it
-        pointed at."""
+    def delete_branch(self, name: str, force: bool = False) -> str:
+        """Delete branch ``name``; returns the commit id it pointed at. As ``git branch
+        -d``: refuses (ValueError) the store's current branch, the branch checked out in
+        the Git repository (or one of its worktrees), and a branch whose commits are not
+        all in the current commit's history (``force=True`` deletes it anyway, like
+        ``-D``)."""
         _refs.check_branch_name(name)
+        if not isinstance(force, bool):
+            raise TypeError(f"force must be a bool, not {type(force).__name__}")
         b = self._backend
         with b.lock.exclusive():
             self._load_head()
             if name == self._branch:
                 raise ValueError(f"cannot delete the current branch {name!r}")
+            if name in b.checked_out_branches():
+                raise ValueError(f"cannot delete branch {name!r}: it is checked out in the "
+                                 f"Git repository")
+            tip = self.repo.branch_commit(name)
+            if tip is None:
+                raise UnknownRefError(f"unknown branch {name!r}")
+            if not force and (self._head is None or not self.repo.is_ancestor(tip, self._head)):
+                raise ValueError(f"branch {name!r} is not fully merged into the current "
+                                 f"commit; delete it with force=True (git prolly branch -D)")
             return self.repo.delete_branch_ref(name)
 
     def checkout(self, branch_or_commit: str, *, staged: str = "error") -> None:

@@ -134,7 +134,7 @@ def test_fsck_and_gc_on_file_backend(gp: Runner, tmp_path):
     fds.ok("checkout", "main")
     g = fds.ok("gc", "--dry-run", "--json").json()
     assert g["unreachable_nodes"] == 0 and g["unreachable_commits"] == 0
-    fds.ok("branch", "-d", "side")
+    fds.ok("branch", "-D", "side")
     # the side commit's leaf and its root set record
     assert fds.ok("gc", "--dry-run").lines[-1] == "would remove 2 node(s) and 1 commit(s)"
     assert fds.ok("gc").lines[-1] == "removed 2 node(s) and 1 commit(s)"
@@ -175,7 +175,7 @@ def test_node_pruned_by_git_gc_comes_back(ds: Runner, gp: Runner, tmp_path, repo
     ds.ok("set", "b", "unique")
     ds.ok("commit", "-m", "2")
     ds.ok("checkout", "main")
-    ds.ok("branch", "-d", "side")
+    ds.ok("branch", "-D", "side")
     gp.git("reflog", "expire", "--expire=now", "--all")
     gp.git("gc", "--prune=now", "-q")
     g = ds.ok("gc", "--dry-run", "--json").json()

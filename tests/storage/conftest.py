@@ -9,9 +9,12 @@ import pytest
 from .helpers import KINDS, PERSISTENT, make_factory
 
 
-@pytest.fixture(params=KINDS)
+@pytest.fixture(params=KINDS + ["s3"])
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path):
-    """A StoreFactory for each backend kind, memory included."""
+    """A StoreFactory for each backend kind, memory included; "s3" runs against the
+    session's real SeaweedFS server (tests/s3_server.py)."""
+    if request.param == "s3":
+        request.getfixturevalue("s3_server")
     factory = make_factory(request.param, tmp_path)
     yield factory
     factory.close_all()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from prollytree.storage import MemoryNodeStore, NodeStore
 from prollytree.storage.file import FileNodeStore
 from prollytree.storage.lmdb import LMDBNodeStore
 from prollytree.storage.rocksdb import RocksDBNodeStore
+from prollytree.storage.s3 import S3NodeStore
 
 KINDS = ["memory", "file", "rocksdb", "lmdb"]
 PERSISTENT = ["file", "rocksdb", "lmdb"]
@@ -44,6 +46,9 @@ class StoreFactory:
     def __init__(self, kind: str, tmp_path: Path) -> None:
         self.kind = kind
         self.path = tmp_path / kind
+        if kind == "s3":   # a fresh prefix in the session's SeaweedFS bucket (see s3_server)
+            from tests.s3_server import BUCKET
+            self.path = f"s3://{BUCKET}/{tmp_path.name}-{uuid.uuid4().hex[:12]}"
         self._memory: MemoryNodeStore | None = None
         self.opened: list[NodeStore] = []
 
@@ -58,7 +63,8 @@ class StoreFactory:
             if self._memory is None:
                 self._memory = MemoryNodeStore()
             return self._memory
-        store = CLASSES[self.kind](str(self.path), read_only=read_only, **kwargs)
+        cls = S3NodeStore if self.kind == "s3" else CLASSES[self.kind]
+        store = cls(str(self.path), read_only=read_only, **kwargs)
         self.opened.append(store)
         return store
 

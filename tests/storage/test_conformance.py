@@ -496,16 +496,26 @@ else:
     store.close()
 
 
-def test_second_writer_in_the_same_process_is_refused(disk_factory):
+def test_second_writer_in_the_same_process_shares_the_store(disk_factory):
+    """Issue 8: a second writable open in the same process works at once and sees the
+    first one's writes (one shared, reference-counted object)."""
     first = disk_factory()
     t0 = time.monotonic()
-    with pytest.raises(StoreLockedError, match=str(disk_factory.path)):
-        disk_factory(lock_timeout=0.2)
-    assert time.monotonic() - t0 >= 0.2
-    first.put(*node(b"still mine"))
-    first.close()
-    with disk_factory(lock_timeout=0) as second:             # free once the first closed
-        assert second.get(node(b"still mine")[0]) == b"still mine"
+    second = disk_factory(lock_timeout=0)
+    assert time.monotonic() - t0 < 1
+    assert second is first
+    first.put(*node(b"from the first"))
+    second.set_ref("root", b"from the second")
+    assert second.get(node(b"from the first")[0]) == b"from the first"
+    assert first.get_ref("root") == b"from the second"
+    first.close()                                            # the second is still open
+    assert second.get(node(b"from the first")[0]) == b"from the first"
+    second.close()
+    with pytest.raises(StoreError, match="closed"):
+        second.get(node(b"from the first")[0])
+    with disk_factory(lock_timeout=0) as third:              # free once both closed
+        assert third is not first
+        assert third.get(node(b"from the first")[0]) == b"from the first"
 
 
 def test_waiting_writer_gets_the_lock_when_the_first_closes(disk_factory):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
@@ -35,8 +36,19 @@ def test_lock_timeout_comes_from_argument_then_environment(monkeypatch):
 def test_environment_timeout_reaches_open_store(tmp_path, monkeypatch):
     monkeypatch.setenv("PROLLYTREE_LOCK_TIMEOUT", "0.1")
     with open_store("file", tmp_path / "s"):
-        with pytest.raises(StoreLockedError):
-            open_store("file", tmp_path / "s")
+        # another process: inside this one the open store is shared instead
+        r = subprocess.run([sys.executable, "-c", (
+            "from prollytree.storage import open_store\n"
+            "from prollytree.errors import StoreLockedError\n"
+            "import sys, time\n"
+            "t = time.monotonic()\n"
+            "try:\n"
+            f"    open_store('file', {str(tmp_path / 's')!r})\n"
+            "except StoreLockedError:\n"
+            "    print('LOCKED', time.monotonic() - t)\n")],
+            capture_output=True, text=True, timeout=60)
+        assert r.stdout.startswith("LOCKED"), r.stderr
+        assert float(r.stdout.split()[1]) < 5
 
 
 def test_writer_lock_is_exclusive_and_released(tmp_path):

@@ -283,7 +283,7 @@ def test_fsck_and_gc_against_model(make_store, backend):
     seen = []
     s.fsck(seen.append)
     assert sum(seen) == report["nodes"]
-    s.delete_branch("doomed")
+    s.delete_branch("doomed", force=True)
     dry = s.gc(dry_run=True)
     assert dry["dry_run"] and dry["commits"] == len(model) and dry["removed"] == 0
     if backend is StorageBackend.Git:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import StoreError
+from .errors import StoreError
 
 
 def fsync_dir(path: str, required: bool = True) -> None:
