@@ -32,6 +32,8 @@ class TextIndex(DerivedIndex):
     documents having only them come last (ranked by them)."""
 
     KIND = "text"
+    #: how many best matches the first FTS5 query asks for (then 8 times more, ...)
+    first_limit = 256
 
     def _create_tables(self) -> None:
         db = self._db
@@ -82,8 +84,8 @@ class TextIndex(DerivedIndex):
                     ) -> Iterator[tuple[str, bytes, float]]:
         """Every matching document as (tree name, key, score), best first (score > 0;
         ties by tree name and key). ``name`` restricts to one tree. Scoring is over all
-        documents of the index. Lazy: it asks FTS5 for the best 16 matches, then 64,
-        256... (FTS5 scores every match, but sorts only a bounded number)."""
+        documents of the index. Lazy: it asks FTS5 for the best 256 matches, then 2048,
+        ... (FTS5 scores every match, but sorts only a bounded number)."""
         if not isinstance(query, str):
             raise TypeError(f"query must be a str, not {type(query).__name__}")
         if name is not None and not isinstance(name, str):
@@ -99,10 +101,13 @@ class TextIndex(DerivedIndex):
 
     def _docs(self, rids: list[int], name: str | None) -> dict[int, tuple[str, bytes]]:
         out = {}
-        for rid in rids:
-            doc = self._db.execute("SELECT name, key FROM docs WHERE id=?", (rid,)).fetchall()
-            if doc and (name is None or doc[0][0] == name):
-                out[rid] = (doc[0][0], doc[0][1])
+        for i in range(0, len(rids), 500):
+            chunk = rids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for rid, nm, key in self._db.execute(
+                    f"SELECT id, name, key FROM docs WHERE id IN ({marks})", chunk):
+                if name is None or nm == name:
+                    out[rid] = (nm, key)
         return out
 
     def _ranked(self, terms: list[str], name: str | None
@@ -129,7 +134,7 @@ class TextIndex(DerivedIndex):
 
     def _plain(self, match: str, name: str | None) -> Iterator[tuple[str, bytes, float]]:
         db = self._db
-        limit, done = 16, 0
+        limit, done = self.first_limit, 0
         while True:
             with self._lock:
                 rows = db.execute("SELECT rowid, rank FROM fts WHERE fts MATCH ? "
@@ -143,7 +148,7 @@ class TextIndex(DerivedIndex):
                 while cut and rows[cut - 1][1] == last:
                     cut -= 1
                 if cut == 0:
-                    limit *= 4
+                    limit *= 8
                     continue
                 rows = rows[:cut]
             with self._lock:
@@ -154,7 +159,7 @@ class TextIndex(DerivedIndex):
             done = max(done, len(hits))
             if exhausted:
                 return
-            limit *= 4
+            limit *= 8
 
     def search(self, query: str, limit: int = 10, name: str | None = None
                ) -> list[tuple[str, bytes, float]]:

@@ -77,7 +77,11 @@ def random_doc(rnd: random.Random) -> str:
     return " ".join(rnd.choice(WORDS) for _ in range(rnd.randint(1, 12)))
 
 
-def test_bm25_matches_brute_force_across_root_changes():
+@pytest.mark.parametrize("first_limit", [256, 2])
+def test_bm25_matches_brute_force_across_root_changes(first_limit, monkeypatch):
+    # a first limit of 2 makes iteration go through many growing FTS5 queries, with
+    # tie groups cut at the limit
+    monkeypatch.setattr(TextIndex, "first_limit", first_limit)
     rnd = random.Random(7)
     tree = ProllyTree()
     model: dict[bytes, str] = {}
@@ -254,7 +258,9 @@ def test_threads_share_an_index():
     assert {n for n, _, _ in index.search("tokyo", 100)} == {"t0", "t1", "t2", "t3"}
 
 
-def test_queries_mixing_common_and_rare_terms():
+@pytest.mark.parametrize("first_limit", [256, 3])
+def test_queries_mixing_common_and_rare_terms(first_limit, monkeypatch):
+    monkeypatch.setattr(TextIndex, "first_limit", first_limit)
     # "the" and "a" are in more than half of the documents (IDF <= 0): with rarer terms
     # in the query they do not score and their documents come last
     rnd = random.Random(11)
