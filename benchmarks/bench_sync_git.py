@@ -7,7 +7,7 @@ For each size N a Git-backed dataset of N keys (``key%010d`` -> 32 random bytes)
 once in a temporary repository, pushed to a bare repository, and served by ``git prolly
 serve`` (uvicorn, 127.0.0.1, in a subprocess). Then, medians of ``--repeats``:
 
-* clone from the bare repository (path transport, dulwich), next to ``git clone
+* clone from the bare repository (path transport), next to ``git clone
   --no-local --no-checkout`` of the same repository by the git binary (the reference:
   same objects, C implementation, objects copied rather than hard-linked);
 * clone over HTTP;
@@ -213,7 +213,7 @@ def main() -> None:
               f"{r['initial_push_objects']:,} objects)\n")
         print("| operation | seconds | objects | bytes | vs git binary |")
         print("|---|---:|---:|---:|---:|")
-        print(f"| clone from bare repo (dulwich) | {r['clone_bare_s']:.2f} | | "
+        print(f"| clone from bare repo (path) | {r['clone_bare_s']:.2f} | | "
               f"{r['clone_bare_bytes'] / 1e6:.1f} MB | "
               f"{r['clone_bare_s'] / r['git_clone_s']:.1f}x |")
         print(f"| clone over HTTP | {r['clone_http_s']:.2f} | | "

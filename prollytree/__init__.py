@@ -41,3 +41,11 @@ __all__ += ["NamespacedKvStore", "WorktreeManager", "WorktreeVersionedKvStore",
 from .errors import AuthenticationError, NonFastForwardError, RemoteError  # noqa: E402 (sync, #15)
 
 __all__ += ["RemoteError", "NonFastForwardError", "AuthenticationError"]
+
+
+def __getattr__(name: str):
+    # ProllySQLStore needs the sql extra (apsw), so it is imported on first use (issue 12)
+    if name == "ProllySQLStore":
+        from .sql import ProllySQLStore
+        return ProllySQLStore
+    raise AttributeError(f"module 'prollytree' has no attribute {name!r}")

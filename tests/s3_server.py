@@ -33,6 +33,17 @@ def weed_binary() -> str | None:
     return shutil.which("weed")
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the test process dies (Linux), so that
+    a killed test run does not leave a server behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:  # not Linux: the session teardown still stops it
+        pass
+
+
 def _free_port(avoid: set[int], plus_offset: bool = False) -> int:
     """A free loopback port (and, with ``plus_offset``, port + 10000 free too: SeaweedFS's
     admin worker dials the admin port + 10000 whatever its grpc port is set to)."""
@@ -89,7 +100,8 @@ class SeaweedS3:
         env.update(self.env)
         self.log = open(self.root / "weed.log", "wb")
         self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         self._wait_ready(timeout)
 
     def _wait_ready(self, timeout: float) -> None:
@@ -131,7 +143,7 @@ class SeaweedS3:
             config=Config(s3={"addressing_style": "path"}))
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 10 s; the whole process group."""
+        """SIGTERM, then SIGKILL after 5 s; the whole process group."""
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             try:
@@ -139,7 +151,7 @@ class SeaweedS3:
             except ProcessLookupError:
                 pass
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 try:
                     os.killpg(proc.pid, signal.SIGKILL)

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .main import Fail, App, enc, json_option, pass_app
+from .app import Fail, App, enc, json_option, pass_app
 from .output import put_bytes, show, show_text
 
 
@@ -42,7 +42,14 @@ def ns_group() -> None:
 @json_option
 @pass_app
 def ns_list(app: App, namespace: str | None, values: bool, ref: str | None) -> None:
-    """List the namespaces, or with NAMESPACE its keys."""
+    """List the namespaces, or with NAMESPACE its keys.
+
+    \b
+    Examples:
+      git-prolly ns list
+      git-prolly ns list users --values
+      git-prolly ns list --ref HEAD~1 --json
+    """
     from prollytree.versioning.namespaced import namespace_tree, tree_namespace
     s = _ns(app)
     out = app.out
@@ -78,7 +85,13 @@ def ns_list(app: App, namespace: str | None, values: bool, ref: str | None) -> N
 @json_option
 @pass_app
 def ns_get(app: App, namespace: str, key: str, ref: str | None) -> None:
-    """Print the value of KEY in NAMESPACE (exit code 1 when absent)."""
+    """Print the value of KEY in NAMESPACE (exit code 1 when absent).
+
+    \b
+    Examples:
+      git-prolly ns get users alice
+      git-prolly ns get users alice --ref v1
+    """
     from prollytree.versioning.namespaced import namespace_tree
     s = _ns(app)
     k = enc(key)
@@ -100,7 +113,13 @@ def ns_get(app: App, namespace: str, key: str, ref: str | None) -> None:
 @click.argument("value", required=False)
 @pass_app
 def ns_set(app: App, namespace: str, key: str, value: str | None) -> None:
-    """Stage KEY = VALUE in NAMESPACE (VALUE from standard input when omitted)."""
+    """Stage KEY = VALUE in NAMESPACE (VALUE from standard input when omitted).
+
+    \b
+    Examples:
+      git-prolly ns set users alice "Alice"
+      cat alice.json | git-prolly ns set users alice
+    """
     if value is not None:
         data = enc(value)
     elif sys.stdin is not None and not sys.stdin.isatty():
@@ -116,7 +135,12 @@ def ns_set(app: App, namespace: str, key: str, value: str | None) -> None:
 @pass_app
 def ns_delete(app: App, namespace: str, keys: tuple[str, ...]) -> None:
     """Stage the deletion of each KEY from NAMESPACE (exit code 1, deleting nothing,
-    when one is absent)."""
+    when one is absent).
+
+    \b
+    Example:
+      git-prolly ns delete users alice bob
+    """
     s = _ns(app)
     ks = [enc(k) for k in keys]
     missing = [k for k in ks if s.ns_get(namespace, k) is None]
@@ -132,6 +156,11 @@ def ns_delete(app: App, namespace: str, keys: tuple[str, ...]) -> None:
 @pass_app
 def ns_drop(app: App, namespace: str) -> None:
     """Stage deleting NAMESPACE with all its keys (exit code 1 when it does not exist;
-    'default' cannot be dropped)."""
+    'default' cannot be dropped).
+
+    \b
+    Example:
+      git-prolly ns drop sessions
+    """
     if not _ns(app).delete_namespace(namespace):
         raise Fail(f"no namespace {namespace!r}", 1)

@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from .main import Fail, pass_app
+from .app import Fail, pass_app
 
 __all__ = ["sql"]
 
@@ -54,8 +54,8 @@ def _show(app, result, fmt: str) -> None:
         out.json([{k: (v.hex() if isinstance(v, bytes) else v) for k, v in zip(labels, r)}
                   for r in rows])
     elif fmt == "csv":
-        from prollytree.sql.store import _fmt
-        out.write(_fmt(labels, rows, "csv"))
+        from prollytree.sql.store import format_rows
+        out.write(format_rows(labels, rows, "csv"))
     else:
         out.table(labels, ([_cell(v) for v in r] for r in rows), empty="(no rows)")
 
@@ -85,11 +85,14 @@ def sql(app, query: str | None, ref: str | None, fmt: str) -> None:
     """Run SQL (the SQLite dialect) on the dataset's tables.
 
     With no QUERY: SQL from standard input, or an interactive shell on a terminal.
+    Changes are staged; SELECT prolly_commit('message') makes a version.
 
     \b
-    Example:
-      git-prolly sql "SELECT * FROM users WHERE id = 1"
-      git-prolly sql --ref HEAD~1 --format csv "SELECT count(*) FROM users"
+    Examples:
+      git-prolly sql "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)"
+      git-prolly sql "SELECT * FROM users WHERE id = 1" --format json
+      git-prolly sql "SELECT * FROM users" --ref HEAD~1 --format csv
+      git-prolly sql < migrate.sql
     """
     store = _open()
     try:

@@ -14,7 +14,7 @@ import os
 
 import click
 
-from .main import App, Fail, json_option, pass_app, short
+from .app import Fail, json_option, pass_app, short
 
 #: phases whose counts are bytes (drawn with sizes and speed)
 _BYTE_PHASES = {"Receiving objects", "Sending objects"}
@@ -55,7 +55,7 @@ class _PhaseProgress:
         self.close()
 
 
-def _git_store(app: App):
+def _git_store(app):
     store = app.store()
     if store.storage_backend().name != "Git":
         raise Fail(f"remotes need a Git-backed dataset; this one is "
@@ -80,7 +80,7 @@ def _non_ff(e: Exception) -> Fail:
                                                "repository (when it holds several).")
 @json_option
 @pass_app
-def clone(app: App, url: str, directory: str | None, branch: str | None,
+def clone(app, url: str, directory: str | None, branch: str | None,
           dataset: str | None) -> None:
     """Clone the repository at URL into DIRECTORY and open its dataset.
 
@@ -120,13 +120,14 @@ def clone(app: App, url: str, directory: str | None, branch: str | None,
                                            "$GIT_PROLLY_TOKEN or the one in its URL).")
 @json_option
 @pass_app
-def fetch(app: App, remote: str, token: str | None) -> None:
+def fetch(app, remote: str, token: str | None) -> None:
     """Fetch the branches and tags of REMOTE (default origin) into
     refs/remotes/REMOTE/*; the current branch does not move.
 
     \b
-    Example:
-      git-prolly fetch origin
+    Examples:
+      git-prolly fetch
+      git-prolly fetch backup --json
     """
     from prollytree.sync import git_remote
     store = _git_store(app)
@@ -135,7 +136,7 @@ def fetch(app: App, remote: str, token: str | None) -> None:
     _print_fetch(app, report)
 
 
-def _print_fetch(app: App, report: dict, json_too: bool = True) -> None:
+def _print_fetch(app, report: dict, json_too: bool = True) -> None:
     out = app.out
     if out.json_mode:
         if json_too:
@@ -175,15 +176,16 @@ _STRATEGIES = {"take-source": "TakeSource", "take-destination": "TakeDestination
 @click.option("--token", metavar="T", help="Token of an http(s) remote.")
 @json_option
 @pass_app
-def pull(app: App, remote: str, branch: str | None, strategy: str | None,
+def pull(app, remote: str, branch: str | None, strategy: str | None,
          token: str | None) -> None:
     """Fetch REMOTE, then merge its BRANCH (default: the current branch's name) into the
     current branch: a fast-forward, or a merge commit with two parents. Conflicting keys
     stop the merge (exit code 1, the branch unchanged) unless --strategy settles them.
 
     \b
-    Example:
-      git-prolly pull origin main
+    Examples:
+      git-prolly pull
+      git-prolly pull origin main --strategy take-source
     """
     from prollytree.errors import MergeConflictError
     from prollytree.sync import git_remote
@@ -229,13 +231,14 @@ def pull(app: App, remote: str, branch: str | None, strategy: str | None,
                                            "$GIT_PROLLY_TOKEN or the one in its URL).")
 @json_option
 @pass_app
-def push(app: App, remote: str, branch: str | None, force: bool, token: str | None) -> None:
+def push(app, remote: str, branch: str | None, force: bool, token: str | None) -> None:
     """Push BRANCH (default: the current branch) to REMOTE (default origin). A push that
     is not a fast-forward is refused (exit code 1) unless --force.
 
     \b
-    Example:
-      git-prolly push origin main
+    Examples:
+      git-prolly push
+      GIT_PROLLY_TOKEN=s3cret git-prolly push web main
     """
     from prollytree.errors import NonFastForwardError
     from prollytree.sync import git_remote
@@ -267,9 +270,10 @@ def remote() -> None:
     """Manage remotes (Git's own: 'git remote -v' lists the same).
 
     \b
-    Example:
-      git-prolly remote add origin ../shared.git
-      git-prolly remote list
+    Examples:
+      git-prolly remote add origin /srv/data.git
+      git-prolly remote list -v
+      git-prolly remote remove origin
     """
 
 
@@ -278,7 +282,7 @@ def remote() -> None:
 @click.argument("url")
 @json_option
 @pass_app
-def remote_add(app: App, name: str, url: str) -> None:
+def remote_add(app, name: str, url: str) -> None:
     """Add remote NAME at URL."""
     from prollytree.sync import git_remote
     store = _git_store(app)
@@ -292,7 +296,7 @@ def remote_add(app: App, name: str, url: str) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Show URLs.")
 @json_option
 @pass_app
-def remote_list(app: App, verbose: bool) -> None:
+def remote_list(app, verbose: bool) -> None:
     """List the remotes."""
     from prollytree.sync import git_remote
     # a token kept in a URL (http://TOKEN@host) is never printed
@@ -310,7 +314,7 @@ def remote_list(app: App, verbose: bool) -> None:
 @click.argument("name")
 @json_option
 @pass_app
-def remote_remove(app: App, name: str) -> None:
+def remote_remove(app, name: str) -> None:
     """Remove remote NAME and its remote-tracking refs."""
     from prollytree.sync import git_remote
     git_remote.remove_remote(_git_store(app), name)
@@ -329,7 +333,7 @@ def remote_remove(app: App, name: str) -> None:
 @click.option("--max-push-bytes", type=click.IntRange(min=1), default=1 << 30,
               show_default=True, help="Largest push body accepted.")
 @pass_app
-def serve(app: App, host: str, port: int, allow_push: bool, token: str | None,
+def serve(app, host: str, port: int, allow_push: bool, token: str | None,
           max_push_bytes: int) -> None:
     """Serve the dataset over HTTP for clone/fetch (and push with --allow-push).
 

@@ -7,7 +7,7 @@ import os
 
 import click
 
-from .main import Fail, App, json_option, pass_app, short
+from .app import Fail, App, json_option, pass_app, short
 from .output import show
 
 
@@ -56,7 +56,13 @@ def worktree_group() -> None:
 @pass_app
 def wt_add(app: App, path: str, branch: str | None, new_branch: str | None,
            dataset: str | None) -> None:
-    """Create a worktree at PATH on BRANCH (existing), or on a new branch with -b."""
+    """Create a worktree at PATH on BRANCH (existing), or on a new branch with -b.
+
+    \b
+    Examples:
+      git-prolly worktree add ../agent1 -b agent1
+      git-prolly worktree add ../review feature
+    """
     if (branch is None) == (new_branch is None):
         raise click.UsageError("give either BRANCH or -b NEW_BRANCH")
     m = _manager(app, dataset)
@@ -73,7 +79,13 @@ def wt_add(app: App, path: str, branch: str | None, new_branch: str | None,
 @json_option
 @pass_app
 def wt_list(app: App, dataset: str | None) -> None:
-    """List the worktrees (id, branch, commit, path, lock)."""
+    """List the worktrees (id, branch, commit, path, lock).
+
+    \b
+    Examples:
+      git-prolly worktree list
+      git-prolly worktree list --json
+    """
     rows = _manager(app, dataset).list_worktrees()
     out = app.out
     if out.json_mode:
@@ -91,7 +103,12 @@ def wt_list(app: App, dataset: str | None) -> None:
 @dataset_option
 @pass_app
 def wt_remove(app: App, worktree_id: str, force: bool, dataset: str | None) -> None:
-    """Remove worktree ID (not the main one, not a locked one); its branch stays."""
+    """Remove worktree ID (not the main one, not a locked one); its branch stays.
+
+    \b
+    Example:
+      git-prolly worktree remove agent1
+    """
     _manager(app, dataset).remove_worktree(worktree_id, force=force)
     app.out.line(f"Removed worktree {worktree_id}")
 
@@ -102,7 +119,12 @@ def wt_remove(app: App, worktree_id: str, force: bool, dataset: str | None) -> N
 @dataset_option
 @pass_app
 def wt_lock(app: App, worktree_id: str, reason: str | None, dataset: str | None) -> None:
-    """Lock worktree ID (Git's lock: no removal; worktree stores refuse writes)."""
+    """Lock worktree ID (Git's lock: no removal; worktree stores refuse writes).
+
+    \b
+    Example:
+      git-prolly worktree lock agent1 --reason "agent running"
+    """
     _manager(app, dataset).lock_worktree(worktree_id, reason)
     app.out.line(f"Locked worktree {worktree_id}")
 
@@ -112,7 +134,12 @@ def wt_lock(app: App, worktree_id: str, reason: str | None, dataset: str | None)
 @dataset_option
 @pass_app
 def wt_unlock(app: App, worktree_id: str, dataset: str | None) -> None:
-    """Unlock worktree ID (exit code 1 when it was not locked)."""
+    """Unlock worktree ID (exit code 1 when it was not locked).
+
+    \b
+    Example:
+      git-prolly worktree unlock agent1
+    """
     if not _manager(app, dataset).unlock_worktree(worktree_id):
         raise Fail(f"worktree {worktree_id!r} is not locked", 1)
     app.out.line(f"Unlocked worktree {worktree_id}")
@@ -135,7 +162,13 @@ def wt_merge(app: App, worktree_id: str, target: str | None, message: str | None
              strategy: str | None, dataset: str | None) -> None:
     """Merge worktree ID's branch into the main branch (or --into BRANCH): a
     fast-forward, or a two-parent merge commit. Conflicts: exit code 1, nothing
-    changed."""
+    changed.
+
+    \b
+    Examples:
+      git-prolly worktree merge agent1 -m "Merge agent1"
+      git-prolly worktree merge agent1 --into release --strategy take-source
+    """
     from prollytree.errors import MergeConflictError
     from prollytree.versioning import ConflictResolution
     m = _manager(app, dataset)

@@ -38,6 +38,7 @@ class NamedTreeStorage:
                  trees: tuple[str, ...] = ()) -> None:
         self.store = VersionedKvStore(path, storage_backend)
         self.trees = tuple(trees)
+        self._sources: tuple[str, list] | None = None
 
     # -- working copy (staged over committed) ---------------------------------------------------
 
@@ -77,7 +78,10 @@ class NamedTreeStorage:
     def index_sources(self) -> list[tuple[str, ProllyTree]]:
         """(index name, committed tree at HEAD) pairs covering the application's trees
         (an index name is the tree name)."""
-        return [(t, self.store.tree_at("HEAD", t)) for t in self.trees]
+        cid = self.store.current_commit()
+        if self._sources is None or self._sources[0] != cid:
+            self._sources = (cid, [(t, self.store.tree_at(cid, t)) for t in self.trees])
+        return self._sources[1]
 
     def index_key(self, tree: str, key: bytes) -> tuple[str, bytes]:
         """Where a tree's key lives in :meth:`index_sources`."""

@@ -144,11 +144,12 @@ class AgentMemorySystem:
         rec = new if new is not None else old
         tree = MemoryType(rec["type"]).tree
         pairs: dict[bytes, bytes | None] = {}
-        if old is not None:
-            for k, _ in R.secondary_keys(old):
-                pairs[k] = None
-        if new is not None:
-            for k, v in R.secondary_keys(new):
+        before = dict(R.secondary_keys(old)) if old is not None else {}
+        after = dict(R.secondary_keys(new)) if new is not None else {}
+        for k in before.keys() - after.keys():
+            pairs[k] = None
+        for k, v in after.items():
+            if before.get(k) != v:
                 pairs[k] = v
         key = R.PRIMARY + rec["id"].encode()
         pairs[key] = None if new is None else R.encode(new)

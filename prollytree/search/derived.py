@@ -13,10 +13,16 @@ Deleting the file loses nothing; the next sync rebuilds it.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from ..errors import MissingNodeError, ProllyError
+from ..errors import MissingNodeError, ProllyError, StoreError
 from ..tree import ProllyTree
+from ..tree.diff import diff_roots
+from ..tree.node_cache import NodeCache
+
+#: decoded nodes kept between syncs (the old root's nodes are the next diff's old side)
+NODE_CACHE_BYTES = 16 << 20
 
 try:
     import apsw
@@ -27,7 +33,7 @@ except ImportError as e:  # pragma: no cover - depends on the extra
 #: ``document(key, value) -> text or None``: what of a tree's entry is indexed (None: skip).
 Document = Callable[[bytes, bytes], "str | None"]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 
 class IndexMismatchError(ProllyError, ValueError):
@@ -82,6 +88,10 @@ class DerivedIndex:
         if not callable(document):
             raise TypeError("document must be callable (key, value) -> str | None")
         self._document = document
+        # one connection per index object; the lock makes sync/search safe to call from
+        # several threads (other processes are kept apart by SQLite's own locking)
+        self._lock = threading.RLock()
+        self._nodes: NodeCache | None = None
         self.path = None if path is None else os.path.abspath(os.fspath(path))
         if self.path is not None:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
@@ -99,7 +109,7 @@ class DerivedIndex:
                 self._create_tables()
                 want = {"kind": self.KIND, "schema": SCHEMA_VERSION, **self._identity()}
                 have = dict(self._db.execute("SELECT k, v FROM meta"))
-                if not have:
+                if "kind" not in have:  # a new file (subclass counters may exist already)
                     self._db.executemany("INSERT INTO meta VALUES (?, ?)",
                                          [(k, str(v)) for k, v in want.items()])
                     self._db.execute("INSERT OR REPLACE INTO meta VALUES ('gen', '0')")
@@ -172,6 +182,11 @@ class DerivedIndex:
         if not isinstance(replace, bool):
             raise TypeError(f"replace must be a bool, not {type(replace).__name__}")
         overlay = _check_staged(staged)
+        with self._lock:
+            return self._sync(tree, name, overlay, replace)
+
+    def _sync(self, tree: ProllyTree, name: str, overlay: dict[bytes, bytes | None],
+              replace: bool) -> int:
         new_root = tree.get_root_hash()
         row = self._db.execute("SELECT root FROM roots WHERE name=?", (name,)).fetchall()
         old_root = row[0][0] if row else None
@@ -188,9 +203,7 @@ class DerivedIndex:
             full = True
         elif moved:
             try:
-                old = ProllyTree.from_root(old_root, tree.store, tree.config)
-                for key, _before, after in old.changes(tree):
-                    changes[key] = after
+                changes = self._diff(old_root, new_root, tree)
             except MissingNodeError:
                 full = True  # the old version is not in this store: start over
         if not full:
@@ -224,6 +237,26 @@ class DerivedIndex:
         self._after_write(True)
         return len(docs)
 
+    def _diff(self, old_root: bytes, new_root: bytes, tree: ProllyTree
+              ) -> dict[bytes, bytes | None]:
+        """key -> new value (None: deleted) from ``old_root`` to ``new_root``. Nodes are
+        read through a cache kept between syncs (content-addressed, so valid for any
+        root of the store), which already holds most of the old side; a cache over
+        another store that lacks the nodes is replaced by one over ``tree``'s store."""
+        for attempt in (0, 1):
+            cache = self._nodes
+            if cache is None or attempt:
+                cache = NodeCache(tree.store, NODE_CACHE_BYTES)
+            try:
+                out = {k: new for k, _, new in diff_roots(cache, old_root, new_root)}
+            except (MissingNodeError, StoreError):
+                if attempt or self._nodes is None:
+                    raise
+                continue
+            self._nodes = cache
+            return out
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def overlay_keys(self, name: str = "") -> list[bytes]:
         """The staged keys laid over tree ``name``'s root, sorted."""
         _check_name(name)
@@ -233,6 +266,10 @@ class DerivedIndex:
     def forget(self, name: str = "") -> None:
         """Drop every document of tree ``name`` (e.g. the tree was dropped)."""
         _check_name(name)
+        with self._lock:
+            self._forget(name)
+
+    def _forget(self, name: str) -> None:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._drop(name)

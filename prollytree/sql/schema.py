@@ -13,10 +13,15 @@ from dataclasses import dataclass, field
 import apsw
 import msgpack
 
-__all__ = ["Column", "IndexSchema", "TableSchema", "Shadow", "affinity", "quote_ident",
+__all__ = ["SEQ", "seq_key", "Column", "IndexSchema", "TableSchema", "Shadow", "affinity", "quote_ident",
            "table_tree", "index_tree", "CATALOG"]
 
 CATALOG = "sql/catalog"
+SEQ = b"s\x00"   # catalog key prefix: the AUTOINCREMENT high-water mark of a table
+
+
+def seq_key(table: str) -> bytes:
+    return SEQ + table.lower().encode()
 
 
 def table_tree(name: str) -> str:
@@ -77,6 +82,7 @@ class TableSchema:
     pk: list[int]                  # primary key columns (empty: keyed by rowid)
     rowid_alias: int | None        # the INTEGER PRIMARY KEY column, if any
     has_check: bool
+    autoincrement: bool = False
     indexes: list[IndexSchema] = field(default_factory=list)
 
     @property
@@ -144,8 +150,6 @@ class Shadow:
             if pkpos:
                 pk.append((pkpos, cid))
         pk_cols = [c for _, c in sorted(pk)]
-        without_rowid = bool(list(db.execute(
-            "SELECT 1 FROM pragma_index_list(?) WHERE origin='pk'", (name,)))) and False
         alias = None
         if len(pk_cols) == 1 and cols[pk_cols[0]].type.upper() == "INTEGER":
             # INTEGER PRIMARY KEY is a rowid alias unless declared DESC (a quirk we follow:
@@ -153,8 +157,8 @@ class Shadow:
             origin = [r for r in db.execute(f"PRAGMA index_list({q})") if r[3] == "pk"]
             if not origin:
                 alias = pk_cols[0]
-        del without_rowid
-        t = TableSchema(name, sql, cols, pk_cols, alias, "CHECK" in sql.upper())
+        t = TableSchema(name, sql, cols, pk_cols, alias, "CHECK" in sql.upper(),
+                        alias is not None and "AUTOINCREMENT" in sql.upper())
         for _seq, iname, unique, origin, partial in db.execute(f"PRAGMA index_list({q})"):
             if origin == "pk":
                 continue

@@ -20,14 +20,19 @@ def split(sql: str) -> list[str]:
     while i != -1:
         chunk = sql[start:i + 1]
         if apsw.complete(chunk):
-            if words(chunk, 1):
+            if _has_statement(chunk):
                 out.append(chunk)
             start = i + 1
         i = sql.find(";", i + 1)
     rest = sql[start:]
-    if words(rest, 1):
+    if _has_statement(rest):
         out.append(rest)
     return out
+
+
+def _has_statement(chunk: str) -> bool:
+    w = words(chunk, 1)
+    return bool(w) and w[0] != ";"
 
 
 def words(sql: str, n: int) -> list[str]:

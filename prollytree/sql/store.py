@@ -9,33 +9,45 @@ prolly_commit('message')``).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import re
+import threading
 from typing import Any, Iterable
 
 import apsw
 import msgpack
 
-from ..errors import MergeConflictError
+from ..errors import MergeConflictError, ReadOnlyError
 from ..tree import ConflictResolution
 from ..versioning import Unresolved, VersionedKvStore
 from .keys import decode_key, encode_key
 from .rows import decode_row, encode_row
-from .schema import CATALOG, Shadow, affinity, TableSchema, quote_ident, table_tree
+from .schema import CATALOG, Shadow, TableSchema, affinity, quote_ident, seq_key, table_tree
 from .dml import unquote, insert_target, run_upsert, split_upsert
 from .statements import dml_kind, kind_of, split
 from .trees import Trees
 from .vtable import ProllyModule, Session, index_key
 
-__all__ = ["ProllySQLStore", "FORMATS"]
+__all__ = ["ProllySQLStore", "FORMATS", "format_rows"]
 
 FORMATS = ("dict", "dicts", "tuples", "json", "csv")
 _T, _V = b"t\x00", b"v\x00"
 _RESULT = {"create_table": "create", "ctas": "create", "create_index": "create_index",
            "create_view": "create_view", "drop_table": "drop_table", "drop_index": "drop_index",
            "drop_view": "drop_view", "alter_table": "alter_table", "create_temp": "create"}
+
+
+def _locked(method):
+    """Run ``method`` under the store's lock: one statement or version operation at a time
+    per store object, so the object can be shared between threads."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return run
 
 
 class Database:
@@ -57,7 +69,8 @@ class Database:
         self.session = Session(view, self.schemas, readonly, self.shadow)
         self.conn = conn = apsw.Connection(":memory:")
         self.session.conn = conn
-        conn.create_module("prolly", ProllyModule(self.session), iVersion=3)
+        conn.create_module("prolly", ProllyModule(self.session), iVersion=3,
+                           use_bestindex_object=True)
         for t in self.schemas.values():
             conn.execute(f"CREATE VIRTUAL TABLE {quote_ident(t.name)} USING prolly")
         for sql in views:
@@ -93,7 +106,8 @@ class Database:
         return desc, rows, bool(desc)
 
 
-def _fmt(labels: list[str], rows: list[tuple], format: str):
+def format_rows(labels: list[str], rows: list[tuple], format: str):
+    """Rows as ``format``: dicts, ``(labels, rows)``, a JSON string or CSV text."""
     if format in ("dict", "dicts"):
         return [dict(zip(labels, r)) for r in rows]
     if format == "tuples":
@@ -175,14 +189,25 @@ class ProllySQLStore:
     """
 
     def __init__(self, path: str | os.PathLike, storage_backend: Any = None) -> None:
-        self._init(VersionedKvStore(path, storage_backend))
+        kv = VersionedKvStore(path, storage_backend)
+        try:
+            self._init(kv)
+        except BaseException:
+            kv.close()
+            raise
 
     def _init(self, kv: VersionedKvStore) -> None:
+        self._lock = threading.RLock()
         self._kv = kv
         self._trees = Trees(self._kv)
         self._db: Database | None = None
         self._reload = False
-        self._conflicts: list[tuple[str, bytes | None, bytes | None, bytes | None]] = []
+        self._schema_cache: dict[bytes | None, dict[str, TableSchema]] = {}
+        # the conflicts of the last merge that stopped: (table, key, base, ours, theirs),
+        # and the resolutions recorded by editing prolly_conflicts_<t>: (table, key) -> row
+        self._conflicts: list[tuple[str, bytes, bytes | None, bytes | None, bytes | None]] = []
+        self._resolved: dict[tuple[str, bytes], bytes | None] = {}
+        self._conflict_source: str | None = None
         self._load()
 
     @staticmethod
@@ -203,7 +228,9 @@ class ProllySQLStore:
         if self._db is not None:
             self._db.close()
         from .system import install
-        self._db = Database(self._trees.tree, self._trees.tree(CATALOG).items(), False,
+        # a detached HEAD is read-only: writes fail in the statement, not at its commit
+        readonly = self._kv.current_branch() is None
+        self._db = Database(self._trees.tree, self._trees.tree(CATALOG).items(), readonly,
                             lambda db: install(self, db))
 
     @property
@@ -217,6 +244,7 @@ class ProllySQLStore:
         DDL must go through :meth:`execute`)."""
         return self._db.conn
 
+    @_locked
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
@@ -231,6 +259,7 @@ class ProllySQLStore:
 
     # -- SQL -------------------------------------------------------------------------------
 
+    @_locked
     def execute(self, query: str, format: str = "dict", params: Any = None):
         """Run ``query`` (one or more statements; the result of the last is returned).
 
@@ -284,11 +313,12 @@ class ProllySQLStore:
             labels, rows, is_query = db.query(stmt, params)
         finally:
             db.session.omitted = None
+            db.session.bulk = False
             if self._reload:  # a prolly_checkout / prolly_merge inside the statement
                 self._reload = False
                 self._load()
         if is_query:
-            return _fmt(labels, rows, format)
+            return format_rows(labels, rows, format)
         k = dml_kind(stmt)
         if k in ("insert", "update", "delete"):
             return {"type": k, "count": self._db.session.changes}
@@ -321,6 +351,9 @@ class ProllySQLStore:
         if db.session.in_transaction():
             raise ValueError("schema changes inside a SQL transaction are not supported: "
                              "COMMIT or ROLLBACK first")
+        if db.session.readonly:
+            raise ReadOnlyError("HEAD is detached: the database is read-only; checkout a "
+                                "branch to change the schema")
         if kind == "ctas":
             return self._ctas(stmt, params)
         shadow = db.shadow
@@ -340,6 +373,12 @@ class ProllySQLStore:
         for n in before:
             if n not in after:
                 cat.delete(_T + n.encode())
+                if before[n].autoincrement:
+                    seq = cat.get(seq_key(n))
+                    cat.delete(seq_key(n))
+                    renamed = [m for m in after if m not in before]
+                    if kind == "alter_table" and len(renamed) == 1 and seq is not None:
+                        cat.insert(seq_key(renamed[0]), seq)
         if views_after != views_before:
             for name, _sql in views_before:
                 cat.delete(_V + name.lower().encode())
@@ -393,13 +432,16 @@ class ProllySQLStore:
         if len(an) == len(bn):
             return
         if len(an) > len(bn):
+            t = self._trees.tree(a.tree)
             extra = []
             for c in a.columns[len(bn):]:
                 v = None
                 if c.default is not None:
                     v = self._db.shadow.execute(f"SELECT {c.default}")[0][0]
+                if v is None and c.notnull and next(iter(t.items()), None) is not None:
+                    # SQLite checks this against the rows, which the shadow table lacks
+                    raise apsw.SQLError("Cannot add a NOT NULL column with default value NULL")
                 extra.append(v)
-            t = self._trees.tree(a.tree)
             t.insert_batch([(k, encode_row(decode_row(v) + extra)) for k, v in t.items()])
             return
         keep = [i for i, n in enumerate(bn) if n in an]
@@ -474,6 +516,7 @@ class ProllySQLStore:
             raise ValueError("a table needs at least one column")
         return self.execute(f"CREATE TABLE {quote_ident(table_name)} ({', '.join(cols)})")
 
+    @_locked
     def insert(self, table_name: str, values: Iterable):
         """Insert rows (sequences of Python values, bound safely); ``{"type": "insert",
         "count": n}``."""
@@ -489,6 +532,7 @@ class ProllySQLStore:
         db = self._db
         db.session.omitted = {table_name.lower(): set()}   # every column is given
         own = not db.session.in_transaction()
+        db.session.bulk = own
         if own:
             db.conn.execute("BEGIN")
         try:
@@ -501,6 +545,7 @@ class ProllySQLStore:
             raise
         finally:
             db.session.omitted = None
+            db.session.bulk = False
         return {"type": "insert", "count": len(rows)}
 
     def select(self, table_name: str, columns: list[str] | None = None,
@@ -521,6 +566,7 @@ class ProllySQLStore:
             raise ValueError(f"cannot {what} inside a SQL transaction: COMMIT or ROLLBACK "
                              f"first")
 
+    @_locked
     def commit(self, message: str) -> str:
         """Commit every table, index and the schema as one version; returns its id."""
         if not isinstance(message, str):
@@ -532,6 +578,7 @@ class ProllySQLStore:
         """Create branch ``name`` (at ``start``, default HEAD) without switching to it."""
         return self._kv.branch(name, start)
 
+    @_locked
     def create_branch(self, name: str, start: str | None = None) -> str:
         """Create branch ``name`` and switch to it."""
         self._no_txn("create a branch")
@@ -539,6 +586,7 @@ class ProllySQLStore:
         self._load()
         return cid
 
+    @_locked
     def checkout(self, ref: str) -> None:
         """Switch to a branch (or detach at any commit, read-only)."""
         self._no_txn("checkout")
@@ -546,50 +594,78 @@ class ProllySQLStore:
         self._load()
 
     def current_branch(self) -> str | None:
+        """The branch checked out (None when HEAD is detached)."""
         return self._kv.current_branch()
 
     def list_branches(self) -> list[str]:
+        """Every branch name, sorted."""
         return self._kv.list_branches()
 
     def log(self, ref: str | None = None, limit: int | None = None) -> list[dict]:
+        """Commits reachable from ``ref`` (default HEAD), newest first, as
+        :meth:`VersionedKvStore.log` gives them."""
         return self._kv.log(ref, limit)
 
     def tables(self, ref: str | None = None) -> list[str]:
         """The table names (of the working copy, or at ``ref``)."""
         if ref is None:
             return sorted(t.name for t in self._db.schemas.values())
-        db = self._at(ref)
-        try:
-            return sorted(t.name for t in db.schemas.values())
-        finally:
-            db.close()
+        return sorted(t.name for t in self._schemas_at(ref).values())
 
+    @property
+    def trees(self) -> Trees:
+        """The named trees the database lives in (see :mod:`prollytree.sql.trees`)."""
+        return self._trees
+
+    def schemas_at(self, ref: str) -> dict[str, TableSchema]:
+        """The table schemas (by lower-case name) at ``ref``."""
+        return self._schemas_at(ref)
+
+    def _schemas_at(self, ref: str) -> dict[str, TableSchema]:
+        """The table schemas at ``ref`` (cached by the catalog's root: a catalog that did
+        not change is read once)."""
+        if not isinstance(ref, str):
+            raise TypeError(f"ref must be a str, not {type(ref).__name__}")
+        cid = self._kv.resolve_ref(ref)
+        root = self._trees.root_hash(CATALOG, cid)
+        got = self._schema_cache.get(root)
+        if got is None:
+            shadow = Shadow()
+            try:
+                for k, v in self._trees.tree_at(cid, CATALOG).items():
+                    if k.startswith(_T):
+                        shadow.load_entry(v)
+                got = {n.lower(): shadow.schema(n) for n in shadow.tables()}
+            finally:
+                shadow.close()
+            if len(self._schema_cache) > 16:
+                self._schema_cache.clear()
+            self._schema_cache[root] = got
+        return got
+
+    @_locked
     def diff(self, from_ref: str, to_ref: str, table: str | None = None) -> list[dict]:
         """Row changes between two commits (of every table, or of ``table``): dicts with
         ``table``, ``type`` ("added", "removed", "modified"), ``key`` (primary key tuple),
         ``old`` and ``new`` (row dicts or None). Computed structurally per table tree: the
         cost grows with the number of changes."""
-        a, b = self._at(from_ref), self._at(to_ref)
-        try:
-            out = []
-            names = sorted(set(a.schemas) | set(b.schemas))
-            if table is not None:
-                names = [n for n in names if n == table.lower()]
-            for n in names:
-                sa, sb = a.schemas.get(n), b.schemas.get(n)
-                tree = (sb or sa).tree
-                for k, old, new in self._trees.diff(from_ref, to_ref, tree):
-                    out.append({
-                        "table": (sb or sa).name,
-                        "type": "added" if old is None else "removed" if new is None
-                        else "modified",
-                        "key": decode_key(k),
-                        "old": dict(zip(sa.names, decode_row(old))) if old and sa else None,
-                        "new": dict(zip(sb.names, decode_row(new))) if new and sb else None})
-            return out
-        finally:
-            a.close()
-            b.close()
+        a, b = self._schemas_at(from_ref), self._schemas_at(to_ref)
+        out = []
+        names = sorted(set(a) | set(b))
+        if table is not None:
+            names = [n for n in names if n == table.lower()]
+        for n in names:
+            sa, sb = a.get(n), b.get(n)
+            tree = (sb or sa).tree
+            for k, old, new in self._trees.diff(from_ref, to_ref, tree):
+                out.append({
+                    "table": (sb or sa).name,
+                    "type": "added" if old is None else "removed" if new is None
+                    else "modified",
+                    "key": decode_key(k),
+                    "old": dict(zip(sa.names, decode_row(old))) if old and sa else None,
+                    "new": dict(zip(sb.names, decode_row(new))) if new and sb else None})
+        return out
 
     def status(self) -> list[tuple[str, tuple, str]]:
         """Uncommitted row changes: (table, primary key tuple, "added"/"modified"/"removed")."""
@@ -632,10 +708,36 @@ class ProllySQLStore:
                 if new is not None:
                     yield decode_row(new), c
 
-    def merge_conflicts(self) -> list[tuple[str, bytes | None, bytes | None, bytes | None]]:
-        """(table, base row, our row, their row) of the last merge stopped by conflicts."""
-        return list(self._conflicts)
+    def commit_changes(self, table: str, ref: str) -> Iterable[tuple[list, dict]]:
+        """(row, commit) for the rows of ``table`` that commit ``ref`` set (against its
+        first parent)."""
+        tree = table_tree(table)
+        try:
+            c = self._kv.commit_info(ref)
+        except ValueError:
+            return
+        if c["parents"]:
+            changes = self._trees.diff(c["parents"][0], c["id"], tree)
+        else:
+            changes = [(k, None, v) for k, v in self._trees.tree_at(c["id"], tree).items()]
+        for _k, _old, new in changes:
+            if new is not None:
+                yield decode_row(new), c
 
+    def merge_conflicts(self) -> list[tuple[str, bytes, bytes | None, bytes | None,
+                                            bytes | None]]:
+        """(table, key, base row, our row, their row) of the last merge stopped by
+        conflicts, without those already resolved (encoded rows; None: absent)."""
+        return [c for c in self._conflicts if (c[0].lower(), c[1]) not in self._resolved]
+
+    def resolve_conflict(self, table: str, key: bytes, row: bytes | None) -> None:
+        """Record how a conflict of the last stopped merge is to be resolved (the encoded
+        row to keep, None to delete it); merging the same source again applies it.
+        ``DELETE FROM prolly_conflicts_<t>`` keeps our row, ``UPDATE ... SET our_<c> = ...``
+        keeps the edited row."""
+        self._resolved[(table.lower(), key)] = row
+
+    @_locked
     def merge(self, source: str, conflict_resolution: Any = None) -> str:
         """Three-way merge of ``source`` into the current branch, row by row; the same row
         changed on both sides in different columns merges cell by cell. True conflicts
@@ -648,16 +750,24 @@ class ProllySQLStore:
             raise TypeError(f"conflict_resolution must be a ConflictResolution or a callable, "
                             f"not {type(res).__name__}")
         self._no_txn("merge")
+        if not isinstance(source, str):
+            raise TypeError(f"source must be a str, not {type(source).__name__}")
+        violations = self._merge_violations(source)
+        if violations:
+            raise MergeConflictError(
+                f"merging {source!r} would violate constraints; nothing was merged: "
+                + "; ".join(violations[:10]) + (" ..." if len(violations) > 10 else ""), [])
         by_tree = {t.tree: t for t in self._db.schemas.values()}
         trees = self._trees
         conflicts: list = []
         fixups: list = []
+        resolved = self._resolved if self._conflict_source == source else {}
 
         def resolve(c):
             loc = trees.conflict_location(c)
             if loc is None or loc[0] == CATALOG:
                 if res is None:
-                    conflicts.append(("<schema>" if loc else "<kv>", c.base_value,
+                    conflicts.append(("<schema>" if loc else "<kv>", c.key, c.base_value,
                                       c.destination_value, c.source_value))
                     return Unresolved
                 return _strategy(res, c)
@@ -667,11 +777,15 @@ class ProllySQLStore:
             t = by_tree.get(tree)
             merged = _cellwise(c.base_value, c.source_value, c.destination_value)
             if merged is None:
-                if res is None:
-                    conflicts.append((t.name if t else tree, c.base_value,
-                                      c.destination_value, c.source_value))
+                name = t.name if t else tree
+                if (name.lower(), key) in resolved:
+                    merged = resolved[(name.lower(), key)]
+                elif res is None:
+                    conflicts.append((name, key, c.base_value, c.destination_value,
+                                      c.source_value))
                     return Unresolved
-                merged = _strategy(res, c)
+                else:
+                    merged = _strategy(res, c)
             if t is not None:
                 fixups.append((t, key, c, merged))
             return merged
@@ -680,12 +794,80 @@ class ProllySQLStore:
             cid = trees.merge(source, resolve)
         except MergeConflictError:
             self._conflicts = conflicts
+            self._resolved = dict(resolved)
+            self._conflict_source = source
             raise
         self._conflicts = []
+        self._resolved = {}
+        self._conflict_source = None
         if fixups and self._fix_indexes(fixups):
             cid = self._kv.commit(f"Merge {source}: index entries of cell-merged rows")
         self._load()
         return cid
+
+    def _merge_violations(self, source: str) -> list[str]:
+        """UNIQUE and CHECK violations the merge of ``source`` would create (rows merged
+        from both sides can break constraints each side kept). Reads the two sides'
+        changes since the merge base (structural diffs) and the current indexes."""
+        kv, trees = self._kv, self._trees
+        head = kv.current_commit()
+        src = kv.resolve_ref(source)
+        base = kv.merge_base(head, src)
+        if base is None or base in (head, src):
+            return []  # fast-forward or nothing to do: the result is a state already valid
+        out: list[str] = []
+        for t in self._db.schemas.values():
+            ours = {k: new for k, _old, new in trees.diff(base, head, t.tree)}
+            theirs = {k: new for k, _old, new in trees.diff(base, src, t.tree)}
+            if not theirs:
+                continue
+            merged: dict[bytes, bytes | None] = {}
+            cellwise: set[bytes] = set()
+            for k, new in theirs.items():
+                if k not in ours:
+                    merged[k] = new
+                elif ours[k] != new:
+                    m = _cellwise(trees.tree_at(base, t.tree).get(k), new, ours[k])
+                    if m is not None:
+                        merged[k] = m
+                        cellwise.add(k)
+            rows = {k: decode_row(v) for k, v in merged.items() if v is not None}
+            for idx in t.indexes:
+                if not idx.unique:
+                    continue
+                seen: dict[bytes, bytes] = {}
+                for k, row in rows.items():
+                    vals = [row[c] for c in idx.columns]
+                    if any(v is None for v in vals) or len(row) != len(t.columns):
+                        continue
+                    p = encode_key(vals)
+                    others = {k2 for _ik, k2 in trees.tree(idx.tree).prefix(p)}
+                    if p in seen:
+                        others.add(seen[p])
+                    seen[p] = k
+                    for k2 in others - {k}:
+                        # still there with those values once merged?
+                        if k2 in merged:
+                            r2 = rows.get(k2)
+                            if r2 is None or [r2[c] for c in idx.columns] != vals:
+                                continue
+                        cols = ", ".join(f"{t.name}.{t.columns[c].name}" for c in idx.columns)
+                        out.append(f"UNIQUE {cols} = {tuple(vals)!r}")
+            if t.has_check:
+                db = self._db.shadow.db
+                q = quote_ident(t.name)
+                for k in cellwise:
+                    row = rows.get(k)
+                    if row is None:
+                        continue
+                    try:
+                        with db:
+                            db.execute(f"INSERT INTO {q} VALUES "
+                                       f"({','.join('?' * len(row))})", row)
+                            db.execute(f"DELETE FROM {q}")
+                    except apsw.ConstraintError as e:
+                        out.append(f"{e} for {t.name} key {decode_key(k)!r}")
+        return out
 
     def _fix_indexes(self, fixups) -> bool:
         """Index entries of rows a merge resolved may mix both sides: recompute them."""
@@ -710,12 +892,14 @@ class ProllySQLStore:
         return changed
 
     def deferred_checkout(self, ref: str) -> str:
+        """prolly_checkout(): checkout now, reload the connection after the statement."""
         self._no_txn("checkout")
         self._kv.checkout(ref)
         self._reload = True
         return self._kv.current_commit()
 
     def deferred_merge(self, ref: str) -> str:
+        """prolly_merge(): merge now, reload the connection after the statement."""
         cid = self.merge(ref)
         self._reload = True
         return cid
@@ -730,6 +914,7 @@ class ProllySQLStore:
         return Database(lambda name: trees.tree_at(cid, name),
                         trees.tree_at(cid, CATALOG).items(), True)
 
+    @_locked
     def query_at_commit(self, ref: str, query: str, format: str = "dict", params: Any = None):
         """Run the read-only ``query`` against the database as it was at ``ref`` (branch,
         tag, commit id or prefix, ``HEAD~N``...)."""
@@ -741,7 +926,7 @@ class ProllySQLStore:
             result: Any = []
             for s in split(query):
                 labels, rows, _q = db.query(s, params)
-                result = _fmt(labels, rows, format)
+                result = format_rows(labels, rows, format)
             return result
         finally:
             db.close()

@@ -16,7 +16,7 @@ import apsw
 
 from .keys import encode_key, encode_value, decode_key, prefix_end
 from .rows import decode_row, encode_row
-from .schema import IndexSchema, TableSchema, quote_ident
+from .schema import CATALOG, IndexSchema, TableSchema, quote_ident, seq_key
 
 __all__ = ["ProllyModule", "ProllyTable", "Session", "coerce", "index_key"]
 
@@ -117,6 +117,9 @@ _KEEP = {"INTEGER": {int, bytes}, "NUMERIC": {int, bytes}, "REAL": {float, bytes
          "TEXT": {str, bytes}, "BLOB": {int, float, str, bytes}}
 
 
+_CASTER = apsw.Connection(":memory:")
+
+
 class Session:
     """What the tables of one SQLite connection share: where trees come from, the schemas,
     the connection, and the live tables (for statement rollback)."""
@@ -131,6 +134,7 @@ class Session:
         self.conn: apsw.Connection | None = None
         self.tables: dict[str, "ProllyTable"] = {}
         self.changes = 0
+        self.bulk = False     # ProllySQLStore.insert's own transaction: all or nothing
         # lower table name -> column indexes the running INSERT left out (None: unknown,
         # then NULLs of columns with a DEFAULT take the default)
         self.omitted: dict[str, set[int]] | None = None
@@ -143,7 +147,8 @@ class Session:
         return h
 
     def cast_text(self, v: float) -> str:
-        return self.shadow.db.execute("SELECT CAST(? AS TEXT)", (v,)).fetchall()[0][0]
+        """SQLite's text for a real (TEXT affinity): asked of SQLite itself."""
+        return _CASTER.execute("SELECT CAST(? AS TEXT)", (v,)).fetchall()[0][0]
 
     def in_transaction(self) -> bool:
         return not self.conn.get_autocommit()
@@ -186,6 +191,8 @@ class ProllyTable:
         self._keys: list[bytes] = []
         self._next: int | None = None
         self._plans: dict[str, tuple] = {}
+        self._log_undo = True
+        self._seq = 0   # highest rowid inserted in this transaction (AUTOINCREMENT)
         self._top: bytes | None | bool = False   # largest key (False: not known yet)
         self._defaults: dict[int, Any] = {}
         sc = schema
@@ -235,13 +242,25 @@ class ProllyTable:
         return self._keys[rowid - 1]
 
     def next_rowid(self) -> int:
+        """Max rowid + 1, as SQLite picks it (AUTOINCREMENT: never an id used before)."""
         if self._next is None:
             last = next(iter(self.scan(self.main, None, None, reverse=True)), None)
             top = decode_key(last[0])[0] if last else 0
-            self._next = (top if isinstance(top, int) else 0) + 1
+            top = top if isinstance(top, int) else 0
+            if self.schema.autoincrement:
+                top = max(top, self._seq_committed(), self._seq)
+            self._next = top + 1
         n = self._next
         self._next += 1
         return n
+
+    def _seq_committed(self) -> int:
+        raw = self.s.view(CATALOG).get(seq_key(self.schema.name))
+        return decode_key(raw)[0] if raw else 0
+
+    def _saw_rowid(self, rowid: int) -> None:
+        if rowid > self._seq:
+            self._seq = rowid
 
     # -- plans ---------------------------------------------------------------------------
 
@@ -250,7 +269,46 @@ class ProllyTable:
             return self.schema.rowid_alias
         return c
 
-    def BestIndex(self, constraints, orderbys):
+    def BestIndexObject(self, ii) -> bool:
+        """Offer SQLite a tree range scan: equality on a key (or index) prefix, then a
+        range on the next column. Only BINARY-collated comparisons are pushed down (a key
+        lookup cannot answer ``k = 'a' COLLATE NOCASE``)."""
+        constraints = []
+        for i in range(ii.nConstraint):
+            ok = ii.get_aConstraint_usable(i) and \
+                (ii.get_aConstraint_collation(i) or "BINARY").upper() == "BINARY"
+            constraints.append((ii.get_aConstraint_iColumn(i) if ok else -99,
+                                ii.get_aConstraint_op(i)))
+        orderbys = [(ii.get_aOrderBy_iColumn(j), ii.get_aOrderBy_desc(j))
+                    for j in range(ii.nOrderBy)]
+        got = self.choose(constraints, orderbys)
+        if got is None:
+            ii.estimatedCost = 1e6
+            ii.estimatedRows = 1_000_000
+            return True
+        used, plan, obc, cost, unique = got
+        for i, n in enumerate(used):
+            if n is not None:
+                ii.set_aConstraintUsage_argvIndex(i, n + 1)
+                if self._exact(constraints[i][0]):
+                    # the scan returns exactly the rows the comparison accepts: SQLite
+                    # need not check it again
+                    ii.set_aConstraintUsage_omit(i, True)
+        ii.idxStr = plan
+        ii.orderByConsumed = obc
+        ii.estimatedCost = cost
+        ii.estimatedRows = 1 if unique else max(1, int(cost))
+        if unique:
+            ii.idxFlags = apsw.SQLITE_INDEX_SCAN_UNIQUE
+        return True
+
+    def _exact(self, col: int) -> bool:
+        """Whether key comparisons on column ``col`` give exactly SQLite's answer: integer
+        columns (and the rowid), where affinity and order leave no room for doubt."""
+        col = self._col(col)
+        return col == -1 or self.schema.columns[col].affinity == "INTEGER"
+
+    def choose(self, constraints, orderbys):
         sc = self.schema
         cons = [(self._col(c), op) for c, op in constraints]
         cands = []
@@ -300,7 +358,8 @@ class ProllyTable:
             n += 1
         plan = {"t": name, "eq": len(eq), "lo": cons[lo][1] if lo is not None else 0,
                 "hi": cons[hi][1] if hi is not None else 0, "r": rev}
-        return used, 0, _plan_str(plan), obc, cost
+        unique = cost <= 2 and len(eq) > 0
+        return used, _plan_str(plan), obc, cost, unique
 
     def _order(self, cols: list[int], neq: int, orderbys) -> tuple[bool, bool]:
         if not orderbys:
@@ -334,6 +393,8 @@ class ProllyTable:
 
     def plan_iter(self, idxstr: str, args) -> Iterator[tuple[bytes, bytes]]:
         plan, cols, tree, idx, aff = self._plan(idxstr)
+        if None in args:
+            return iter(())  # a comparison with NULL is never true
         neq = plan["eq"]
         if neq == 1 and type(args[0]) is int and aff[0] in ("INTEGER", "NUMERIC", "BLOB"):
             p = encode_value(args[0])  # the common point lookup: no conversion needed
@@ -376,11 +437,14 @@ class ProllyTable:
                                      f"(a past version)")
 
     def _put(self, tree: str, key: bytes, value: bytes | None) -> None:
-        o = self.ov.setdefault(tree, {})
-        if key in o:
-            self.undo.append((tree, key, True, o[key]))
-        else:
-            self.undo.append((tree, key, False, None))
+        o = self.ov.get(tree)
+        if o is None:
+            o = self.ov[tree] = {}
+        if self._log_undo:
+            if key in o:
+                self.undo.append((tree, key, True, o[key]))
+            else:
+                self.undo.append((tree, key, False, None))
         o[key] = value
 
     def write_row(self, key: bytes, row: list | None, old: bytes | None) -> None:
@@ -401,8 +465,7 @@ class ProllyTable:
     def _check(self, row: list) -> list:
         """Affinity conversion and NOT NULL / CHECK constraints, as SQLite would apply."""
         sc = self.schema
-        row = list(row)
-        for i, ok, c in self._fast:
+        for i, ok, c in self._fast:  # (row is the caller's own list)
             v = row[i]
             if type(v) in ok:
                 continue  # already of the column's storage class: nothing to convert
@@ -507,6 +570,8 @@ class ProllyTable:
         self.write_row(key, row, None)
         self.s.changes += 1
         if a is not None:
+            if sc.autoincrement:
+                self._saw_rowid(row[a])
             return row[a]
         return self.rowid_of(key)
 
@@ -564,7 +629,10 @@ class ProllyTable:
         self._top = False
 
     def Begin(self) -> None:
-        pass
+        # an autocommit statement is its own transaction: SQLite rolls all of it back
+        # on failure, so only explicit transactions (statement rollback, savepoints)
+        # need the undo log
+        self._log_undo = not self.s.conn.get_autocommit() and not self.s.bulk
 
     def Sync(self) -> None:
         pass
@@ -574,6 +642,8 @@ class ProllyTable:
         for tree, o in self.ov.items():
             if o:
                 view(tree).insert_batch(sorted(o.items()))
+        if self._seq > 0 and self._seq > self._seq_committed():
+            view(CATALOG).insert(seq_key(self.schema.name), encode_key((self._seq,)))
         self._reset()
 
     def Rollback(self) -> None:
@@ -583,6 +653,10 @@ class ProllyTable:
         self.ov = {}
         self.undo = []
         self.sp = {}
+        self._seq = 0
+        # synthetic rowids only live for the statements of one transaction
+        self._ids = {}
+        self._keys = []
         self._next = None
         self._top = False
 

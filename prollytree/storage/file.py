@@ -24,8 +24,10 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import threading
+import time
 from hashlib import sha256
-from typing import Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 
 from xxhash import xxh3_64_intdigest, xxh32_intdigest
 
@@ -83,6 +85,30 @@ _REMAP_SLACK = 32 << 20
 _INDEX_TAIL = 64 << 20
 
 _fdatasync = getattr(os, "fdatasync", os.fsync)
+
+#: Automatic compaction (see FileNodeStore.enable_auto_compaction) runs when unreachable
+#: nodes are at least this share of the log...
+AUTO_COMPACT_SHARE = 0.5
+#: ...and is not even checked before the log is this large.
+AUTO_COMPACT_MIN_BYTES = 64 << 20
+
+
+#: After an automatic compaction the old log stays open (unlinked) this long, and nodes
+#: it had but the new one dropped are still served from it, so that a reader walking an
+#: older version when the compaction happened is not cut off. Released by the first
+#: flush after that, by the next compaction, or by close().
+RETIRED_SECONDS = 30.0
+
+
+class _Cancelled(Exception):
+    """A background compaction was asked to stop (the store is closing)."""
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _encode_record(rtype: int, key: bytes, value: bytes) -> bytes:
@@ -178,6 +204,20 @@ class FileNodeStore(LockedDirectoryStore):
         self._mapped = 0
         self._log_path = os.path.join(self.path, LOG_NAME)
         self._idx_path = os.path.join(self.path, INDEX_NAME)
+        self._auto: tuple | None = None
+        self._next_check = 0
+        self._compactor: threading.Thread | None = None
+        self._compact_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._touched: set[bytes] | None = None
+        self._since_root: set[bytes] = set()
+        self._reclaimable: int | None = None
+        self._compactions = 0
+        #: after an automatic compaction: (fd, index, when) of the old log, still read
+        #: for nodes the new one dropped (see RETIRED_SECONDS)
+        self._retired: tuple[int, dict[bytes, int], float] | None = None
+        #: what went wrong in the last background compaction, if anything
+        self.last_compaction_error: str | None = None
         self._open_directory(LOG_NAME, "file store", timeout, self._open)
 
     # -- opening --------------------------------------------------------------------------
@@ -497,7 +537,7 @@ class FileNodeStore(LockedDirectoryStore):
             if entry is None:
                 if self._lost or self._damaged:
                     self._missing(address)
-                return None
+                return self._read_retired(address) if self._retired else None
             return self._read(entry)
 
     def get(self, address: bytes) -> bytes | None:
@@ -517,7 +557,7 @@ class FileNodeStore(LockedDirectoryStore):
             if entry is None:
                 if self._lost or self._damaged:
                     self._missing(address)
-                return None
+                return self._read_retired(address) if self._retired else None
             off = entry >> 32
             end = off + (entry & 0xFFFFFFFF)
             data = self._mm[off:end] if end <= self._mapped else self._read(entry)
@@ -536,6 +576,10 @@ class FileNodeStore(LockedDirectoryStore):
                 if entry is None:
                     if self._lost or self._damaged:
                         self._missing(a)
+                    if self._retired is not None:
+                        data = self._read_retired(a)
+                        if data is not None:
+                            out[a] = data
                     continue
                 data = self._read(entry)
                 if sha256(data).digest() != a:
@@ -590,6 +634,11 @@ class FileNodeStore(LockedDirectoryStore):
             if parts:
                 self._append(b"".join(parts))
                 index.update(pending)
+            if self._auto is not None:
+                # Not reachable from any root ref yet, but about to be: live.
+                self._since_root.update(a for a, _ in items)
+                if self._touched is not None:    # a compaction is copying: keep these
+                    self._touched.update(a for a, _ in items)
             if self._lost:
                 # Writing a node again repairs one that was lost to damage.
                 for address, _ in items:
@@ -633,7 +682,10 @@ class FileNodeStore(LockedDirectoryStore):
                 if value != current or damaged:
                     self._append(_encode_record(REC_REF_SET, raw, value))
                 self._refs[name] = value
+
             self._bad_refs.discard(name)
+            if self._auto is not None and name in self._auto[0]:
+                self._since_root.clear()         # what they need is reachable now
             return True
 
     def refs(self) -> Mapping[str, bytes]:
@@ -660,47 +712,81 @@ class FileNodeStore(LockedDirectoryStore):
         garbage in one call. Refuses (StoreError) on a log with unreadable regions."""
         self._check_writable()
         addresses = [check_address(a) for a in addresses]
-        with self._mutex:
-            self._check_open()
-            doomed = {a for a in addresses if a in self._index}
-            if not doomed:
-                return 0
-            if self._damaged or self._lost or self._bad_refs:
-                raise StoreError(
-                    f"{self._log_path} has damaged records; remove() would discard the "
-                    f"evidence. Copy the readable nodes to a new store instead (see check())")
-            self._compact(doomed)
-            return len(doomed)
+        with self._compact_lock:                 # after any background compaction
+            with self._mutex:
+                self._check_open()
+                doomed = {a for a in addresses if a in self._index}
+                if not doomed:
+                    return 0
+                if self._damaged or self._lost or self._bad_refs:
+                    raise StoreError(
+                        f"{self._log_path} has damaged records; remove() would discard the "
+                        f"evidence. Copy the readable nodes to a new store instead (see "
+                        f"check())")
+                self.flush()
+                live = sorted((e, a) for a, e in self._index.items() if a not in doomed)
+                fd, log_id, new_index, pos = self._copy_live(live)
+                self._finish_compaction(fd, log_id, new_index, pos, set())
+                return len(doomed)
 
-    def _compact(self, doomed: set[bytes]) -> None:
-        self.flush()
+    # -- compaction -------------------------------------------------------------------------
+
+    def _copy_live(self, live: list[tuple[int, bytes]], stop: "threading.Event | None" = None
+                   ) -> tuple[int, bytes, dict[bytes, int], int]:
+        """Copy the nodes ``live`` ((index entry, address), in log order) into a new log
+        file ``nodes.log.compact``; returns (its fd, log id, index, end). Reads through
+        pread, so it may run without the mutex while other threads read and append."""
         log_id = os.urandom(16)
         tmp = os.path.join(self.path, COMPACT_NAME)
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            # Copy in log order (sequential reads), re-encoding each record from the
-            # indexed address and its verified bytes, so that compaction never carries
-            # damage (a flipped header bit, a bad value) into the new log.
-            live = sorted((e, a) for a, e in self._index.items() if a not in doomed)
             new_index: dict[bytes, int] = {}
-            buf = bytearray()
-            pos = HEADER_SIZE
-            for entry, address in live:
-                data = self._read(entry)
-                if sha256(data).digest() != address:
-                    self._quarantine(address)          # raises; the old log stays as it was
-                head = _REC_FIXED.pack(REC_MAGIC, REC_NODE, ADDRESS_SIZE, len(data),
-                                       xxh3_64_intdigest(data)) + address
-                buf += head
-                buf += _U32.pack(xxh32_intdigest(head))
-                new_index[address] = ((pos + len(buf)) << 32) | len(data)
-                buf += data
-                if len(buf) >= _WRITE_CHUNK:
-                    _pwrite_all(fd, buf, pos)
-                    pos += len(buf)
-                    buf = bytearray()
-            for name in sorted(self._refs):
-                buf += _encode_record(REC_REF_SET, name.encode("utf-8"), self._refs[name])
+            pos = self._copy_nodes(fd, live, HEADER_SIZE, new_index, stop)
+        except BaseException:
+            os.close(fd)
+            _unlink_quietly(tmp)
+            raise
+        return fd, log_id, new_index, pos
+
+    def _copy_nodes(self, fd: int, live: list[tuple[int, bytes]], pos: int,
+                    new_index: dict[bytes, int], stop: "threading.Event | None") -> int:
+        # Re-encode each record from the indexed address and its verified bytes, so that
+        # compaction never carries damage (a flipped header bit, a bad value) along.
+        buf = bytearray()
+        src = self._fd
+        for entry, address in live:
+            off = entry >> 32
+            data = os.pread(src, entry & 0xFFFFFFFF, off)
+            if sha256(data).digest() != address:
+                raise CorruptNodeError(address, f"its bytes at offset {off} of {LOG_NAME} do "
+                                                f"not hash to the address (compaction stopped)")
+            head = _REC_FIXED.pack(REC_MAGIC, REC_NODE, ADDRESS_SIZE, len(data),
+                                   xxh3_64_intdigest(data)) + address
+            buf += head
+            buf += _U32.pack(xxh32_intdigest(head))
+            new_index[address] = ((pos + len(buf)) << 32) | len(data)
+            buf += data
+            if len(buf) >= _WRITE_CHUNK:
+                if stop is not None and stop.is_set():
+                    raise _Cancelled()
+                _pwrite_all(fd, buf, pos)
+                pos += len(buf)
+                buf = bytearray()
+        _pwrite_all(fd, buf, pos)
+        return pos + len(buf)
+
+    def _finish_compaction(self, fd: int, log_id: bytes, new_index: dict[bytes, int],
+                           pos: int, extra: set[bytes], retire: bool = False) -> None:
+        """Under the mutex: copy the nodes in ``extra`` (written or reused while the copy
+        ran), append the refs, make the new log durable and swap it in (rename: a crash
+        at any point leaves either the old log or the complete new one)."""
+        tmp = os.path.join(self.path, COMPACT_NAME)
+        try:
+            more = sorted((self._index[a], a) for a in extra
+                          if a in self._index and a not in new_index)
+            pos = self._copy_nodes(fd, more, pos, new_index, None)
+            buf = b"".join(_encode_record(REC_REF_SET, name.encode("utf-8"), self._refs[name])
+                           for name in sorted(self._refs))
             _pwrite_all(fd, buf, pos)
             pos += len(buf)
             _pwrite_all(fd, _header_bytes(log_id, pos), 0)
@@ -708,14 +794,15 @@ class FileNodeStore(LockedDirectoryStore):
             os.replace(tmp, self._log_path)
         except BaseException:
             os.close(fd)
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            _unlink_quietly(tmp)
             raise
         fsync_dir(self.path)
         # Swap in the new log. Read-only openers keep the old file through their own fd.
-        os.close(self._fd)
+        self._release_retired()
+        if retire:
+            self._retired = (self._fd, self._index, time.monotonic())
+        else:
+            os.close(self._fd)
         self._fd = fd
         self._log_id = log_id
         self._index = new_index
@@ -725,6 +812,148 @@ class FileNodeStore(LockedDirectoryStore):
         self._indexed_end = 0
         self._remap()
         self._write_index()
+        self._compactions += 1
+
+    def _release_retired(self, older_than: float = 0.0) -> None:
+        retired = self._retired
+        if retired is not None and time.monotonic() - retired[2] >= older_than:
+            self._retired = None
+            os.close(retired[0])
+
+    def _read_retired(self, address: bytes) -> bytes | None:
+        """A node the last automatic compaction dropped, from the old log (or None)."""
+        retired = self._retired
+        entry = retired[1].get(address) if retired is not None else None
+        if entry is None:
+            return None
+        data = os.pread(retired[0], entry & 0xFFFFFFFF, entry >> 32)
+        return data if sha256(data).digest() == address else None
+
+    def enable_auto_compaction(self, root_refs: Iterable[str],
+                               children: Callable[[bytes], Iterable[bytes]],
+                               garbage_share: float = AUTO_COMPACT_SHARE) -> None:
+        """Compact automatically, in a background thread, once unreachable nodes make up
+        ``garbage_share`` of the log (checked each time the log has doubled since the
+        last check, and only past :data:`AUTO_COMPACT_MIN_BYTES`).
+
+        The owner of the store declares what is live: the nodes reachable from the values
+        of ``root_refs`` (``children(node bytes)`` names a node's children), plus every
+        node written or re-written since. Readers are not blocked while live nodes are
+        copied; only the final swap takes the store's mutex; for :data:`RETIRED_SECONDS`
+        after it, nodes the compaction dropped are still served (from the old log, kept
+        open), so readers walking an older version finish. A crash at any moment loses
+        nothing (the new log replaces the old one by an atomic rename). Only a store with
+        one owner compacts: while the object is shared (opened twice in this process),
+        automatic compaction waits."""
+        if not 0 < garbage_share < 1:
+            raise ValueError(f"garbage_share must be between 0 and 1, got {garbage_share!r}")
+        with self._mutex:
+            self._auto = (tuple(root_refs), children, float(garbage_share))
+            self._next_check = max(self._next_check, AUTO_COMPACT_MIN_BYTES, 2 * self._end)
+
+    def _maybe_compact(self) -> None:
+        """Start a background compaction check if the log grew enough (mutex held)."""
+        if (self._auto is None or self._end < self._next_check or self._shares != 1
+                or self.read_only or self._compactor is not None
+                or self._damaged or self._lost or self._bad_refs):
+            return
+        self._next_check = 2 * self._end         # also if this check finds little garbage
+        self._stop.clear()
+        t = threading.Thread(target=self._auto_compact, name="prollytree-compaction",
+                             daemon=True)
+        self._compactor = t
+        t.start()
+
+    def _auto_compact(self) -> None:
+        try:
+            with self._compact_lock:
+                self._auto_compact_locked()
+        except _Cancelled:
+            pass
+        except Exception as e:  # noqa: BLE001 - a background task must not die loudly
+            self.last_compaction_error = f"{type(e).__name__}: {e}"
+        finally:
+            with self._mutex:
+                self._compactor = None
+
+    def _auto_compact_locked(self) -> None:
+        root_refs, children, share = self._auto
+        with self._mutex:
+            if self._closed:
+                return
+            roots = [self._refs[n] for n in root_refs if n in self._refs]
+            snapshot = dict(self._index)
+            end = self._end
+            # nodes written since the roots were last set, or from now on, stay live
+            self._touched = set(self._since_root)
+        live: set[bytes] = set()
+        stack = [r for r in roots if r in snapshot]
+        while stack:                             # reachability, reading through get()
+            addr = stack.pop()
+            if addr in live:
+                continue
+            live.add(addr)
+            if self._stop.is_set():
+                raise _Cancelled()
+            data = self.get(addr)
+            if data is None:
+                raise StoreError(f"node {addr.hex()} is missing: not compacting")
+            stack.extend(c for c in children(data) if c in snapshot and c not in live)
+        garbage = sum(_NODE_PREFIX + (e & 0xFFFFFFFF) for a, e in snapshot.items()
+                      if a not in live)
+        self._reclaimable = end - HEADER_SIZE - sum(
+            _NODE_PREFIX + (snapshot[a] & 0xFFFFFFFF) for a in live)
+        if garbage < share * (end - HEADER_SIZE):
+            return
+        fd, log_id, new_index, pos = self._copy_live(
+            sorted((snapshot[a], a) for a in live), self._stop)
+        with self._mutex:
+            if self._closed or self._lost or self._damaged or self._bad_refs:
+                os.close(fd)
+                _unlink_quietly(os.path.join(self.path, COMPACT_NAME))
+                return
+            # Written since the snapshot, or reused (put again) by a writer: keep.
+            extra = {a for a in self._index if a not in snapshot} | self._touched
+            self._touched = None
+            self._finish_compaction(fd, log_id, new_index, pos, extra, retire=True)
+            self._reclaimable = 0
+            self._next_check = max(AUTO_COMPACT_MIN_BYTES, 2 * self._end)
+
+    def _stop_compaction(self) -> None:
+        """Cancel a background compaction and wait for it (never under the mutex)."""
+        t = self._compactor
+        if t is not None:
+            self._stop.set()
+            t.join()
+
+    def close(self) -> None:
+        if self._shares <= 1:
+            self._stop_compaction()
+        super().close()
+
+    def stats(self, live: "set[bytes] | None" = None) -> dict[str, int]:
+        """Sizes in bytes: ``log_bytes`` (the file), ``node_bytes`` (records of stored
+        nodes), ``dead_bytes`` (records no longer indexed: removed nodes, superseded ref
+        values) and ``reclaimable_bytes``: what a compaction would free. That is exact
+        when ``live`` (the addresses still needed, e.g. ``ProllyTree.reachable()``) is
+        given; otherwise dead records plus the unreachable nodes found by the last
+        automatic-compaction check. Also ``nodes`` and ``compactions`` (by this object).
+        O(nodes)."""
+        with self._mutex:
+            self._check_open()
+            node_bytes = sum(_NODE_PREFIX + (e & 0xFFFFFFFF) for e in self._index.values())
+            ref_bytes = sum(_FIXED + len(n.encode("utf-8")) + 4 + len(v)
+                            for n, v in self._refs.items())
+            dead = max(0, self._end - HEADER_SIZE - node_bytes - ref_bytes)
+            if live is not None:
+                index = self._index
+                reclaimable = dead + sum(_NODE_PREFIX + (e & 0xFFFFFFFF)
+                                         for a, e in index.items() if a not in live)
+            else:
+                reclaimable = max(dead, self._reclaimable or 0)
+            return {"log_bytes": self._end, "node_bytes": node_bytes, "nodes": len(self._index),
+                    "dead_bytes": dead, "reclaimable_bytes": reclaimable,
+                    "compactions": self._compactions}
 
     # -- durability ---------------------------------------------------------------------
 
@@ -742,6 +971,9 @@ class FileNodeStore(LockedDirectoryStore):
             if (self._end - max(self._indexed_end, HEADER_SIZE) >= _INDEX_TAIL
                     and not (self._damaged or self._lost or self._bad_refs)):
                 self._write_index()
+            if self._retired is not None:
+                self._release_retired(RETIRED_SECONDS)
+            self._maybe_compact()
 
     def _write_watermark(self) -> None:
         # Written after the data it vouches for was fsynced; it is itself made durable by
@@ -787,6 +1019,7 @@ class FileNodeStore(LockedDirectoryStore):
             self._write_index()
 
     def _close_handles(self) -> None:
+        self._release_retired()
         self._mm = None
         self._mapped = 0
         if self._fd >= 0:

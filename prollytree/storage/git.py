@@ -152,7 +152,11 @@ class GitNodeStore(NodeStore):
                 os.makedirs(path, exist_ok=True)
                 repo = Repo.init(path, default_branch=b"main")
             else:
-                repo = Repo(path)
+                try:
+                    repo = Repo(path)
+                except Exception as e:   # dulwich: a damaged config, HEAD, commondir...
+                    raise StoreError(f"cannot open the Git repository at {path}, its files "
+                                     f"are damaged ({type(e).__name__}: {e})") from e
             self._owns_repo = True
         else:
             self._owns_repo = False
@@ -411,10 +415,12 @@ class GitNodeStore(NodeStore):
         not a blob)."""
         return self._read_blob(sha)
 
-    def _read_blob(self, sha: bytes) -> bytes | None:
+    def _read_blob(self, sha: bytes, verify: bool = False) -> bytes | None:
         """The bytes of blob ``sha`` (20 bytes or 40 hex), None when absent (or not a
         blob). Raises StoreError naming the object when Git's files holding it are
-        damaged: dulwich's own errors (zlib, struct, index assertions...) never escape."""
+        damaged: dulwich's own errors (zlib, struct, index assertions...) never escape.
+        ``verify`` also checks the bytes against the id (node reads need not: they are
+        checked against their SHA-256 address)."""
         try:
             kind, data = self.object_store.get_raw(sha)
         except KeyError:
@@ -426,6 +432,11 @@ class GitNodeStore(NodeStore):
                              f"'git fsck'") from e
         if kind != 3 or not isinstance(data, bytes):
             return None
+        if verify:
+            raw = sha if len(sha) == 20 else bytes.fromhex(sha.decode("ascii"))
+            if git_raw_id(b"blob", data) != raw:
+                raise StoreError(f"Git object {raw.hex()} is damaged: its bytes do not hash "
+                                 f"to its id; run 'git fsck'")
         return data
 
     def _get(self, address: bytes) -> bytes | None:
@@ -825,7 +836,7 @@ class GitNodeStore(NodeStore):
         sha = self._read_ref(self._ref_name(name))
         if sha is None:
             return None
-        data = self._read_blob(sha)
+        data = self._read_blob(sha, verify=True)
         if data is None:
             raise StoreError(f"Git ref {self._ref_name(name).decode()} names object "
                              f"{sha.decode()}, which is missing or not a blob")
@@ -836,7 +847,7 @@ class GitNodeStore(NodeStore):
         with self._lock:
             old = self._read_ref(ref)
             if expected is not ANY:
-                cur = None if old is None else self._read_blob(old)
+                cur = None if old is None else self._read_blob(old, verify=True)
                 if cur != expected:
                     return False
             try:
@@ -861,7 +872,7 @@ class GitNodeStore(NodeStore):
         except Exception as e:
             raise self._ref_error(prefix, e) from e
         for ref, sha in listed:
-            data = self._read_blob(sha)
+            data = self._read_blob(sha, verify=True)
             if data is not None:
                 out[ref.decode("ascii")] = data
         return out

@@ -90,6 +90,11 @@ class _SharedEnv:
         except lmdb.Error as e:
             raise StoreError(f"cannot open LMDB store at {self.path}: {e}") from e
         try:
+            _check_not_truncated(env, self.path)    # before any page past the metas is read
+        except BaseException:
+            env.close()
+            raise
+        try:
             nodes = env.open_db(NODES_DB, create=writable)
             refs = env.open_db(REFS_DB, create=writable)
         except lmdb.NotFoundError:
@@ -100,6 +105,20 @@ class _SharedEnv:
             env.close()
             raise StoreError(f"cannot open LMDB store at {self.path}: {e}") from e
         self.env, self.nodes, self.refs, self.writable = env, nodes, refs, writable
+
+
+def _check_not_truncated(env: Any, path: str) -> None:
+    """Refuse a data file shorter than the pages LMDB's meta page says are in use: LMDB
+    maps the file and would touch pages past its end, killing the process with SIGBUS."""
+    data = os.path.join(path, "data.mdb")
+    try:
+        size = os.path.getsize(data)
+        need = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    except OSError as e:
+        raise StoreError(f"cannot open LMDB store at {path}: {e}") from e
+    if size < need:
+        raise StoreError(f"LMDB store at {path} is damaged: data.mdb is {size} bytes but "
+                         f"its meta page uses {need} (the file was truncated)")
 
 
 _ENVS: dict[str, _SharedEnv] = {}

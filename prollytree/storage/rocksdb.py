@@ -21,6 +21,7 @@ and then gets :class:`~prollytree.errors.StoreLockedError` instead of an I/O err
 from __future__ import annotations
 
 import os
+import zlib
 from hashlib import sha256
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -29,11 +30,14 @@ from .base import ADDRESS_SIZE, ANY
 from .checks import (
     StoreProblem, check_address, check_expected, check_items, check_ref_name, check_ref_value,
 )
+from .durable import atomic_write
 from .locking import LockedDirectoryStore
 
 __all__ = ["RocksDBNodeStore"]
 
 REFS_CF = "refs"
+#: Where a clean close records RocksDB's last sequence number (see _check_sequence).
+SEQ_FILE = "prollytree.seq"
 
 _INSTALL_HINT = "pip install 'prollytree-py[rocksdb]'"
 
@@ -121,13 +125,60 @@ class RocksDBNodeStore(LockedDirectoryStore):
         try:
             self._db = rd.Rdict(self.path, opts, column_families=cfs, access_type=access)
         except Exception as e:
-            if "lock" in str(e).lower():
+            # RocksDB's own lock is "IO error: While lock file: <path>/LOCK: ..."; a
+            # "block checksum mismatch" (damage) must not read as a lock problem.
+            if "while lock file" in str(e).lower():
                 raise StoreLockedError(
                     f"RocksDB store at {self.path} is locked by a process that does not "
                     f"use prollytree's lock: {e}") from e
             raise StoreError(f"cannot open RocksDB store at {self.path}: {e}") from e
         self._refs_cf = self._db.get_column_family(REFS_CF) if cfs else None
         self._wb_cls = rd.WriteBatch
+        self._check_sequence()
+
+    # RocksDB silently opens an older state when the tail of its MANIFEST (or WAL) is
+    # lost or damaged: a store that had data opens empty, or with refs gone back in
+    # time. To report that instead of serving it, a clean close records RocksDB's last
+    # sequence number (which only grows) in SEQ_FILE; an open that finds the database
+    # behind it refuses with StoreError.
+
+    def _recorded_sequence(self) -> int | None:
+        try:
+            with open(os.path.join(self.path, SEQ_FILE), "rb") as f:
+                raw = f.read(64)
+        except OSError:
+            return None
+        if len(raw) != 12 or zlib.crc32(raw[:8]) != int.from_bytes(raw[8:], "little"):
+            return None                     # damaged: it can vouch for nothing
+        return int.from_bytes(raw[:8], "little")
+
+    def _check_sequence(self) -> None:
+        recorded = self._recorded_sequence()
+        if recorded is None:
+            return
+        try:
+            seq = self._db.latest_sequence_number()
+        except Exception as e:
+            raise self._failed("open", e) from e
+        if seq < recorded:
+            self._close_handles()
+            raise StoreError(
+                f"RocksDB store at {self.path} is damaged: it opens at sequence number "
+                f"{seq}, but {recorded} was reached before it was last closed, so "
+                f"writes were lost (its MANIFEST, CURRENT or WAL files are damaged). "
+                f"RocksDB's repair tool (ldb repair) may recover them")
+
+    def _before_close(self) -> None:
+        self.flush()
+        if self.read_only or self._db is None:
+            return
+        try:
+            seq = self._db.latest_sequence_number()
+        except Exception:
+            return
+        raw = seq.to_bytes(8, "little")
+        atomic_write(os.path.join(self.path, SEQ_FILE),
+                     raw + zlib.crc32(raw).to_bytes(4, "little"))
 
     def _check_open(self) -> None:
         if self._closed:
@@ -135,6 +186,13 @@ class RocksDBNodeStore(LockedDirectoryStore):
 
     def _failed(self, what: str, e: Exception) -> StoreError:
         return StoreError(f"RocksDB store at {self.path}: {what} failed: {e}")
+
+    def _read_failed(self, address: bytes, e: Exception) -> StoreError:
+        """RocksDB could not read node ``address``: damage (its message says
+        "Corruption") is a CorruptNodeError carrying RocksDB's message."""
+        if "corruption" in str(e).lower():
+            return CorruptNodeError(address, f"RocksDB store at {self.path}: {e}")
+        return self._failed("read", e)
 
     # -- NodeStore --------------------------------------------------------------------------
 
@@ -145,7 +203,7 @@ class RocksDBNodeStore(LockedDirectoryStore):
         try:
             return self._db.get(address)
         except Exception as e:
-            raise self._failed("read", e) from e
+            raise self._read_failed(address, e) from e
 
     def get_many(self, addresses: Iterable[bytes]) -> dict[bytes, bytes]:
         keys = [check_address(a) for a in addresses]
@@ -171,7 +229,7 @@ class RocksDBNodeStore(LockedDirectoryStore):
         try:
             return address in self._db
         except Exception as e:
-            raise self._failed("read", e) from e
+            raise self._read_failed(address, e) from e
 
     def _put_many(self, items: list[tuple[bytes, bytes]]) -> None:
         items = check_items(items)

@@ -26,13 +26,14 @@ Safety:
   safe; cached bytes are checked against their address like remote ones, and a damaged
   cache file is dropped and fetched again.
 
-Costs: each node is one object, so a read is one GET (none when cached) and a batch
-write is one PUT per node, issued ``max_workers`` at a time in parallel (default 32).
-``has`` is one HEAD. Writes are durable when the call returns; ``flush`` does nothing.
-Calls are ordered (one ``put_many`` is complete before the next starts) but the items of
-one call are written in parallel, so a crash during a call can leave any subset of them:
-a caller that must have B durable before A (a child before its parent) puts them in
-separate calls, as the tree layer (one level per call) and replication do.
+Costs: each node is one object, so a read is one GET (none when cached) and a write is
+one PUT per node, ``max_workers`` in parallel (default 32). ``has`` is one HEAD.
+Writes are *write-behind*: ``put_many`` starts the PUTs and returns; ``flush()``, every
+ref change and ``close()`` wait until they are durable. A node whose bytes contain the
+address of a node still being written (a parent, a root set or commit record naming it)
+is started only after that write completed, so after a crash no stored record refers to
+a node that did not make it: a present node always has its whole subtree. If a write
+fails, the store refuses further writes (StoreError): reopen it.
 Small nodes are not packed into larger objects: packing would make ``has``, ``remove``
 (garbage collection) and listing need an index that itself must be updated by
 compare-and-swap; parallel PUTs already reach the throughput a prolly-tree commit needs
@@ -48,7 +49,7 @@ import random
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Iterable, Iterator, Mapping
 
 from ..errors import CorruptNodeError, ReadOnlyError, StoreError
@@ -175,6 +176,11 @@ class S3NodeStore(NodeStore):
         self._pool = ThreadPoolExecutor(max_workers=max_workers,
                                         thread_name_prefix="prollytree-s3")
         self._workers = max_workers
+        # write-behind: address -> (bytes, future) of node PUTs not yet complete
+        self._pending: dict[bytes, tuple[bytes, Future]] = {}
+        self._plock = threading.RLock()  # a done future runs its callback at once
+        self._max_pending = 4 * max_workers
+        self._failed: BaseException | None = None
         cache_dir = cache_dir if cache_dir is not None else os.environ.get(CACHE_ENV) or None
         self.cache_dir = os.fspath(cache_dir) if cache_dir is not None else None
         if self.cache_dir is not None:
@@ -342,7 +348,10 @@ class S3NodeStore(NodeStore):
     # -- nodes ------------------------------------------------------------------------------
 
     def _fetch(self, address: bytes) -> bytes | None:
-        """The verified node at ``address`` (cache first), or None."""
+        """The verified node at ``address`` (being written, cached, remote), or None."""
+        data = self._pending_data(address)
+        if data is not None:
+            return data
         data = self._cache_get(address)
         if data is not None:
             return data
@@ -385,13 +394,68 @@ class S3NodeStore(NodeStore):
         self._cache_put(address, data)
 
     def _put_many(self, items: list[tuple[bytes, bytes]]) -> None:
+        """Start the PUTs and return: write-behind. A node whose bytes contain the address
+        of a node still being written (a parent, a root set, a commit) is started only
+        once that write completed, so no crash can leave a record without what it refers
+        to. ``flush`` and every ref change wait for all writes."""
         self._live()
-        items = list(dict(items).items())
-        if len(items) == 1:
-            self._put_one(items[0])
-        else:
-            for _ in self._pool.map(self._put_one, items):  # raises the first failure
-                pass
+        self._raise_failed()
+        for address, data in dict(items).items():
+            with self._plock:
+                deps = [f for a, (_, f) in self._pending.items() if a in data]
+                busy = len(self._pending) >= self._max_pending
+                if not busy and not deps:
+                    self._submit(address, data)
+                    continue
+            for f in deps:
+                if f.exception() is not None:  # waits; never write over a failed child
+                    self._raise_failed()
+            while True:
+                with self._plock:
+                    if len(self._pending) < self._max_pending:
+                        self._submit(address, data)
+                        break
+                    running = [f for _, f in self._pending.values()]
+                wait(running, return_when=FIRST_COMPLETED)
+            self._raise_failed()
+
+    def _submit(self, address: bytes, data: bytes) -> None:
+        """Start one PUT (under ``_plock``)."""
+        fut = self._pool.submit(self._put_one, (address, data))
+        self._pending[address] = (data, fut)
+        fut.add_done_callback(lambda f, a=address: self._settle(a, f))
+
+    def _settle(self, address: bytes, fut: Future) -> None:
+        with self._plock:
+            if fut.exception() is not None:
+                self._failed = self._failed or fut.exception()
+            cur = self._pending.get(address)
+            if cur is not None and cur[1] is fut:
+                del self._pending[address]
+
+    def _raise_failed(self) -> None:
+        if self._failed is not None:
+            raise StoreError(f"s3 store at {self.url}: a node write failed ({self._failed}); "
+                             f"writes since the last flush may be lost: reopen the store")
+
+    def flush(self) -> None:
+        """Wait until every node write started so far is durable (raises StoreError if
+        one failed)."""
+        while True:
+            with self._plock:
+                running = [f for _, f in self._pending.values()]
+            if not running:
+                break
+            wait(running)
+        self._raise_failed()
+
+    def _pending_data(self, address: bytes) -> bytes | None:
+        entry = self._pending.get(address)
+        if entry is None:
+            return None
+        if _sha256(entry[0]) != address:
+            raise CorruptNodeError(address, "the bytes written do not hash to the address")
+        return entry[0]
 
     def _head(self, address: bytes) -> bool:
         key = self._node_key(address)
@@ -405,6 +469,8 @@ class S3NodeStore(NodeStore):
 
     def _has(self, address: bytes) -> bool:
         self._live()
+        if address in self._pending:
+            return True
         if self.cache_dir is not None and os.path.exists(self._cache_path(address)):
             return True
         return self._head(address)
@@ -436,6 +502,7 @@ class S3NodeStore(NodeStore):
     def addresses(self) -> Iterator[bytes]:
         """Every stored node address: one LIST request per 1000 nodes."""
         self._live()
+        self.flush()
         start = self._base + NODES
         out = []
         for key in self._list(start):
@@ -451,6 +518,7 @@ class S3NodeStore(NodeStore):
             raise ReadOnlyError("s3 store is open read-only")
         self._live()
         wanted = list(dict.fromkeys(check_address(a) for a in addresses))
+        self.flush()
         present = [a for a, ok in zip(wanted, self._pool.map(self._head, wanted)) if ok]
         for a in wanted:
             self._cache_drop(a)
@@ -495,6 +563,7 @@ class S3NodeStore(NodeStore):
 
     def _set_ref(self, name: str, value: bytes | None, expected: object) -> bool:
         self._live()
+        self.flush()  # a ref must never point at nodes still being written
         key = self._ref_key(name)
         if expected is ANY:
             if value is None:
@@ -543,6 +612,7 @@ class S3NodeStore(NodeStore):
     def check(self) -> list[StoreProblem]:
         """Fetch every node and report those whose bytes do not hash to their address."""
         self._live()
+        self.flush()
         problems = []
 
         def one(a: bytes) -> StoreProblem | None:
@@ -557,12 +627,16 @@ class S3NodeStore(NodeStore):
         return problems
 
     def close(self) -> None:
-        """Release the connection pool and worker threads (writes are already durable)."""
+        """Wait for pending writes (raising StoreError if one failed), then release the
+        connection pool and worker threads."""
         if self._closed:
             return
-        self._closed = True
-        self._pool.shutdown(wait=True)
-        self._client.close()
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            self._pool.shutdown(wait=True)
+            self._client.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("read-only" if self.read_only else "open")

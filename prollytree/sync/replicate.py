@@ -47,6 +47,8 @@ HEAD_REF = "HEAD"
 CONFIG_REF = "versioning/config"
 #: Addresses checked / nodes fetched per request batch.
 BATCH = 512
+#: At most this many destination commits lend their trees as the comparison base.
+BASE_COMMITS = 8
 
 
 class NonFastForwardError(ProllyError, ValueError):
@@ -112,63 +114,115 @@ def _fetch(source: NodeStore, addresses: list[bytes]) -> dict[bytes, bytes]:
     return got
 
 
-def replicate_nodes(source: NodeStore, destination: NodeStore,
-                    roots: Iterable[bytes]) -> ReplicationStats:
+def _check_roots(roots: Iterable[bytes], what: str) -> list[bytes]:
+    out = []
+    for r in roots:
+        if not isinstance(r, bytes):
+            raise TypeError(f"{what} must be bytes, not {type(r).__name__}")
+        if len(r) != 32:
+            raise ValueError(f"{what} must be 32 bytes, got {len(r)}")
+        out.append(r)
+    return list(dict.fromkeys(out))
+
+
+def _children_hint(source: NodeStore, addresses: list[bytes]) -> dict[bytes, object]:
+    """Decoded nodes of the base trees (hints only: absent or undecodable ones are left
+    out; nothing read here is ever written)."""
+    out = {}
+    for batch in _chunks(addresses):
+        for a, data in source.get_many(batch).items():
+            try:
+                out[a] = decode(data, a)
+            except CorruptNodeError:
+                continue
+    return out
+
+
+def replicate_nodes(source: NodeStore, destination: NodeStore, roots: Iterable[bytes], *,
+                    base_roots: Iterable[bytes] = ()) -> ReplicationStats:
     """Copy the trees under ``roots`` from ``source`` to ``destination``, sending only
     the nodes the destination lacks.
 
-    Cost: one batched existence check and one batched fetch per tree level for the nodes
-    that differ, i.e. O(changed nodes) requests and bytes, not O(tree size). Leaves are
-    written as they are found; internal nodes are held until their children are written
-    and flushed, then written level by level, lowest first (so that an interruption
-    leaves only complete subtrees at the destination). Raises MissingNodeError when the
-    source lacks a node, CorruptNodeError when a node does not match its address.
+    ``base_roots``: roots of trees the destination is known to hold completely and the
+    source can read too (e.g. the trees of the destination's current commit). The walk
+    then compares the new trees with them level by level at the source and prunes every
+    shared subtree without asking the destination; only nodes that differ from the base
+    are checked at the destination. Without a base, every child of a differing node is
+    checked there (one batched existence check per level).
+
+    Cost: per tree level, one batched existence check and one batched fetch of the nodes
+    that differ: O(changed nodes) requests and bytes (times the fanout in existence
+    checks when there is no base), not O(tree size). Leaves are written as they are
+    found; internal nodes are held until their children are written and flushed, then
+    written level by level, lowest first, so that an interruption leaves only complete
+    subtrees at the destination. Raises MissingNodeError when the source lacks a node,
+    CorruptNodeError when a node does not match its address.
     """
     _check_store(source, "source")
     _check_store(destination, "destination")
+    roots = _check_roots(roots, "root")
+    base = _check_roots(base_roots, "base root")
     t0 = time.perf_counter()
     stats = ReplicationStats()
-    frontier = []
-    for r in roots:
-        if not isinstance(r, bytes):
-            raise TypeError(f"root must be bytes, not {type(r).__name__}")
-        if len(r) != 32:
-            raise ValueError(f"root must be 32 bytes, got {len(r)}")
-        frontier.append(r)
-    seen: set[bytes] = set()
+    new_at: dict[int, list[bytes]] = {}          # level -> new-side addresses to visit
+    old_at: dict[int, set[bytes]] = {}           # level -> base-side addresses
+    prefetched: dict[bytes, bytes] = {}
+    for batch in _chunks(roots):
+        got = _fetch(source, batch)
+        for a in batch:
+            prefetched[a] = got[a]
+            new_at.setdefault(decode(got[a], a).level, []).append(a)
+    for a, node in _children_hint(source, base).items():
+        old_at.setdefault(node.level, set()).add(a)
+    seen: set[bytes] = set(roots)
     held: dict[int, list[tuple[bytes, bytes]]] = {}   # level -> internal nodes to write
-    frontier = list(dict.fromkeys(frontier))
-    seen.update(frontier)
-    while frontier:
-        nxt: list[bytes] = []
-        for batch in _chunks(frontier):
+    level = max(new_at, default=-1)
+    while level >= 0:
+        old = old_at.pop(level, set())
+        todo = new_at.pop(level, [])
+        shared = old.intersection(todo)
+        stats.skipped += len(shared)
+        todo = [a for a in todo if a not in shared]
+        # the base's differing nodes: their children tell which new children are shared
+        if level > 0 and old:
+            hints = _children_hint(source, [a for a in old if a not in shared])
+            below = old_at.setdefault(level - 1, set())
+            for node in hints.values():
+                if node.level == level:
+                    below.update(node.vals)
+        for batch in _chunks(todo):
             present = _has_many(destination, batch)
             stats.skipped += len(present)
             missing = [a for a in batch if a not in present]
             if not missing:
                 continue
-            got = _fetch(source, missing)
+            need = [a for a in missing if a not in prefetched]
+            got = _fetch(source, need) if need else {}
             leaves = []
             for a in missing:
-                data = got[a]
+                data = prefetched.pop(a, None) or got[a]
                 node = decode(data, a)
-                if node.level == 0:
+                if node.level != level:
+                    raise CorruptNodeError(a, f"a level-{node.level} node where the tree "
+                                              f"has level {level}")
+                if level == 0:
                     leaves.append((a, data))
                 else:
-                    held.setdefault(node.level, []).append((a, data))
+                    held.setdefault(level, []).append((a, data))
+                    nxt = new_at.setdefault(level - 1, [])
                     for child in node.vals:
                         if child not in seen:
                             seen.add(child)
                             nxt.append(child)
-                stats.by_level[node.level] = stats.by_level.get(node.level, 0) + 1
+                stats.by_level[level] = stats.by_level.get(level, 0) + 1
             if leaves:
                 destination.put_many(leaves)
                 stats.nodes += len(leaves)
                 stats.bytes += sum(len(d) for _, d in leaves)
-        frontier = nxt
-    for level in sorted(held):
+        level -= 1
+    for lv in sorted(held):
         destination.flush()                # children durable before their parents
-        for batch in _chunks(held[level]):
+        for batch in _chunks(held[lv]):
             destination.put_many(batch)
             stats.nodes += len(batch)
             stats.bytes += sum(len(d) for _, d in batch)
@@ -211,18 +265,18 @@ class _Commit:
 
 
 def _commits_to_send(source: NodeStore, destination: NodeStore,
-                     tip: bytes) -> tuple[list[_Commit], int]:
+                     tip: bytes) -> tuple[list[_Commit], list[bytes]]:
     """The commits reachable from ``tip`` that the destination lacks, parents before
-    children; and how many known-present commits pruned the walk."""
+    children; and the commits found present there, where the walk stopped."""
     found: dict[bytes, _Commit] = {}
-    skipped = 0
+    boundary: list[bytes] = []
     frontier = [tip]
     while frontier:
         frontier = list(dict.fromkeys(a for a in frontier if a not in found))
         present = set()
         for batch in _chunks(frontier):
             present |= _has_many(destination, batch)
-        skipped += len(present)
+        boundary.extend(a for a in frontier if a in present)
         missing = [a for a in frontier if a not in present]
         nxt = []
         for batch in _chunks(missing):
@@ -247,7 +301,29 @@ def _commits_to_send(source: NodeStore, destination: NodeStore,
                 continue
             stack.append((a, True))
             stack.extend((p, False) for p in found[a].parents if p not in done)
-    return order, skipped
+    return order, list(dict.fromkeys(boundary))
+
+
+def _tree_roots(store: NodeStore, commits: list[bytes]) -> list[bytes]:
+    """Every tree root of the given commits as ``store`` has them (hints: commits or root
+    sets it lacks or cannot decode are left out)."""
+    roots: list[bytes] = []
+    rs_addrs = []
+    for a, data in store.get_many(commits).items():
+        try:
+            c = _Commit(a, data)
+        except CorruptNodeError:
+            continue
+        if c.version == 1:
+            roots.append(c.tree_ref)
+        else:
+            rs_addrs.append(c.tree_ref)
+    for data in store.get_many(rs_addrs).values():
+        try:
+            roots.extend(RootSet.decode(data).roots())
+        except ValueError:
+            continue
+    return roots
 
 
 def _generations(commits: list[_Commit]) -> list[list[_Commit]]:
@@ -320,8 +396,11 @@ def replicate(source: NodeStore, destination: NodeStore, branch: str = "main", *
             f"refs/heads/{branch} at the destination ({dest_tip[:20].hex()}) is not an "
             f"ancestor of the source's tip ({tip[:20].hex()}); use force=True to replace it")
 
-    commits, skipped_commits = _commits_to_send(source, destination, tip)
-    stats.skipped += skipped_commits
+    commits, boundary = _commits_to_send(source, destination, tip)
+    stats.skipped += len(boundary)
+    # the trees of the commits the destination has (read at the source) are the base the
+    # new trees are compared with, so that shared subtrees cost no remote check
+    base = _tree_roots(source, boundary[:BASE_COMMITS])
     # trees first: every root of every new commit
     roots: list[bytes] = []
     root_sets: dict[bytes, bytes] = {}
@@ -347,7 +426,7 @@ def replicate(source: NodeStore, destination: NodeStore, branch: str = "main", *
                     raise CorruptNodeError(a, f"not a root set ({e})") from None
                 root_sets[a] = data
                 roots.extend(rs.roots())
-    stats.add(replicate_nodes(source, destination, roots))
+    stats.add(replicate_nodes(source, destination, roots, base_roots=base))
     # then root sets, then commits oldest first
     if root_sets:
         items = list(root_sets.items())

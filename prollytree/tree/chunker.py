@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from functools import lru_cache
+from itertools import repeat
+from operator import mod as _mod
 
 from xxhash import xxh3_64_intdigest
 
@@ -46,6 +48,16 @@ class Chunker:
         seed, mod, pat = self.seed, self.modulus, self.pattern
         h = xxh3_64_intdigest
         if candidates is None or 2 * len(candidates) > len(keys):
+            if mod <= 256:
+                # residues as one byte each, computed in C; then find the pattern bytes
+                residues = bytes(map(_mod, map(h, keys, repeat(seed)), repeat(mod)))
+                out = []
+                find = residues.find
+                i = find(pat)
+                while i >= 0:
+                    out.append(i)
+                    i = find(pat, i + 1)
+                return out
             return [i for i, k in enumerate(keys) if h(k, seed) % mod == pat]
         out = []
         n = len(keys)

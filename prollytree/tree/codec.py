@@ -249,7 +249,9 @@ def _progression(n: int, width: int) -> array:
     if p is None or len(p) <= n:
         if len(_PROGRESSIONS) >= 256:
             _PROGRESSIONS.clear()
-        p = _PROGRESSIONS[width] = array("I", range(0, max(n + 1, 512) * width, width))
+        m = max(n + 1, 512)
+        p = array("I", range(0, m * width, width)) if width else array("I", bytes(4 * m))
+        _PROGRESSIONS[width] = p
     return p
 
 
@@ -378,11 +380,29 @@ def internal_edit(node: Node, j: int, child: bytes, count: int) -> Node:
     return Node(node.level, node.keys, vals, counts)
 
 
-def _starts(items: list) -> bytes:
-    a = array("I", accumulate(map(len, items), initial=0))
+def _starts(items: list, total: int, width: int = 0) -> bytes:
+    """The offset table of ``items`` (whose lengths sum to ``total``; ``width``: the
+    length of every item, when the caller knows they all have one, else 0)."""
+    n = len(items)
+    if width:
+        a = _progression(n, width)[:n + 1]
+    elif n and total == n * len(items[0]) and len(set(map(len, items))) == 1:
+        a = _progression(n, len(items[0]))[:n + 1]  # fixed width: no per-item work
+    else:
+        a = array("I", accumulate(map(len, items), initial=0))
     if not _LITTLE:
         a.byteswap()
     return a.tobytes()
+
+
+def encode_leaf(keys: list, vals: list, key_width: int = 0, value_width: int = 0) -> bytes:
+    """Canonical bytes of the leaf holding ``keys`` (sorted, unique) and ``vals``; the
+    widths, when nonzero, say that every key (value) has that length."""
+    kb, vb = b"".join(keys), b"".join(vals)
+    if len(kb) > _MAX_BLOB or len(vb) > _MAX_BLOB:
+        raise ValueError("a leaf's keys or values exceed 4 GiB in total")
+    return _packb([0, kb, _starts(keys, len(kb), key_width), vb,
+                   _starts(vals, len(vb), value_width)])
 
 
 def encode(node) -> bytes:
@@ -390,11 +410,7 @@ def encode(node) -> bytes:
     if node.level == 0:
         if isinstance(node, Leaf):
             return node.data
-        keys, vals = node.keys, node.vals
-        kb, vb = b"".join(keys), b"".join(vals)
-        if len(kb) > _MAX_BLOB or len(vb) > _MAX_BLOB:
-            raise ValueError("a leaf's keys or values exceed 4 GiB in total")
-        return _packb([0, kb, _starts(keys), vb, _starts(vals)])
+        return encode_leaf(node.keys, node.vals)
     data = node.data
     if data is None:
         data = node.data = _packb([node.level, node.keys, node.vals, node.counts])
@@ -420,6 +436,68 @@ def _bin(data: bytes, pos: int) -> tuple[int, int]:
     if start + n > len(data):
         raise ValueError("bin runs past the end of the node")
     return start, start + n
+
+
+def _array_header(data: bytes, pos: int) -> tuple[int, int]:
+    """(length, position after the header) of the msgpack array at ``pos``; (-1, pos)
+    when there is none."""
+    if pos >= len(data):
+        return -1, pos
+    t = data[pos]
+    if 0x90 <= t <= 0x9F:
+        return t & 0x0F, pos + 1
+    if t == 0xDC and pos + 3 <= len(data):
+        return _U16(data, pos + 1)[0], pos + 3
+    if t == 0xDD and pos + 5 <= len(data):
+        return _U32(data, pos + 1)[0], pos + 5
+    return -1, pos
+
+
+def internal_route(data: bytes, key: bytes) -> tuple[int, bytes | None] | None:
+    """Read an encoded internal node just enough to route ``key``: (level, address of
+    the child whose range holds ``key``, or None when ``key`` precedes the node).
+
+    Reads the common layout only - keys of one width below 256 bytes, 32-byte child
+    addresses - checking every header in C (strided slices), and returns None for any
+    other bytes: the caller then decodes them fully with :func:`decode`. It accepts
+    nothing that :func:`decode` rejects, and routes as ``bisect_right`` over the
+    decoded keys does, so the two paths agree on every input."""
+    if len(data) < 4 or data[0] != 0x94 or not 1 <= data[1] <= 0x7F:
+        return None
+    n, p = _array_header(data, 2)
+    if n <= 0 or p + 2 > len(data) or data[p] != 0xC4:
+        return None
+    w = data[p + 1]
+    step = w + 2
+    end = p + n * step
+    if (end > len(data) or data[p:end:step] != b"\xc4" * n
+            or data[p + 1:end:step] != bytes((w,)) * n):
+        return None
+    m, q = _array_header(data, end)
+    vend = q + 34 * n
+    if (m != n or vend > len(data) or data[q:vend:34] != b"\xc4" * n
+            or data[q + 1:vend:34] != b"\x20" * n):
+        return None
+    try:
+        counts = _unpackb(data[vend:])
+        total = sum(counts)
+    except Exception:  # not a list of numbers, or trailing bytes: decode() decides
+        return None
+    if type(counts) is not list or len(counts) != n or type(total) is not int or min(counts) < 0:
+        return None
+    lo, hi = 0, n  # bisect_right over the keys, in place
+    b = p + 2
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        x = b + mid * step
+        if key < data[x:x + w]:
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo == 0:
+        return data[1], None
+    x = q + 34 * (lo - 1) + 2
+    return data[1], data[x:x + 32]
 
 
 def _decode_leaf(data: bytes) -> Leaf:

@@ -20,6 +20,13 @@ node holds about 64 entries. The parameters:
     A node is cut after this many entries even without a hash boundary (bounds node size
     for adversarial keys).
 
+A config whose leaves would hold fewer than two entries on average is refused (ValueError):
+such trees have as many leaves as pairs. The expected leaf size is
+``min + q * modulus * (1 - q ** (max - min))`` with ``q = 1 - 1 / modulus`` (every position
+from ``min - 1`` on is a cut with probability ``1 / modulus``, capped at ``max``); for
+example ``modulus=1`` needs ``min_chunk_size >= 2``, and ``modulus=2, max_chunk_size=3``
+is refused. Internal levels hold at least two entries per node by construction.
+
 Every tree with the same config and the same key/value set has the same root hash. Changing
 any parameter changes the shapes, and so the root hashes, of trees built with it.
 """
@@ -38,6 +45,12 @@ def _check_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"TreeConfig.{name} must be an int, not {type(value).__name__}")
     return value
+
+
+def expected_leaf_size(modulus: int, min_chunk_size: int, max_chunk_size: int) -> float:
+    """Mean number of entries per leaf under these parameters (random keys)."""
+    q = 1.0 - 1.0 / modulus
+    return min_chunk_size + q * modulus * (1.0 - q ** (max_chunk_size - min_chunk_size))
 
 
 class TreeConfig:
@@ -67,6 +80,13 @@ class TreeConfig:
             raise ValueError(
                 f"TreeConfig.max_chunk_size ({max_chunk_size}) must be >= "
                 f"min_chunk_size ({min_chunk_size})")
+        expected = expected_leaf_size(modulus, min_chunk_size, max_chunk_size)
+        if expected < 2 - 1e-9:
+            raise ValueError(
+                f"TreeConfig(modulus={modulus}, min_chunk_size={min_chunk_size}, "
+                f"max_chunk_size={max_chunk_size}) gives leaves of {expected:.2f} entries on "
+                f"average: a degenerate tree (at least 2 needed; raise modulus, "
+                f"min_chunk_size or max_chunk_size)")
         object.__setattr__(self, "base", base)
         object.__setattr__(self, "modulus", modulus)
         object.__setattr__(self, "min_chunk_size", min_chunk_size)

@@ -16,7 +16,7 @@ from bisect import bisect_left, bisect_right
 from operator import itemgetter
 
 from .chunker import Chunker, chunker_for
-from .codec import EMPTY_ROOT, Node, address, encode, internal_edit, leaf_edit
+from .codec import EMPTY_ROOT, Node, address, encode, encode_leaf, internal_edit, leaf_edit
 from .config import TreeConfig
 from .cursor import Cursor
 from .node_cache import NodeCache
@@ -210,11 +210,25 @@ def _grow(cache: NodeCache, config: TreeConfig, made: list, level: int) -> bytes
 
 
 def build(cache: NodeCache, config: TreeConfig, keys: list, vals: list) -> bytes:
-    """Root address of a new tree holding ``keys`` (sorted, unique) -> ``vals``."""
-    w = _LevelWriter(cache, config, 0)
-    w.add(keys, vals, None)
-    w.finish()
-    return _grow(cache, config, w.made, 0)
+    """Root address of a new tree holding ``keys`` (sorted, unique) -> ``vals``. Leaves
+    are encoded straight from slices of the two lists and not cached (a later read
+    decodes the ones it needs)."""
+    if not keys:
+        return EMPTY_ROOT
+    cuts, rest = chunker_for(config, 0).cuts(keys)
+    if rest:
+        cuts.append(len(keys))
+    items, made = [], []
+    start = 0
+    for end in cuts:
+        ks = keys[start:end]
+        data = encode_leaf(ks, vals[start:end])
+        addr = address(data)
+        items.append((addr, data, False))
+        made.append((ks[0], addr, end - start))
+        start = end
+    cache.write_encoded(items)
+    return _grow(cache, config, made, 0)
 
 
 def apply_edits(cache: NodeCache, config: TreeConfig, root_addr: bytes, edits: list) -> bytes:

@@ -10,6 +10,7 @@ object), so the budget is what the cache can add to memory at most.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import Mapping
 
@@ -29,7 +30,7 @@ class NodeCache:
     """Loads, decodes, caches and writes nodes of one store."""
 
     __slots__ = ("store", "_leaves", "_inner", "_leaf_budget", "_leaf_bytes", "_inner_cap",
-                 "_hot", "_hot_budget", "_hot_bytes", "_hot_misses")
+                 "_hot", "_hot_budget", "_hot_bytes", "_hot_misses", "_mutex")
 
     def __init__(self, store: NodeStore, leaf_bytes: int = DEFAULT_LEAF_CACHE_BYTES,
                  inner_capacity: int = DEFAULT_INNER_CACHE) -> None:
@@ -43,6 +44,9 @@ class NodeCache:
         self._leaf_budget = leaf_bytes
         self._leaf_bytes = 0
         self._inner_cap = max(1, inner_capacity)
+        # Threads share a cache: hits read without locking (single dict operations);
+        # every change of the caches and their byte counts holds this lock.
+        self._mutex = threading.Lock()
         self._hot: OrderedDict[bytes, tuple[Leaf, int]] = OrderedDict()
         self._hot_budget = leaf_bytes // HOT_KEYS_SHARE
         self._hot_bytes = 0
@@ -71,12 +75,15 @@ class NodeCache:
             self._hot_misses += 1
             if self._hot_misses % _ADMIT_EVERY:
                 return
-        cost = leaf.warm()
-        hot = self._hot
-        hot[addr] = (leaf, cost)
-        self._hot_bytes += cost
-        while self._hot_bytes > self._hot_budget and hot:
-            self._cool(hot.popitem(last=False)[1])
+        with self._mutex:
+            hot = self._hot
+            if addr in hot or addr not in self._leaves:
+                return
+            cost = leaf.warm()
+            hot[addr] = (leaf, cost)
+            self._hot_bytes += cost
+            while self._hot_bytes > self._hot_budget and hot:
+                self._cool(hot.popitem(last=False)[1])
 
     def _cool(self, entry: tuple[Leaf, int]) -> None:
         entry[0].hot_keys = None
@@ -88,7 +95,10 @@ class NodeCache:
         if node is not None:
             # least-recently-used for internal nodes: the top of a tree is hit by every
             # read and must outlive any number of writes
-            self._inner.move_to_end(addr)
+            try:
+                self._inner.move_to_end(addr)
+            except KeyError:  # evicted by another thread just now
+                pass
             return node
         node = self._leaves.get(addr)
         if node is not None:
@@ -112,6 +122,10 @@ class NodeCache:
         return data
 
     def _remember(self, addr: bytes, node: Node) -> None:
+        with self._mutex:
+            self._remember_locked(addr, node)
+
+    def _remember_locked(self, addr: bytes, node: Node) -> None:
         if node.level:
             cache = self._inner
             cache[addr] = node
@@ -142,12 +156,16 @@ class NodeCache:
             self._remember(addr, node if node.level else decode(data, addr))
         return [a for a, _ in items]
 
-    def write_encoded(self, items: list[tuple[bytes, bytes, "Node | Leaf | None"]]) -> None:
-        """Store already encoded nodes, (address, bytes, decoded node or None) each; the
-        caller vouches that each address is the hash of its bytes and the node their
-        decoding (None: decoded here when the node is a leaf, else not cached)."""
+    def write_encoded(self, items: list[tuple[bytes, bytes, "Node | Leaf | bool | None"]]
+                      ) -> None:
+        """Store already encoded nodes, (address, bytes, decoded node or None or False)
+        each; the caller vouches that each address is the hash of its bytes and the node
+        their decoding (None: decoded here when the node is a leaf, else not cached;
+        False: not cached)."""
         self.store.put_many([(a, d) for a, d, _ in items])
         for addr, data, node in items:
+            if node is False:
+                continue
             if node is None:
                 if data[:2] != b"\x95\x00":
                     continue
@@ -160,10 +178,11 @@ class NodeCache:
 
     def clear(self) -> None:
         """Forget every decoded node (after a store's contents changed underneath)."""
-        for leaf, _ in self._hot.values():
-            leaf.hot_keys = None
-        self._hot.clear()
-        self._hot_bytes = 0
-        self._leaves.clear()
-        self._inner.clear()
-        self._leaf_bytes = 0
+        with self._mutex:
+            for leaf, _ in self._hot.values():
+                leaf.hot_keys = None
+            self._hot.clear()
+            self._hot_bytes = 0
+            self._leaves.clear()
+            self._inner.clear()
+            self._leaf_bytes = 0

@@ -15,14 +15,16 @@ open trees too.
 from __future__ import annotations
 
 import atexit
+import functools
 import gc
 import os
+import threading
 import weakref
 from typing import Any, Iterable, Iterator
 
 from ..errors import ReadOnlyError
 from ..storage import NodeStore, open_store
-from .codec import EMPTY_ROOT, Node
+from .codec import EMPTY_ROOT, Node, decode
 from .config import TreeConfig
 from .cursor import LeafIndex, iter_items, lookup
 from .diff import diff_roots
@@ -32,6 +34,13 @@ from . import walk
 from .proof import generate_proof, proven_value, verify_proof
 
 ROOT_REF = "root"
+
+
+def _children(data: bytes) -> list:
+    """Child addresses named by encoded node ``data`` (none for a leaf)."""
+    return [] if data[:2] == b"\x95\x00" else decode(data).vals
+
+
 CONFIG_REF = "config"
 
 #: Buffered single writes are applied automatically beyond this many pending keys.
@@ -65,6 +74,15 @@ def _check_value(value: Any) -> None:
 def _all_bytes(objects: Iterable) -> bool:
     """Whether every object is exactly ``bytes`` (one C-level pass)."""
     return set(map(type, objects)) <= {bytes}
+
+
+def _locked(method):
+    """Run ``method`` holding the tree's lock (reentrant: locked methods call each other)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return wrapper
 
 
 def prefix_end(prefix: bytes) -> bytes | None:
@@ -130,6 +148,9 @@ class ProllyTree:
                 store.flush()
             self._init(store, config, root, ROOT_REF if storage_type != "memory" else None,
                        cache_bytes)
+            if not read_only and hasattr(store, "enable_auto_compaction"):
+                # the store may drop what this tree's root no longer reaches
+                store.enable_auto_compaction([ROOT_REF], _children)
         except BaseException:
             store.close()  # e.g. a missing root node: do not keep the store (and its lock)
             raise
@@ -138,6 +159,18 @@ class ProllyTree:
 
     def _init(self, store: NodeStore, config: TreeConfig, root: bytes,
               root_ref: str | None, cache_bytes: int = DEFAULT_LEAF_CACHE_BYTES) -> None:
+        # Threads: applying the write buffer, batch writes, root snapshots and everything
+        # else that changes the tree hold this lock. insert() and find() do not (a lock
+        # would cost single-threaded use 15-30%):
+        # - insert() stores into the current buffer dict (one atomic dict operation); a
+        #   buffer dict is only ever replaced under the lock, so when insert() finds it was
+        #   replaced meanwhile, it repeats the store under the lock. No write is lost.
+        # - _apply() first moves the buffer aside (_applying), so find() - which reads
+        #   the buffer, then _applying, then the root - sees every acknowledged write at
+        #   every moment: the root is replaced before _applying is cleared.
+        self._lock = threading.RLock()
+        self._applying: dict | None = None
+        self._frozen = store.read_only  # closed or read-only: insert() must refuse
         self._store = store
         self._config = config
         self._cache = NodeCache(store, cache_bytes)
@@ -199,13 +232,22 @@ class ProllyTree:
 
     def insert(self, key: bytes, value: bytes) -> None:
         """Set ``key`` to ``value`` (inserting or overwriting)."""
-        _check_key(key)
-        _check_value(value)
-        self._writable()
-        self._pending[key] = value
-        if len(self._pending) >= AUTO_FLUSH_PENDING:
-            self._apply()
+        if type(key) is not bytes or type(value) is not bytes:
+            _check_key(key)
+            _check_value(value)
+        if self._frozen:
+            self._writable()
+        pending = self._pending
+        pending[key] = value
+        if self._pending is not pending:  # replaced meanwhile: the store may be lost
+            with self._lock:
+                self._writable()
+                self._pending[key] = value
+        if len(pending) >= AUTO_FLUSH_PENDING:
+            with self._lock:
+                self._apply()
 
+    @_locked
     def insert_batch(self, items: Iterable[tuple[bytes, bytes]]) -> None:
         """Set many pairs at once; a later duplicate key wins. Nothing is applied unless
         every pair is valid."""
@@ -220,10 +262,31 @@ class ProllyTree:
                 _check_value(value)
         if self._pending:
             self._pending.update(batch)
+        elif not self._root_node.size and batch:
+            # into an empty tree: build directly; sorted input (common for bulk loads)
+            # keeps the dict's order, so the values come out in one C pass
+            keys = list(batch)
+            ordered = sorted(keys)
+            vals = list(batch.values()) if ordered == keys else list(map(batch.__getitem__, ordered))
+            self._set_root(self._build(ordered, vals))
+            return
         else:
             self._pending = batch
         self._apply()
 
+    def _build(self, keys: list, vals: list) -> bytes:
+        # Bulk builds allocate many small objects that all stay alive: pausing the cyclic
+        # GC (nothing here makes cycles) saves its repeated full scans.
+        paused = len(keys) > 50_000 and gc.isenabled()
+        if paused:
+            gc.disable()
+        try:
+            return build(self._cache, self._config, keys, vals)
+        finally:
+            if paused:
+                gc.enable()
+
+    @_locked
     def update(self, key: bytes, value: bytes) -> bool:
         """Change the value of an existing key; returns False (changing nothing) when
         ``key`` is absent."""
@@ -237,6 +300,7 @@ class ProllyTree:
             self._apply()
         return True
 
+    @_locked
     def delete(self, key: bytes) -> bool:
         """Remove ``key``; returns whether it was present."""
         _check_key(key)
@@ -248,6 +312,7 @@ class ProllyTree:
             self._apply()
         return True
 
+    @_locked
     def delete_batch(self, keys: Iterable[bytes]) -> int:
         """Remove many keys; returns how many were present. Nothing is applied unless
         every key is valid."""
@@ -265,29 +330,41 @@ class ProllyTree:
         return removed
 
     def _apply(self) -> None:
-        """Apply buffered writes to the tree (the root only changes if all succeed)."""
+        """Apply buffered writes to the tree (the root only changes if all succeed).
+        The caller holds the lock."""
         if self._closed:
             raise ValueError("tree is closed")
         pending = self._pending
         if not pending:
             return
+        self._applying = pending  # readers keep seeing these writes (see _init)
+        self._pending = {}
+        snapshot = pending.copy()  # one C call: inserts racing with it land in either
         # Bulk applies allocate millions of small objects that all stay alive: pausing
         # the cyclic GC (nothing here makes cycles) saves its repeated full scans.
-        paused = len(pending) > 50_000 and gc.isenabled()
+        paused = len(snapshot) > 50_000 and gc.isenabled()
         if paused:
             gc.disable()
         try:
-            if not self._root_node.size and None not in pending.values():
-                keys = sorted(pending)  # into an empty tree: build directly
-                root = build(self._cache, self._config, keys, list(map(pending.__getitem__, keys)))
+            if not self._root_node.size and None not in snapshot.values():
+                keys = sorted(snapshot)  # into an empty tree: build directly
+                root = build(self._cache, self._config, keys,
+                             list(map(snapshot.__getitem__, keys)))
             else:
                 # keys are unique, so tuples compare by key alone
-                root = apply_edits(self._cache, self._config, self._root, sorted(pending.items()))
+                root = apply_edits(self._cache, self._config, self._root,
+                                   sorted(snapshot.items()))
+            self._set_root(root)
+        except BaseException:
+            # keep every write buffered; those made since the swap are the newer ones
+            restored = pending.copy()
+            restored.update(self._pending.copy())
+            self._pending = restored
+            raise
         finally:
+            self._applying = None
             if paused:
                 gc.enable()
-        self._set_root(root)
-        self._pending = {}
 
     def _set_root(self, root: bytes) -> None:
         if root != self._root:
@@ -302,8 +379,14 @@ class ProllyTree:
         """The value of ``key``, or None when absent."""
         if type(key) is not bytes:
             _check_key(key)
-        if self._pending:
-            v = self._pending.get(key, _MISSING)
+        pending = self._pending
+        if pending:
+            v = pending.get(key, _MISSING)
+            if v is not _MISSING:
+                return v
+        applying = self._applying
+        if applying is not None:
+            v = applying.get(key, _MISSING)
             if v is not _MISSING:
                 return v
         index = self._index
@@ -315,8 +398,10 @@ class ProllyTree:
             # grows with the number of leaves, as does the number of reads it waits for)
             self._reads += 1
             if self._reads > 32 + (root.total >> 9):
-                self._index = LeafIndex(self._cache, root)
-                return self._index.get(key)
+                with self._lock:  # never install an index for a root already replaced
+                    if self._root_node is root and self._index is None:
+                        self._index = LeafIndex(self._cache, root)
+                    self._reads = 0
         return lookup(self._cache, root, key)
 
     get = find
@@ -330,6 +415,7 @@ class ProllyTree:
     def __contains__(self, key: object) -> bool:
         return isinstance(key, bytes) and self.find(key) is not None
 
+    @_locked
     def size(self) -> int:
         """Number of key/value pairs."""
         self._apply()
@@ -337,11 +423,13 @@ class ProllyTree:
 
     __len__ = size
 
+    @_locked
     def depth(self) -> int:
         """Number of node levels (1 for a tree that fits in one leaf, including empty)."""
         self._apply()
         return self._root_node.level + 1
 
+    @_locked
     def get_root_hash(self) -> bytes:
         """The 32-byte root address; equal trees (same config, same pairs) share it."""
         self._apply()
@@ -359,8 +447,10 @@ class ProllyTree:
             _check_key(end)
         if not isinstance(reverse, bool):
             raise TypeError(f"reverse must be a bool, not {type(reverse).__name__}")
-        self._apply()
-        return iter_items(self._cache, self._root_node, start, end, reverse)
+        with self._lock:
+            self._apply()
+            root = self._root_node
+        return iter_items(self._cache, root, start, end, reverse)
 
     def keys(self, start: bytes | None = None, end: bytes | None = None,
              reverse: bool = False) -> Iterator[bytes]:
@@ -410,12 +500,19 @@ class ProllyTree:
             if node.level:
                 stack.extend(reversed(node.vals))
 
+    @_locked
     def stats(self) -> dict[str, Any]:
         """Shape statistics: num_nodes, num_leaves, num_internal_nodes, avg_node_size
-        (entries per node), total_key_value_pairs, depth and total_node_bytes. O(nodes)."""
+        (entries per node), total_key_value_pairs, depth and total_node_bytes, and for a
+        file store the bytes a compaction would free (reclaimable_bytes). O(nodes)."""
         self._apply()
-        return walk.shape(self._cache.load, self._cache.raw, self._root)
+        out = walk.shape(self._cache.load, self._cache.raw, self._root)
+        store_stats = getattr(self._store, "stats", None)
+        if store_stats is not None:  # the file store: bytes a compaction would free
+            out["reclaimable_bytes"] = store_stats(self.reachable())["reclaimable_bytes"]
+        return out
 
+    @_locked
     def traverse(self) -> str:
         """A readable outline of the tree: one line per node, indented by depth."""
         self._apply()
@@ -457,13 +554,18 @@ class ProllyTree:
         """Like :meth:`diff`, as a key-ordered stream of (key, old or None, new or None)."""
         if not isinstance(other, ProllyTree):
             raise TypeError(f"expected a ProllyTree, not {type(other).__name__}")
-        self._apply()
-        other._apply()
+        with self._lock:  # one lock at a time: two threads diffing a-b and b-a never deadlock
+            self._apply()
+            mine = self._root
+        with other._lock:
+            other._apply()
+            theirs = other._root
         other_cache = None if other._store is self._store else other._cache
-        return diff_roots(self._cache, self._root, other._root, other_cache)
+        return diff_roots(self._cache, mine, theirs, other_cache)
 
     # -- proofs ----------------------------------------------------------------------------
 
+    @_locked
     def generate_proof(self, key: bytes) -> bytes:
         """A portable proof of ``key``'s value (or absence) under the current root hash;
         check it with :func:`prollytree.verify_proof` given only the root hash."""
@@ -484,6 +586,7 @@ class ProllyTree:
 
     # -- persistence -------------------------------------------------------------------------
 
+    @_locked
     def save_config(self) -> None:
         """Store the config next to the tree (persistent stores keep it from creation; this
         re-saves it and makes it durable)."""
@@ -491,6 +594,7 @@ class ProllyTree:
         self._store.set_ref(CONFIG_REF, self._config.to_bytes())
         self._store.flush()
 
+    @_locked
     def flush(self) -> None:
         """Apply buffered writes, record the root (persistent trees) and make it durable."""
         if self._closed:
@@ -501,6 +605,7 @@ class ProllyTree:
                 self._store.set_ref(self._root_ref, self._root)
             self._store.flush()
 
+    @_locked
     def close(self) -> None:
         """Flush and release the store. Further use raises ValueError."""
         if self._closed:
@@ -509,6 +614,7 @@ class ProllyTree:
             self.flush()
         finally:
             self._closed = True
+            self._frozen = True
             # reads must not go on half-working from the node cache
             self._root_node = _CLOSED_ROOT
             self._index = None
@@ -522,12 +628,14 @@ class ProllyTree:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @_locked
     def reachable(self, extra_roots: Iterable[bytes] = ()) -> set[bytes]:
         """Addresses of every node reachable from the current root and ``extra_roots``.
         Leaves are not decoded: only internal nodes name children."""
         self._apply()
         return walk.reachable(self._cache.load, [self._root, *extra_roots])
 
+    @_locked
     def gc(self, extra_roots: Iterable[bytes] = ()) -> dict[str, int]:
         """Delete every stored node not reachable from the current root or from
         ``extra_roots``. Returns {"kept": n, "removed": m}."""
@@ -543,6 +651,7 @@ class ProllyTree:
         self._store.flush()
         return {"kept": len(live), "removed": removed}
 
+    @_locked
     def verify(self) -> dict[str, Any]:
         """Walk every node reachable from the root and check it (see
         :func:`prollytree.tree.walk.check`: present, hashing to its address, decodable,

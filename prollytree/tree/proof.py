@@ -19,7 +19,7 @@ from bisect import bisect_right
 import msgpack
 
 from ..errors import ProofError
-from .codec import _packb, address, decode
+from .codec import _packb, address, decode, internal_route
 from .node_cache import NodeCache
 
 PROOF_VERSION = 1
@@ -71,25 +71,33 @@ def proven_value(root_hash: bytes, proof: bytes, key: bytes) -> bytes | None:
         if address(data) != expected:
             what = "the root hash" if depth == 0 else "its parent's child address"
             raise ProofError(f"proof node {depth} does not hash to {what}")
-        try:
-            node = decode(data)
-        except ValueError as e:
-            raise ProofError(f"proof node {depth} is not a node: {e}") from None
-        if level is not None and node.level != level:
-            raise ProofError(f"proof node {depth} is at the wrong level")
         last = depth == len(chain) - 1
-        if node.level == 0:
-            if not last:
-                raise ProofError("proof continues past a leaf")
-            return node.get(key)
-        i = bisect_right(node.keys, key) - 1
-        if i < 0:
+        routed = internal_route(data, key) if data[:2] != b"\x95\x00" else None
+        if routed is not None:  # the usual internal node, read in place
+            node_level, child = routed
+        else:
+            try:
+                node = decode(data)
+            except ValueError as e:
+                raise ProofError(f"proof node {depth} is not a node: {e}") from None
+            node_level = node.level
+            if node_level == 0:
+                if level is not None and level != 0:
+                    raise ProofError(f"proof node {depth} is at the wrong level")
+                if not last:
+                    raise ProofError("proof continues past a leaf")
+                return node.get(key)
+            i = bisect_right(node.keys, key) - 1
+            child = node.vals[i] if i >= 0 else None
+        if level is not None and node_level != level:
+            raise ProofError(f"proof node {depth} is at the wrong level")
+        if child is None:
             if not last:
                 raise ProofError("proof continues past a node the key precedes")
             return None  # key precedes every key under this node
         if last:
             raise ProofError("proof stops before reaching the key's leaf")
-        expected, level = node.vals[i], node.level - 1
+        expected, level = child, node_level - 1
     raise ProofError("empty proof")  # unreachable: chain is non-empty
 
 

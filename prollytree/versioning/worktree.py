@@ -32,7 +32,8 @@ import tempfile
 import uuid
 from typing import Any
 
-from ..errors import MergeConflictError, UnknownRefError, WorktreeLockedError
+from ..errors import (MergeConflictError, StoreError, UnknownRefError,
+                      WorktreeLockedError)
 from ..tree.merge import ConflictResolution
 from .kv_store import VersionedKvStore
 from .refs import check_branch_name
@@ -97,6 +98,8 @@ class WorktreeManager:
         path = os.path.abspath(os.fspath(repo_path))
         if not os.path.isdir(path):
             raise ValueError(f"not a directory: {path}")
+        if shutil.which("git") is None:
+            raise StoreError("worktrees need the git executable on PATH")
         r = subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir",
                             "--is-bare-repository"], cwd=path, capture_output=True,
                            env=_git_env())
@@ -333,6 +336,30 @@ class WorktreeManager:
         _git(self._main, "worktree", "remove", *(["--force"] if force else []), e["path"])
         return True
 
+    def prune(self) -> dict:
+        """Clean up after merges cut short by a crash: scratch worktrees whose directory
+        is gone and scratch branches without their worktree. Merges in progress (their
+        scratch worktree exists) are left alone. Returns ``{"worktrees": n,
+        "branches": n}`` removed."""
+        live, gone = set(), 0
+        for e in self._entries(include_temporary=True):
+            if not e["id"].startswith(_TMP_PREFIX):
+                continue
+            if os.path.isdir(e["path"]):
+                live.add(e["id"][len(_TMP_PREFIX):])
+            else:
+                shutil.rmtree(os.path.join(self._common, "worktrees", e["id"]),
+                              ignore_errors=True)
+                gone += 1
+        raw = _git(self._common, "for-each-ref", "--format=%(refname)",
+                   "refs/heads/" + _TMP_BRANCH)
+        branches = 0
+        for ref in raw.decode("utf-8").split():
+            if ref[len("refs/heads/" + _TMP_BRANCH):] not in live:
+                _git(self._common, "update-ref", "-d", ref)
+                branches += 1
+        return {"worktrees": gone, "branches": branches}
+
     # -- locks --------------------------------------------------------------------------------
 
     def _lock_paths(self, worktree_id: str) -> tuple[str, str]:
@@ -382,6 +409,8 @@ class WorktreeManager:
         self.lock_for(worktree_id, reason, None)
 
     def lock_for(self, worktree_id: str, reason: str | None, holder: str | None) -> None:
+        """:meth:`lock_worktree` naming a ``holder`` (a token: the
+        :class:`WorktreeVersionedKvStore` handle that may keep writing), or None."""
         _check_id(worktree_id)
         if reason is not None and not isinstance(reason, str):
             raise TypeError(f"reason must be a str or None, not {type(reason).__name__}")
@@ -456,6 +485,8 @@ class WorktreeManager:
         if not isinstance(commit_message, str):
             raise TypeError(f"commit_message must be a str, not "
                             f"{type(commit_message).__name__}")
+        if not commit_message.strip():
+            raise ValueError("commit message is empty (Git refuses empty messages too)")
         res = conflict_resolution
         if res is not None and not isinstance(res, ConflictResolution) and not callable(res):
             raise TypeError(f"conflict_resolution must be a ConflictResolution or a "

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from typing import Any, Iterator
 
 from prollytree.cli.dataset import ref_labels
-from prollytree.cli.main import commit_json, diff_json
+from prollytree.cli.app import commit_json, diff_json
 from prollytree.cli.output import put_bytes, show
 from prollytree.errors import ProofError, UnknownRefError
 from prollytree.tree import prefix_end, proven_value

@@ -151,7 +151,7 @@ def _within_limits(n: str) -> bool:
     return all(len(c.encode()) <= MAX_COMPONENT_BYTES for c in n.split("/"))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(st.lists(_NAMES, min_size=20, max_size=40))
 def test_hypothesis_names_match_git(names):
     names = [n for n in names if _within_limits(n)]

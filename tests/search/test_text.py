@@ -17,13 +17,34 @@ WORDS = ["tokyo", "weather", "rain", "sun", "cloud", "japan", "python", "code", 
          "agent", "tree", "prolly", "merge", "branch", "alpha", "beta", "gamma", "delta"]
 
 
-def bm25(docs: dict[bytes, str], query: str, k1=1.2, b=0.75) -> dict[bytes, float]:
-    """Okapi BM25 as SQLite FTS5 defines it (idf floored at 1e-6), by brute force."""
+def bm25(docs: dict[bytes, str], query: str, k1=1.2, b=0.75, tiers=None) -> dict[bytes, float]:
+    """Okapi BM25 as SQLite FTS5 defines it (idf floored at 1e-6), by brute force; with
+    the index's rule for terms in half of the documents or more: when the query has
+    rarer terms (present in the index), those terms do not score, and documents having
+    only them are ranked after the others (``tiers`` receives key -> 0 or 1)."""
     toks = {k: re.findall(r"[^\W_]+", v.lower()) for k, v in docs.items()}
     n = len(docs)
     avgdl = sum(len(t) for t in toks.values()) / n if n else 0
+    df = {t: sum(1 for x in toks.values() if t in x) for t in query_terms(query)}
+    rare = [t for t in df if df[t] and 2 * df[t] < n]
+    common = [t for t in df if df[t] and 2 * df[t] >= n]
+    if rare and common:
+        first = bm25(docs, " ".join(rare), k1, b)
+        rest = {k: s for k, s in _scores(toks, common, n, avgdl, k1, b).items()
+                if k not in first}
+        if tiers is not None:
+            tiers.update({k: 0 for k in first})
+            tiers.update({k: 1 for k in rest})
+        return {**first, **rest}
+    out = _scores(toks, list(df), n, avgdl, k1, b)
+    if tiers is not None:
+        tiers.update({k: 0 for k in out})
+    return out
+
+
+def _scores(toks, terms, n, avgdl, k1, b) -> dict[bytes, float]:
     scores: dict[bytes, float] = {}
-    for term in query_terms(query):
+    for term in terms:
         df = sum(1 for t in toks.values() if term in t)
         if not df:
             continue
@@ -39,15 +60,17 @@ def bm25(docs: dict[bytes, str], query: str, k1=1.2, b=0.75) -> dict[bytes, floa
 
 
 def check_against_model(index: TextIndex, docs: dict[bytes, str], query: str) -> None:
-    want = bm25(docs, query)
-    got = index.iter_search(query)
-    got = {key: score for _, key, score in got}
+    tiers: dict[bytes, int] = {}
+    want = bm25(docs, query, tiers=tiers)
+    hits = list(index.iter_search(query))
+    got = {key: score for _, key, score in hits}
     assert set(got) == set(want)
     for k in want:
         assert got[k] == pytest.approx(want[k], rel=1e-6, abs=1e-9)
-    # ranked best first
-    ranked = [s for _, _, s in index.search(query, limit=len(docs) + 1)]
-    assert ranked == sorted(ranked, reverse=True)
+    # ranked best first within each tier, the first tier first, ties by key
+    order = [(tiers[k], -s, k) for _, k, s in hits]
+    assert order == sorted(order)
+    assert index.search(query, limit=len(docs) + 1) == hits
 
 
 def random_doc(rnd: random.Random) -> str:
@@ -201,3 +224,70 @@ def test_overlay_added_incrementally_then_dropped_when_root_moves():
     fresh = TextIndex()
     fresh.sync(tree)
     assert index.search("tokyo sun", 10) == fresh.search("tokyo sun", 10)
+
+
+def test_threads_share_an_index():
+    import threading
+    index = TextIndex()
+    vec = VectorIndex(embedder=HashEmbedder(16))
+    errors = []
+
+    def worker(n: int) -> None:
+        try:
+            tree = ProllyTree()
+            for i in range(20):
+                tree.insert(b"k%02d" % i, f"tokyo w{n} item{i}".encode())
+                index.sync(tree, name=f"t{n}")
+                vec.sync(tree, name=f"t{n}")
+                index.search("tokyo", 5)
+                vec.search("tokyo", 5)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(index) == len(vec) == 80
+    assert {n for n, _, _ in index.search("tokyo", 100)} == {"t0", "t1", "t2", "t3"}
+
+
+def test_queries_mixing_common_and_rare_terms():
+    # "the" and "a" are in more than half of the documents (IDF <= 0): with rarer terms
+    # in the query they do not score and their documents come last
+    rnd = random.Random(11)
+    tree = ProllyTree()
+    model = {}
+    for i in range(600):
+        words = [w for w, p in (("the", 0.85), ("a", 0.6)) if rnd.random() < p]
+        words += [rnd.choice(WORDS) for _ in range(rnd.randint(0, 3))]
+        rnd.shuffle(words)
+        model[b"d%04d" % i] = " ".join(words) or "empty"
+        tree.insert(b"d%04d" % i, model[b"d%04d" % i].encode())
+    index = TextIndex()
+    index.sync(tree)
+    for q in ("the tokyo", "a the rain", "the", "the a prolly tree", "the zzz", "a beta"):
+        check_against_model(index, model, q)
+        got = list(index.iter_search(q))
+        for lim in (1, 5, 17, 100):
+            assert index.search(q, lim) == got[:lim]
+    tiers: dict[bytes, int] = {}
+    bm25(model, "the tokyo", tiers=tiers)
+    assert set(tiers.values()) == {0, 1}  # both tiers were exercised
+
+
+def test_old_root_from_another_store_means_rebuild():
+    a, b = ProllyTree(), ProllyTree()
+    a.insert_batch([(b"x", b"tokyo rain"), (b"y", b"sun")])
+    b.insert_batch([(b"z", b"tokyo sun"), (b"w", b"cloud")])
+    index = TextIndex()
+    index.sync(a)
+    a.insert(b"q", b"tokyo")
+    index.sync(a)           # a diff, through the kept node cache
+    index.sync(b)           # b's store has none of a's nodes: rebuilt from b
+    fresh = TextIndex()
+    fresh.sync(b)
+    assert index.search("tokyo sun cloud", 10) == fresh.search("tokyo sun cloud", 10)
+    assert len(index) == 2

@@ -3,6 +3,7 @@ incremental updates equal to a fresh index, embedder identity checks."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 
@@ -17,15 +18,17 @@ from prollytree.search import (
 DIM = 32
 
 
+@functools.lru_cache(maxsize=None)
+def seeded_vector(t: str) -> np.ndarray:
+    cluster, seed = t.split()
+    c = np.random.default_rng(int(cluster[1:])).standard_normal(DIM)
+    noise = np.random.default_rng(int(hashlib.sha1(seed.encode()).hexdigest()[:8], 16))
+    return (c + 1.5 * noise.standard_normal(DIM)).astype(np.float32)
+
+
 def seeded_vectors(texts):
     """Each text names its vector: 'c<cluster> <noise seed>' -> a point near a centroid."""
-    out = []
-    for t in texts:
-        cluster, seed = t.split()
-        c = np.random.default_rng(int(cluster[1:])).standard_normal(DIM)
-        noise = np.random.default_rng(int(hashlib.sha1(seed.encode()).hexdigest()[:8], 16))
-        out.append(c + 1.5 * noise.standard_normal(DIM))
-    return np.array(out, dtype=np.float32)
+    return np.array([seeded_vector(t) for t in texts], dtype=np.float32).reshape(-1, DIM)
 
 
 EMB = CallableEmbedder("test-clusters", "1", DIM, seeded_vectors)
@@ -195,3 +198,40 @@ def test_hash_embedder_is_deterministic_and_normalised():
     assert sim > other
     with pytest.raises(TypeError):
         a.embed("a single string")
+
+
+def test_ann_follows_updates_through_fresh_set_and_folds(monkeypatch):
+    import prollytree.search.vector as V
+    monkeypatch.setattr(V, "FOLD_MIN", 100)
+    rnd = random.Random(6)
+    tree, docs = make_tree(3000, rnd)
+    index = VectorIndex(embedder=EMB, exact_limit=500)
+    index.sync(tree)
+    index.search(seeded_vectors(["c0 warm"])[0], 1)  # builds the graph
+    folded = False
+    for round_ in range(6):
+        for _ in range(60):
+            k = b"v%06d" % rnd.randrange(3000)
+            if rnd.random() < 0.3 and k in docs:
+                tree.delete(k)
+                del docs[k]
+            else:
+                docs[k] = f"c{rnd.randrange(50)} u{round_}-{rnd.random()}"
+                tree.insert(k, docs[k].encode())
+        index.sync(tree)
+        hits = total = 0
+        for i in range(20):
+            q = seeded_vectors([f"c{(i * 7) % 50} q{round_}-{i}"])[0]
+            got = index.search(q, 10)
+            exact = brute(docs, q, 10)
+            # nothing outdated or deleted comes back, and scores are exact
+            for _, key, score in got:
+                assert key in docs
+                v = seeded_vectors([docs[key]])[0]
+                assert score == pytest.approx(float(v @ q / np.linalg.norm(v) / np.linalg.norm(q)),
+                                              abs=1e-5)
+            hits += len({k for _, k, _ in got} & set(exact))
+            total += 10
+        assert hits / total >= 0.95, (round_, hits / total)
+        folded |= not index._fresh and not index._stale
+    assert folded  # the changes were folded into the graph at least once

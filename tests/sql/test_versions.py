@@ -1,7 +1,6 @@
 """Versions of a SQL database: commits, time travel, branches, merges, system tables,
 history independence, persistence across processes, Git integrity."""
 
-import os
 import shutil
 import subprocess
 import sys
@@ -180,9 +179,30 @@ def test_system_tables_and_functions(mem_store):
                     {"diff_type": "added", "from_age": None, "to_age": 1, "to_id": 9}]
     hist = s.execute("SELECT age, commit_hash FROM prolly_history_users WHERE id = 2")
     assert [(r["age"], r["commit_hash"]) for r in hist] == [(26, c2), (25, c1)]
+    plan = s.execute("EXPLAIN QUERY PLAN SELECT * FROM prolly_history_users WHERE id = 2")
+    assert "INDEX 1:key" in plan[0]["detail"]
+    full = s.execute("SELECT id, age, commit_hash FROM prolly_history_users "
+                     "WHERE age > 0 ORDER BY commit_hash, id")
+    assert {(r["id"], r["age"]) for r in full if r["commit_hash"] == c2} == {(2, 26), (9, 1)}
+    assert s.execute("SELECT id, age FROM prolly_history_users WHERE commit_hash = ? "
+                     "ORDER BY id", params=[c2]) == [{"id": 2, "age": 26}, {"id": 9, "age": 1}]
     joined = s.execute("SELECT u.id, u.age, o.age AS was FROM users u "
                        "JOIN prolly_at_users('HEAD~1') o ON o.id = u.id WHERE u.id = 2")
     assert joined == [{"id": 2, "age": 26, "was": 25}]
+    plan = " ".join(r["detail"] for r in s.execute(
+        "EXPLAIN QUERY PLAN SELECT u.id, o.age FROM users u "
+        "JOIN prolly_at_users('HEAD~1') o ON o.id = u.id"))
+    assert "prolly pk eq=1" in plan
+    assert s.execute("SELECT count(*) AS n FROM users u LEFT JOIN prolly_at_users(?) o "
+                     "ON o.id = u.id WHERE o.id IS NULL", params=[c1]) == [{"n": 1}]
+    assert s.execute("SELECT id FROM prolly_at_users('HEAD~1') WHERE age BETWEEN 20 AND 30 "
+                     "ORDER BY id") == [{"id": 1}, {"id": 2}]
+    # a column added since reads as NULL in the past
+    s.execute("ALTER TABLE users ADD COLUMN note TEXT DEFAULT 'n'")
+    assert s.execute("SELECT id, note FROM prolly_at_users('HEAD~1') WHERE id = 1") == [
+        {"id": 1, "note": None}]
+    assert s.execute("SELECT id, note FROM users WHERE id = 1") == [{"id": 1, "note": "n"}]
+    s.commit("note")
     s.execute("SELECT prolly_branch('b2')")
     assert {r["name"] for r in s.execute("SELECT name FROM prolly_branches")} == {"main", "b2"}
     s.execute("SELECT prolly_checkout('b2')")
@@ -231,3 +251,114 @@ def test_reopen_in_new_process_and_git_fsck(tmp_path):
                        capture_output=True)
     with pytest.raises(ValueError, match="not a dataset"):
         ProllySQLStore.open(str(tmp_path / "nothing"))
+
+
+def test_merge_refuses_constraint_violations(mem_store):
+    s = mem_store
+    s.execute("CREATE TABLE acct (id INTEGER PRIMARY KEY, email TEXT UNIQUE, lo INTEGER, "
+              "hi INTEGER, CHECK (lo <= hi))")
+    s.execute("INSERT INTO acct VALUES (1, 'a@x', 0, 10)")
+    s.commit("base")
+    s.branch("b")
+    s.execute("INSERT INTO acct VALUES (2, 'same@x', 0, 1)")
+    s.execute("UPDATE acct SET lo = 8 WHERE id = 1")
+    s.commit("ours")
+    s.checkout("b")
+    s.execute("INSERT INTO acct VALUES (3, 'same@x', 0, 1)")
+    s.commit("theirs")
+    s.checkout("main")
+    head = s.kv.current_commit()
+    with pytest.raises(MergeConflictError, match="UNIQUE acct.email"):
+        s.merge("b")
+    assert s.kv.current_commit() == head
+    # a cell-wise merge that breaks a CHECK is refused too
+    s.checkout("b")
+    s.execute("DELETE FROM acct WHERE id = 3")
+    s.execute("UPDATE acct SET hi = 5 WHERE id = 1")
+    s.commit("theirs 2")
+    s.checkout("main")
+    with pytest.raises(MergeConflictError, match="CHECK"):
+        s.merge("b")
+    assert s.kv.current_commit() == head
+    s.execute("UPDATE acct SET lo = 4 WHERE id = 1")
+    s.commit("fix")
+    s.merge("b")
+    assert s.execute("SELECT id, lo, hi FROM acct ORDER BY id") == [
+        {"id": 1, "lo": 4, "hi": 5}, {"id": 2, "lo": 0, "hi": 1}]
+
+
+def test_detached_head_is_read_only(mem_store):
+    s = mem_store
+    _users(s)
+    c1 = s.commit("one")
+    s.execute("DELETE FROM users WHERE id = 1")
+    s.commit("two")
+    s.checkout(c1)
+    assert s.execute("SELECT count(*) AS n FROM users") == [{"n": 3}]
+    with pytest.raises(apsw.ReadOnlyError):
+        s.execute("INSERT INTO users VALUES (8, 'x', 1, 'y')")
+    from prollytree import ReadOnlyError
+    with pytest.raises(ReadOnlyError):
+        s.execute("CREATE TABLE z (a)")
+    s.checkout("main")
+    assert s.execute("SELECT count(*) AS n FROM users") == [{"n": 2}]
+
+
+def test_shared_between_threads(mem_store):
+    import threading
+    s = mem_store
+    s.execute("CREATE TABLE c (id INTEGER PRIMARY KEY, who INTEGER)")
+    errors = []
+
+    def work(w):
+        try:
+            for i in range(50):
+                s.execute("INSERT INTO c (who) VALUES (?)", params=[w])
+                s.execute("SELECT count(*) FROM c WHERE who = ?", params=[w])
+        except Exception as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert s.execute("SELECT who, count(*) AS n FROM c GROUP BY who ORDER BY who") == [
+        {"who": w, "n": 50} for w in range(4)]
+    assert s.execute("SELECT count(DISTINCT id) AS n FROM c") == [{"n": 200}]
+
+
+def test_conflicts_resolved_by_editing_the_conflicts_table(mem_store):
+    s = mem_store
+    s.execute("CREATE TABLE u (id INTEGER PRIMARY KEY, name TEXT, age INTEGER)")
+    s.execute("INSERT INTO u VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3)")
+    s.commit("base")
+    s.branch("o")
+    for i, n in ((1, "A1"), (2, "B1"), (3, "C1")):
+        s.execute("UPDATE u SET name = ? WHERE id = ?", params=[n, i])
+    s.commit("ours")
+    s.checkout("o")
+    for i, n in ((1, "A2"), (2, "B2"), (3, "C2")):
+        s.execute("UPDATE u SET name = ? WHERE id = ?", params=[n, i])
+    s.execute("UPDATE u SET age = 30 WHERE id = 3")
+    s.commit("theirs")
+    s.checkout("main")
+    with pytest.raises(MergeConflictError):
+        s.merge("o")
+    assert len(s.execute("SELECT * FROM prolly_conflicts_u")) == 3
+    assert s.execute("DELETE FROM prolly_conflicts_u WHERE our_id = 1") == {
+        "type": "delete", "count": 1}
+    s.execute("UPDATE prolly_conflicts_u SET our_name = their_name WHERE our_id = 2")
+    assert s.execute("SELECT base_id FROM prolly_conflicts_u") == [{"base_id": 3}]
+    with pytest.raises(MergeConflictError):
+        s.merge("o")                 # one left: still nothing merged
+    assert s.execute("SELECT name FROM u ORDER BY id") == [
+        {"name": "A1"}, {"name": "B1"}, {"name": "C1"}]
+    s.execute("UPDATE prolly_conflicts_u SET our_name = 'mine', our_age = their_age "
+              "WHERE our_id = 3")
+    s.merge("o")
+    assert s.execute("SELECT * FROM u ORDER BY id") == [
+        {"id": 1, "name": "A1", "age": 1}, {"id": 2, "name": "B2", "age": 2},
+        {"id": 3, "name": "mine", "age": 30}]
+    assert s.execute("SELECT * FROM prolly_conflicts_u") == []

@@ -120,3 +120,26 @@ def test_reverse_must_be_a_bool(tree):
         list(tree.items(reverse="no"))
     with pytest.raises(TypeError):
         list(tree.prefix(b"k", reverse=1))
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"modulus": 1}, {"modulus": 1, "min_chunk_size": 1, "max_chunk_size": 2},
+    {"modulus": 2, "max_chunk_size": 2}, {"modulus": 2, "max_chunk_size": 3},
+])
+def test_degenerate_configs_are_refused(kwargs):
+    """Fewer than two entries per leaf on average: as many leaves as pairs."""
+    with pytest.raises(ValueError, match="degenerate"):
+        TreeConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"modulus": 1, "min_chunk_size": 2}, {"modulus": 2}, {"modulus": 2, "min_chunk_size": 2,
+                                                           "max_chunk_size": 2},
+])
+def test_smallest_useful_configs_are_accepted(kwargs):
+    from prollytree.tree.config import expected_leaf_size
+    c = TreeConfig(**kwargs)
+    assert expected_leaf_size(c.modulus, c.min_chunk_size, c.max_chunk_size) >= 2 - 1e-9
+    t = ProllyTree(config=c)
+    t.insert_batch((b"%03d" % i, b"v") for i in range(50))
+    assert t.stats()["num_leaves"] <= 25 + 5  # about two per leaf at most leaves

@@ -95,7 +95,8 @@ splice_configs = st.sampled_from([
     TreeConfig(modulus=3, min_chunk_size=2, max_chunk_size=5),
     TreeConfig(modulus=8, max_chunk_size=3),
     TreeConfig(modulus=4, min_chunk_size=3, max_chunk_size=9),
-    TreeConfig(modulus=2, min_chunk_size=1, max_chunk_size=2),
+    TreeConfig(modulus=2, min_chunk_size=2, max_chunk_size=4),
+    TreeConfig(modulus=1, min_chunk_size=2, max_chunk_size=3),
 ])
 
 
@@ -175,3 +176,41 @@ def test_splice_into_leaves_of_more_than_512_entries():
         t.get_root_hash()
     assert t.get_root_hash() == naive_root(model, config)
     assert all(t.find(k) == v for k, v in model.items())
+
+
+@settings(max_examples=300, deadline=None)
+@given(width=st.integers(0, 6), n=st.integers(1, 40), level=st.integers(1, 3),
+       seed=st.integers(0, 2**32), probes=st.lists(st.binary(max_size=7), max_size=8),
+       damage=st.one_of(st.none(), st.tuples(st.integers(0, 10**6), st.integers(0, 255))))
+def test_internal_route_agrees_with_decode(width, n, level, seed, probes, damage):
+    """The proof verifier's in-place reading of internal nodes routes every key as
+    decode + bisect_right does, and gives up (None) on anything else - including damaged
+    bytes, which decode must then judge."""
+    import random
+    from bisect import bisect_right
+
+    from prollytree.errors import CorruptNodeError
+    from prollytree.tree.codec import internal_route
+    rng = random.Random(seed)
+    keys = sorted({rng.randbytes(width) for _ in range(n)})
+    node = Node(level, keys, [rng.randbytes(32) for _ in keys],
+                [rng.randrange(0, 70000) for _ in keys])
+    data = encode(node)
+    if damage is not None:
+        pos, byte = damage
+        data = bytearray(data)
+        data[pos % len(data)] = byte
+        data = bytes(data)
+    try:
+        decoded = decode(data)
+    except CorruptNodeError:
+        decoded = None
+    for key in probes + keys:
+        routed = internal_route(data, key)
+        if routed is None:
+            continue
+        assert decoded is not None and decoded.level == routed[0]
+        i = bisect_right(decoded.keys, key) - 1
+        assert routed[1] == (decoded.vals[i] if i >= 0 else None)
+    if damage is None and width:
+        assert internal_route(data, keys[0]) is not None  # the common layout is read

@@ -333,3 +333,47 @@ def test_merge_redone_when_the_target_moves(repo, tmp_path):
     wa.close()
     wm.close()
     other.close()
+
+
+def test_prune_after_a_crashed_merge(repo, tmp_path):
+    m = WorktreeManager(str(repo))
+    # what a merge killed half-way leaves: a scratch worktree whose directory is gone
+    # (it lives in the temporary directory) and its branch
+    scratch = tmp_path / "prollytree-merge-0123456789abcdef"
+    git(repo, "worktree", "add", "-q", "--detach", str(scratch))
+    git(repo, "branch", "prollytree-merge/0123456789abcdef")
+    git(repo, "branch", "prollytree-merge/fedcba9876543210")   # branch alone
+    assert m.list_branches() == ["main"] and len(m.list_worktrees()) == 1   # hidden
+    live = m.prune()
+    assert live == {"worktrees": 0, "branches": 1}           # the scratch dir still exists
+    import shutil
+    shutil.rmtree(scratch)
+    assert m.prune() == {"worktrees": 1, "branches": 1}
+    assert git(repo, "worktree", "list", "--porcelain").stdout.count("worktree ") == 1
+    assert git(repo, "for-each-ref", "--format=%(refname)").stdout.split() == \
+        ["refs/heads/main"]
+
+
+@pytest.mark.parametrize("dataset", [".", "sub/data"])
+def test_dataset_at_other_places(tmp_path, dataset):
+    repo = tmp_path / "r"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    s = VersionedKvStore(str(repo / dataset))
+    s.insert(b"k", b"0")
+    s.commit("start")
+    s.close()
+    m = WorktreeManager(str(repo), dataset=dataset)
+    wt = m.add_worktree(str(tmp_path / "w"), "w", True)
+    assert m.dataset_path(wt["id"]) == os.path.normpath(os.path.join(wt["path"], dataset))
+    w = WorktreeVersionedKvStore.from_worktree(wt["path"], wt["id"], "w", m)
+    assert w.get(b"k") == b"0"
+    w.insert(b"k", b"1")
+    w.commit("w")
+    assert git(wt["path"], "status", "--porcelain").stdout == ""
+    m.merge_to_main(wt["id"], "merge")
+    main = VersionedKvStore(str(repo / dataset))
+    assert main.get(b"k") == b"1"
+    main.close()
+    w.close()
+    assert git(repo, "status", "--porcelain").stdout == ""
