@@ -58,6 +58,9 @@ def key_param(params: Any, name: str = "key", required: bool = True) -> bytes | 
     """Key bytes from ``name`` (UTF-8 text), ``name_b64`` (base64) or ``name_hex``."""
     import base64
     import binascii
+    for field in (name, name + "_b64", name + "_hex"):
+        if params.get(field) is not None and not isinstance(params[field], str):
+            raise BadRequest(f"{field} must be a string, not {type(params[field]).__name__}")
     if params.get(name + "_b64") is not None:
         try:
             return base64.b64decode(params[name + "_b64"], validate=True)

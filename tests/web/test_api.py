@@ -509,6 +509,8 @@ def test_write_actions_commit_branch_checkout_merge(writable):
     done = c.post("/api/actions/commit", json={"message": "from the web"}, headers=h).json()
     assert store.log(limit=1)[0]["id"] == done["id"]
     assert store.get_at("HEAD", b"w:1") == b"one" and store.get_at("HEAD", b"user:dave") is None
+    r = c.post("/api/actions/set", json={"key": 5, "value": "x"}, headers=h)
+    assert r.status_code == 400 and "key must be a string" in r.json()["error"]
     r = c.post("/api/actions/commit", json={"message": "again"}, headers=h)
     assert r.status_code == 400 and "nothing to commit" in r.json()["error"]
     assert c.post("/api/actions/branch", json={"name": "web", "start": "v1"},
@@ -628,3 +630,22 @@ def test_merge_preview_property_against_try_merge():
             s.close()
 
     check()
+
+
+def test_odd_parameters_never_give_a_server_error(dataset):
+    from starlette.testclient import TestClient
+
+    from prollytree.web import create_app
+    paths = ["/", "/commit/", "/commit/%00", "/commit/HEAD~1000", "/browse", "/value",
+             "/key-history", "/diff", "/merge", "/proof", "/memory", "/api/keys",
+             "/api/value", "/api/raw", "/api/diff", "/api/merge-preview", "/api/proof",
+             "/api/commit/HEAD", "/api/commit/HEAD/counts", "/api/graph", "/api/log"]
+    params = ["?ref=", "?ref=%00", "?key=", "?key=%00&ref=HEAD~99", "?key_b64=", "?prefix=%ff",
+              "?after_hex=ff&before_hex=00", "?from=&to=", "?from=main&to=", "?source=&dest=",
+              "?limit=1e3", "?tree=a%00b", "?tree=" + "x" * 300, "?key=a&tree=nope",
+              "?ref=main..feature", "?ref=HEAD~-1", "?kind=x"]
+    with TestClient(create_app(dataset["store"]), raise_server_exceptions=False) as c:
+        for p in paths:
+            for q in params:
+                r = c.get(p + q)
+                assert r.status_code < 500 and "Traceback" not in r.text, (p + q, r.text[:300])
