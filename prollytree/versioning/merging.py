@@ -72,28 +72,39 @@ class MergeMixin:
         if res is not None and not isinstance(res, ConflictResolution) and not callable(res):
             raise TypeError(f"conflict_resolution must be a ConflictResolution or a callable, "
                             f"not {type(res).__name__}")
-        b = self._backend
-        with b.lock.exclusive():
+        return self._merge(source_branch, message, res, refuse_conflicts=False)[0]
+
+    def _merge(self, source_branch: str, message: str | None, res: Any,
+               refuse_conflicts: bool) -> tuple[str | None, list]:
+        """(resulting commit id, []) after merging; (None, conflicts) having changed
+        nothing when ``refuse_conflicts`` and there are conflicts; MergeConflictError
+        when ``res`` leaves some unresolved."""
+        with self._backend.lock.exclusive():
             self._sync()
             self._load_head()
             self._check_clean("merge")
             dest, src, base, kind = self._merge_plan(source_branch)
             if kind == "noop":
-                return dest
+                return dest, []
             if kind == "ff":
                 self.repo.fast_forward(self._branch, dest, src)
                 self._moved()
-                return src
+                return src, []
             dest_trees, plans, conflicts = self.repo.plan(base, dest, src)
-            extra, unresolved = self._resolve_conflicts(plans, res)
-            if unresolved:
-                raise MergeConflictError(
-                    f"merge of {source_branch!r} into {self._branch!r} stopped on "
-                    f"{len(unresolved)} unresolved conflict(s): "
-                    + ", ".join(repr(c.key) for c in unresolved[:20])
-                    + (" ..." if len(unresolved) > 20 else ""), unresolved)
+            if refuse_conflicts:
+                if conflicts:
+                    return None, conflicts
+                extra: dict = {}
+            else:
+                extra, unresolved = self._resolve_conflicts(plans, res)
+                if unresolved:
+                    raise MergeConflictError(
+                        f"merge of {source_branch!r} into {self._branch!r} stopped on "
+                        f"{len(unresolved)} unresolved conflict(s): "
+                        + ", ".join(repr(c.key) for c in unresolved[:20])
+                        + (" ..." if len(unresolved) > 20 else ""), unresolved)
             return self._finish_merge(source_branch, dest, src, dest_trees, plans, extra,
-                                      message)
+                                      message), []
 
     @staticmethod
     def _resolve_conflicts(plans: list, res: Any) -> tuple[dict, list]:
@@ -143,27 +154,8 @@ class MergeMixin:
         ``(True, [])`` after merging, or ``(False, conflicts)`` (sorted by tree and key)
         having changed nothing."""
         _check_message(message)
-        return self._try_merge(source_branch, message)
-
-    def _try_merge(self, source_branch: str, message: str | None
-                   ) -> tuple[bool, list[MergeConflict]]:
-        b = self._backend
-        with b.lock.exclusive():
-            self._sync()
-            self._load_head()
-            self._check_clean("merge")
-            dest, src, base, kind = self._merge_plan(source_branch)
-            if kind == "noop":
-                return True, []
-            if kind == "ff":
-                self.repo.fast_forward(self._branch, dest, src)
-                self._moved()
-                return True, []
-            dest_trees, plans, conflicts = self.repo.plan(base, dest, src)
-            if conflicts:
-                return False, conflicts
-            self._finish_merge(source_branch, dest, src, dest_trees, plans, None, message)
-            return True, []
+        cid, conflicts = self._merge(source_branch, message, None, refuse_conflicts=True)
+        return cid is not None, conflicts
 
     def revert(self, ref: str, message: str | None = None) -> str | None:
         """Record a new commit on the current branch undoing the changes of commit
