@@ -277,9 +277,7 @@ class Workspace(MergeMixin):
             raise TypeError(f"reverse must be a bool, not {type(reverse).__name__}")
         self._sync()
         st = self._staging.stage_of(tree)
-        overlay = [] if st is None else sorted(
-            (k, v) for k, v in st.changes.items()
-            if (start is None or k >= start) and (end is None or k < end))
+        overlay = [] if st is None else st.in_range(start, end)
         node = None if st is not None and st.reset else self._committed_node(tree)
         committed = (iter(()) if node is None
                      else iter_items(self._backend.cache, node, start, end, reverse))
