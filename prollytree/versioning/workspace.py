@@ -518,6 +518,9 @@ class Workspace(MergeMixin):
                 name = name[len(HEADS):]
             target_branch = None
             if b.get_ref(HEADS + name) is not None:
+                if name != self._branch and name in b.checked_out_branches(others_only=True):
+                    raise ValueError(f"branch {name!r} is checked out in another worktree "
+                                     f"(as Git refuses: work there, or check out a commit)")
                 target_branch = name
                 target = b.get_ref(HEADS + name)
             else:
