@@ -38,10 +38,13 @@ ROOT_REF = "root"
 CONFIG_REF = "config"
 
 
-def _children(data: bytes) -> list:
-    """Child addresses named by encoded node ``data`` (none for a leaf), for the file
-    store's automatic compaction."""
-    return [] if data[:2] == b"\x95\x00" else decode(data).vals
+def _children(data: bytes) -> tuple[list, bool]:
+    """(child addresses, whether they are leaves) of encoded node ``data`` (no children
+    for a leaf), for the file store's automatic compaction."""
+    if data[:2] == b"\x95\x00":
+        return [], False
+    node = decode(data)
+    return node.vals, node.level == 1
 
 
 #: Buffered single writes are applied automatically beyond this many pending keys.
