@@ -112,7 +112,9 @@ class VersionedKvStore(Workspace):
           ``data.mdb``);
         * Git: ``path`` is a directory of a Git repository in which a store was opened
           (``.git/prollytree/datasets/<path>`` exists), or whose checked-out commit has
-          the dataset files ``<path>/.prolly/ROOT`` (e.g. a fresh clone)."""
+          the dataset files ``<path>/.prolly/ROOT`` (e.g. a fresh clone);
+        * S3: ``path`` is ``s3://bucket/prefix`` holding a prollytree store with the
+          dataset's ``versioning/config`` (or ``HEAD``) ref (a few GETs)."""
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
         return probe_backend(path)
