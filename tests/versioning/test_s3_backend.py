@@ -262,3 +262,38 @@ def test_damage_is_reported_not_served(s3_server, url, tmp_path):
     for m in "ab":
         with machine(tmp_path / m), pytest.raises(CorruptRefError):
             VersionedKvStore.open(url)
+
+
+CREATOR = r"""
+import sys
+from prollytree.versioning import VersionedKvStore
+url, who = sys.argv[1], sys.argv[2]
+sys.stdin.readline()
+s = VersionedKvStore(url)                             # create (or join) the dataset
+s.insert(who.encode(), b"1")
+print(s.commit(who), flush=True)
+s.close()
+"""
+
+
+def test_machines_creating_one_dataset_at_once_agree(url, tmp_path):
+    """config, HEAD and the initial commit are created only if absent: three machines
+    creating the dataset at the same moment end up with one history holding all."""
+    procs = [subprocess.Popen([sys.executable, "-c", CREATOR, url, f"m{p}"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True,
+                              env=dict(os.environ, **{STATE: str(tmp_path / f"m{p}")}))
+             for p in range(3)]
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    ids = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+        ids.append(out.strip())
+    with machine(tmp_path / "check"), VersionedKvStore.open(url) as s:
+        assert dict(s.iter_items()) == {b"m0": b"1", b"m1": b"1", b"m2": b"1"}
+        log = s.log()
+        assert sorted(c["id"] for c in log[:3]) == sorted(ids)
+        assert [c["message"] for c in log[3:]] == ["Initial commit"]
