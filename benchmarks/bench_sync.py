@@ -19,7 +19,9 @@ the tests use; no other network):
 * commit latency: ``--changes`` updates then a commit's worth of writes on S3 (the
   changed nodes, the root-set and commit records, the branch ref by compare-and-swap),
   done as an incremental push of one commit (median of ``--repeats``); and a
-  ``ProllyTree("s3", ...)`` flush of ``--changes`` updates (nodes + root ref CAS)
+  ``ProllyTree("s3", ...)`` flush of ``--changes`` updates (nodes + root ref CAS); and
+  ``VersionedKvStore(url)`` (StorageBackend.S3, opened on the pushed dataset) commit of
+  ``--changes`` staged updates, next to the same commit on the local File dataset
 
 The published wheel (prollytree 0.4.1) has no replication and no S3 backend, so there is
 no side-by-side column here.
@@ -151,6 +153,24 @@ def s3(args, tmp: str) -> list[tuple]:
         tree.close()
         rows.append((f"ProllyTree('s3') flush of {args.changes} updates at "
                      f"{args.s3_keys:,} keys (median)", "", "", fmt(statistics.median(lat))))
+        # VersionedKvStore commit latency: S3 (the pushed dataset) vs the local File source
+        os.environ["PROLLYTREE_S3_STATE_DIR"] = os.path.join(tmp, "s3state")
+        vkv = {}
+        for name, where, kind in (("File", src, StorageBackend.File),
+                                  ("S3", url, StorageBackend.S3)):
+            with VersionedKvStore.open(where, kind) as s:
+                lat = []
+                for i in range(args.repeats):
+                    for k in rng.sample(keys, args.changes):
+                        s.insert(k, b"y%d" % rng.randrange(10 ** 9))
+                    t = time.perf_counter()
+                    s.commit(f"bench {i}")
+                    lat.append(time.perf_counter() - t)
+            vkv[name] = statistics.median(lat)
+            rows.append((f"VersionedKvStore({name}) commit of {args.changes} updates at "
+                         f"{args.s3_keys:,} keys (median)", "", "", fmt(vkv[name])))
+        rows.append(("ratio: VersionedKvStore commit S3 / File", "", "",
+                     f"{vkv['S3'] / vkv['File']:.1f}x"))
     finally:
         server.stop()
         shutil.rmtree(server.root, ignore_errors=True)

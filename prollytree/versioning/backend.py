@@ -34,6 +34,9 @@ class HistoryBackend(ABC):
     lock: DatasetLock
     #: directory for the staging journal (None: staging stays in memory)
     state_dir: str | None = None
+    #: True when writers elsewhere (other machines) move refs without this dataset's
+    #: lock: the workspace then re-reads its branch at every call (S3)
+    shared_refs: bool = False
 
     def _init_common(self) -> None:
         self._commits: dict[str, Commit] = {}

@@ -14,7 +14,7 @@ import weakref
 from typing import Any
 
 from .backend import HistoryBackend
-from .registry import StorageBackend, foreign_dataset
+from .registry import StorageBackend, foreign_dataset, is_url
 from .registry import probe as probe_backend
 from .repository import Repository
 from .types import DiffOperation, KvDiff, Unresolved
@@ -42,6 +42,10 @@ def _check_path(path: object) -> str:
         raise TypeError("path must be a str or os.PathLike of str, not bytes")
     if raw == "":
         raise ValueError("path is empty: name the dataset directory (e.g. './data')")
+    if is_url(raw):  # an object-store location: passed through untouched
+        from ..storage.s3 import parse_s3_url
+        parse_s3_url(raw)
+        return raw
     return os.path.abspath(raw)
 
 
@@ -51,15 +55,22 @@ class VersionedKvStore(Workspace):
     ``storage_backend`` is a :class:`StorageBackend` (default ``Git``): ``path`` is then
     the dataset directory, inside an existing Git repository or not (a repository is
     initialised there). Other backends keep everything under ``path`` (``InMemory``
-    ignores it). Opening an existing store resumes it, staged changes included. A
+    ignores it). ``S3``: ``path`` is ``s3://bucket/prefix`` (the default backend for such
+    a location); the dataset lives in S3, this machine's state in a local directory (see
+    ``docs/sync.md``). Opening an existing store resumes it, staged changes included. A
     directory holding another backend's dataset is refused (ValueError), as is an
     empty path or one inside a ``.git`` directory; nothing is created then.
     """
 
     def __init__(self, path: str | os.PathLike, storage_backend: Any = None) -> None:
         where = _check_path(path)
+        if is_url(where) and storage_backend is None:
+            storage_backend = StorageBackend["S3"]
         kind = StorageBackend.coerce(storage_backend)
-        if kind.spec.persistent:
+        if is_url(where) != (kind.name == "S3"):
+            need = "an s3://bucket/prefix location" if kind.name == "S3" else "a directory"
+            raise ValueError(f"the {kind.name} backend needs {need}, not {where!r}")
+        if kind.spec.persistent and not is_url(where):
             if ".git" in where.split(os.sep):
                 raise ValueError(f"{where} is inside a .git directory: not a dataset path")
             other = foreign_dataset(where, kind)
@@ -101,7 +112,9 @@ class VersionedKvStore(Workspace):
           ``data.mdb``);
         * Git: ``path`` is a directory of a Git repository in which a store was opened
           (``.git/prollytree/datasets/<path>`` exists), or whose checked-out commit has
-          the dataset files ``<path>/.prolly/ROOT`` (e.g. a fresh clone)."""
+          the dataset files ``<path>/.prolly/ROOT`` (e.g. a fresh clone);
+        * S3: ``path`` is ``s3://bucket/prefix`` holding a prollytree store with the
+          dataset's ``versioning/config`` (or ``HEAD``) ref (a few GETs)."""
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
         return probe_backend(path)

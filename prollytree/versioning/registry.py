@@ -52,6 +52,18 @@ def _never(path: str) -> bool:
     return False
 
 
+def is_url(path: object) -> bool:
+    """Whether a dataset location is an object-store URL (``s3://...``), not a path."""
+    return isinstance(path, str) and path.startswith("s3://")
+
+
+def _s3_probe(path: str) -> bool:
+    if not is_url(path):
+        return False
+    from .store_backend import s3_probe
+    return s3_probe(path)
+
+
 #: Every history backend (the seed's order, then ours).
 BACKENDS: tuple[BackendSpec, ...] = (
     BackendSpec("File", "file", _store("file", "File"), _store_probe("file")),
@@ -59,6 +71,8 @@ BACKENDS: tuple[BackendSpec, ...] = (
     BackendSpec("InMemory", "memory", _store("memory", "InMemory"), _never, persistent=False),
     BackendSpec("RocksDB", "rocksdb", _store("rocksdb", "RocksDB"), _store_probe("rocksdb")),
     BackendSpec("LMDB", "lmdb", _store("lmdb", "LMDB"), _store_probe("lmdb")),
+    # location s3://bucket/prefix; per-machine state in store_backend.s3_state_dir(url)
+    BackendSpec("S3", "s3", _store("s3", "S3"), _s3_probe),
 )
 #: Probe order: the store-backed layouts first, Git (whose datasets may sit anywhere in a
 #: work tree) last.
@@ -102,7 +116,10 @@ _SPECS = {s.name: s for s in BACKENDS}
 
 
 def probe(path: str | os.PathLike) -> "StorageBackend | None":
-    """The backend of the dataset at exactly ``path`` (a directory), or None. Reads only."""
+    """The backend of the dataset at exactly ``path`` (a directory, or an ``s3://``
+    URL), or None. Reads only."""
+    if is_url(path):
+        return StorageBackend["S3"] if _s3_probe(path) else None
     path = os.path.abspath(os.fspath(path))
     if not os.path.isdir(path):
         return None

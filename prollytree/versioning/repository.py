@@ -28,6 +28,11 @@ from .types import KvDiff
 _sha256 = hashlib.sha256
 
 
+class BranchMovedError(StoreError):
+    """A commit lost the compare-and-swap of its branch to another writer; nothing was
+    committed (:meth:`Workspace.commit` rebases the staged changes and tries again)."""
+
+
 class Repository:
     """Commits, refs and named trees of one dataset (see the module docstring)."""
 
@@ -114,7 +119,7 @@ class Repository:
             cid = b.write_commit(trees, parents, message, author, committer, int(now),
                                  local_tz_offset(now))
             if not b.cas_ref(HEADS + branch, cid, tip):
-                raise StoreError(f"branch {branch!r} was moved by another writer during the "
+                raise BranchMovedError(f"branch {branch!r} was moved by another writer during the "
                                  f"commit; nothing was committed, retry")
         finally:
             discard = getattr(b.store, "discard_pending", None)

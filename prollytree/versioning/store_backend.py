@@ -16,15 +16,25 @@ commit's id is the first 20 bytes of its address in hex (40 characters, like Git
 ``refs/heads/<name>`` and ``refs/tags/<name>`` hold a commit's 32-byte address,
 ``HEAD`` holds ``b"ref: refs/heads/<name>"`` or ``b"detached:" + address``. Commit
 records and refs are flushed (made power-loss durable) before a commit call returns.
+
+The S3 backend (``path`` is ``s3://bucket/prefix``) keeps the node store, commits, root
+sets and refs in S3 (:class:`~prollytree.storage.s3.S3NodeStore`) and the per-machine
+state in a local directory (:func:`s3_state_dir`): the staging journal, the dataset lock,
+this machine's ``HEAD`` (which branch this working copy is on) and the read cache. Its
+``HEAD`` ref in S3 only names the dataset's default branch, for new working copies.
+Branch refs move by compare-and-swap (conditional writes), so many machines may commit
+at once (see ``docs/sync.md``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 
 import msgpack
 
+from .._fs import atomic_write
 from ..errors import CorruptRefError
 from ..storage import NodeStore, open_store
 from ..tree.config import TreeConfig
@@ -39,6 +49,36 @@ HEAD_REF = "HEAD"
 CONFIG_REF = "versioning/config"
 JOURNAL = "staging.journal"
 NODES = "nodes"
+#: environment variable naming the directory for S3 datasets' per-machine state
+S3_STATE_ENV = "PROLLYTREE_S3_STATE_DIR"
+
+
+def s3_state_dir(url: str) -> str:
+    """The local directory for an S3 dataset's per-machine state (staging journal, lock,
+    this working copy's HEAD, read cache): ``$PROLLYTREE_S3_STATE_DIR/<sha256 of url>``,
+    else ``~/.cache/prollytree/s3/<sha256 of url>`` (``%LOCALAPPDATA%`` on Windows)."""
+    base = os.environ.get(S3_STATE_ENV)
+    if not base:
+        root = os.environ.get("LOCALAPPDATA") if sys.platform == "win32" else None
+        root = root or os.environ.get("XDG_CACHE_HOME") or os.path.join(
+            os.path.expanduser("~"), ".cache")
+        base = os.path.join(root, "prollytree", "s3")
+    return os.path.join(base, hashlib.sha256(url.encode("utf-8")).hexdigest())
+
+
+def s3_probe(url: str) -> bool:
+    """Whether ``s3://bucket/prefix`` holds a versioned dataset (its node store with a
+    ``versioning/config`` or ``HEAD`` ref). Reads only; False when unreachable."""
+    from ..errors import StoreError
+    from ..storage.s3 import S3NodeStore
+    try:
+        st = S3NodeStore(url, read_only=True)
+    except (StoreError, ValueError):
+        return False
+    try:
+        return st.get_ref(CONFIG_REF) is not None or st.get_ref(HEAD_REF) is not None
+    finally:
+        st.close()
 
 
 def probe(path: str) -> str | None:
@@ -56,12 +96,24 @@ def probe(path: str) -> str | None:
 
 
 class StoreBackend(HistoryBackend):
-    """History in a NodeStore of kind ``kind`` ("memory", "file", "rocksdb", "lmdb")."""
+    """History in a NodeStore of kind ``kind`` ("memory", "file", "rocksdb", "lmdb",
+    "s3")."""
 
     def __init__(self, path: str | None, kind: str, name: str) -> None:
         self.name = name
         self.kind = kind
-        if kind == "memory":
+        self._local_head: str | None = None
+        if kind == "s3":
+            from ..storage.s3 import CACHE_ENV, S3NodeStore, parse_s3_url
+            parse_s3_url(path)  # type and format checks before anything is created
+            self.state_dir = s3_state_dir(path)
+            os.makedirs(self.state_dir, exist_ok=True)
+            self.lock = DatasetLock(os.path.join(self.state_dir, "lock"))
+            self._local_head = os.path.join(self.state_dir, "HEAD")
+            self.shared_refs = True
+            cache = os.environ.get(CACHE_ENV) or os.path.join(self.state_dir, "cache")
+            self.store = S3NodeStore(path, cache_dir=cache)
+        elif kind == "memory":
             self.store: NodeStore = open_store("memory")
             self.state_dir = None
             self.lock = DatasetLock(None)
@@ -76,12 +128,11 @@ class StoreBackend(HistoryBackend):
         self._addr: dict[str, bytes] = {}
         self._init_common()
         cfg = self.store.get_ref(CONFIG_REF)
-        if cfg is None:
-            self.config = TreeConfig()
-            if not self.store.read_only:
-                self.store.set_ref(CONFIG_REF, self.config.to_bytes())
-        else:
-            self.config = TreeConfig.from_bytes(cfg)
+        if cfg is None and not self.store.read_only:
+            # create, never overwrite: another machine may be creating it right now
+            if not self.store.set_ref(CONFIG_REF, TreeConfig().to_bytes(), expected=None):
+                cfg = self.store.get_ref(CONFIG_REF)
+        self.config = TreeConfig() if cfg is None else TreeConfig.from_bytes(cfg)
         if self.store.get_ref(HEAD_REF) is None:
             self.store.set_ref(HEAD_REF, b"ref: refs/heads/main", expected=None)
             self.store.flush()
@@ -97,7 +148,7 @@ class StoreBackend(HistoryBackend):
         """Learn the address of every commit reachable from a ref."""
         stack = [v for k, v in self._raw_refs().items()
                  if k.startswith((HEADS, TAGS)) and len(v) == 32]
-        head = self.store.get_ref(HEAD_REF) or b""
+        head = self._head_bytes()
         if head.startswith(b"detached:"):
             stack.append(head[9:])
         seen: set = set()
@@ -185,8 +236,17 @@ class StoreBackend(HistoryBackend):
                 out[k[len(prefix):]] = self._learn(v)
         return out
 
+    def _head_bytes(self) -> bytes:
+        if self._local_head is not None:
+            try:
+                with open(self._local_head, "rb") as f:
+                    return f.read()
+            except FileNotFoundError:
+                pass  # a new working copy: the dataset's default branch
+        return self.store.get_ref(HEAD_REF) or b"ref: refs/heads/main"
+
     def read_head(self) -> tuple[str | None, str | None]:
-        v = self.store.get_ref(HEAD_REF) or b"ref: refs/heads/main"
+        v = self._head_bytes()
         if v.startswith(b"ref: refs/heads/"):
             try:
                 return v[len(b"ref: refs/heads/"):].decode("utf-8"), None
@@ -201,6 +261,9 @@ class StoreBackend(HistoryBackend):
             v = f"ref: refs/heads/{branch}".encode("utf-8")
         else:
             v = b"detached:" + self._addr[commit]
+        if self._local_head is not None:
+            atomic_write(self._local_head, v)
+            return
         self.store.set_ref(HEAD_REF, v)
         self.store.flush()
 

@@ -15,7 +15,9 @@ mutating calls hold a per-object lock (``self.mutex``).
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from typing import Any, Callable, Iterator
 
 from ..errors import (CorruptRefError, ReadOnlyError,
@@ -25,7 +27,7 @@ from ..tree.proof import verify_proof as _verify_proof
 from . import refs as _refs
 from .backend import HEADS, HistoryBackend
 from .merging import MergeMixin
-from .repository import Repository
+from .repository import BranchMovedError, Repository
 from .rootmerge import apply_stages, stage_exists
 from .roots import DEFAULT_TREE, RootSet, check_tree_name
 from .staging import StagingArea
@@ -33,6 +35,8 @@ from .tree_handle import TreeHandle
 from .types import KvDiff
 
 _CHECKOUT_STAGED = ("error", "carry", "discard")
+#: how often a commit that keeps losing its branch's compare-and-swap is rebased and retried
+COMMIT_ATTEMPTS = 50
 
 
 def check_key(key: Any) -> None:
@@ -92,8 +96,11 @@ class Workspace(MergeMixin):
             if branch is not None and b.get_ref(HEADS + branch) is None \
                     and not b.list_refs(HEADS):
                 # a brand-new store (or a repository without commits): start history
-                self.repo.write_commit(branch, None, RootSet(default_config=b.config), [],
-                                       "Initial commit")
+                try:
+                    self.repo.write_commit(branch, None, RootSet(default_config=b.config),
+                                           [], "Initial commit")
+                except BranchMovedError:
+                    pass  # another machine started it at the same moment: use theirs
         self._load_head()
 
     # -- state ---------------------------------------------------------------------------------
@@ -123,6 +130,10 @@ class Workspace(MergeMixin):
         if st.generation != self._gen:
             self._gen = st.generation
             self._load_head()
+        elif self._backend.shared_refs and self._branch is not None:
+            # other machines commit without our lock: one ref read per call notices them
+            if self._backend.get_ref(HEADS + self._branch) != self._head:
+                self._load_head()
 
     def _moved(self) -> None:
         """After HEAD or the current branch moved (under the exclusive lock): reload, and
@@ -356,7 +367,14 @@ class Workspace(MergeMixin):
         """Commit the staged changes of every tree on the current branch, atomically;
         returns the 40-hex commit id. Only the trees with staged changes are rewritten
         (O(changes x depth) each). With nothing staged an (empty) commit is still
-        recorded, as the reference implementation does."""
+        recorded, as the reference implementation does.
+
+        When another writer (another machine, on S3) moves the branch first, the commit
+        is *rebased*: the staged edits are applied again onto the branch's new tip and
+        the commit is retried (up to ``COMMIT_ATTEMPTS`` times, with a random backoff).
+        Staged edits are per key, so for a key both writers changed, this commit's
+        staged value (or delete) wins, as a rebase would; every other key of the other
+        commit is kept."""
         if not isinstance(message, str):
             raise TypeError(f"message must be a str, not {type(message).__name__}")
         if not message.strip():
@@ -365,12 +383,22 @@ class Workspace(MergeMixin):
             raise ValueError("store is closed")
         b = self._backend
         with b.lock.exclusive():
-            self._staging.sync()
-            self._load_head()
-            self._writable()
-            tip = self._head
-            trees = apply_stages(b.cache, self._trees, self._staging.trees, b.config)
-            cid = self.repo.write_commit(self._branch, tip, trees, [tip] if tip else [], message)
+            delay = 0.01
+            for attempt in range(COMMIT_ATTEMPTS):
+                self._staging.sync()
+                self._load_head()      # re-reads the branch: after a lost race, its new tip
+                self._writable()
+                tip = self._head
+                trees = apply_stages(b.cache, self._trees, self._staging.trees, b.config)
+                try:
+                    cid = self.repo.write_commit(self._branch, tip, trees,
+                                                 [tip] if tip else [], message)
+                    break
+                except BranchMovedError:
+                    if attempt == COMMIT_ATTEMPTS - 1:
+                        raise
+                    time.sleep(delay * (1 + random.random()))
+                    delay = min(delay * 2, 0.5)
             self._staging.clear()
             self._gen = self._staging.generation
             self._head = cid

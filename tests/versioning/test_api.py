@@ -380,7 +380,7 @@ def test_staged_and_insert_batch_against_model(make_store, backend, tmp_path, mo
         assert s.staged() == before
     if backend is not StorageBackend.InMemory:          # they are in the journal
         s.close()
-        s = VersionedKvStore(str(tmp_path / "ds"), backend)
+        s = make_store("ds")
         assert s.staged() == before
     s.commit("all")
     assert s.staged() == [] and dict(s.iter_items_at("HEAD")) == view

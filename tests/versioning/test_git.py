@@ -171,4 +171,4 @@ def test_branches_are_git_branches(tmp_path):
 def test_storage_backend_repr():
     assert repr(StorageBackend.Git) == "StorageBackend.Git"
     assert str(StorageBackend.Git) == "Git"
-    assert [m.name for m in StorageBackend] == ["File", "Git", "InMemory", "RocksDB", "LMDB"]
+    assert [m.name for m in StorageBackend] == ["File", "Git", "InMemory", "RocksDB", "LMDB", "S3"]
