@@ -8,6 +8,8 @@ versions, and the leaf holds a small :class:`~.codec.Envelope` instead of the va
 
     envelope:    [1, length, digest, level, addresses, sizes]
     index blob:  [level, addresses, sizes]
+    data chunk:  the chunk's bytes as one msgpack bin (so every stored object is msgpack:
+                 garbage collection recognises a dead chunk as ours)
 
 ``length`` is the value's size, ``digest`` the SHA-256 of the concatenated addresses of
 all its data chunks in order (which binds the value's content: one SHA-256 pass over the
@@ -38,7 +40,7 @@ import msgpack
 
 from ..errors import CorruptNodeError, MissingNodeError
 from . import cdc
-from .codec import Envelope, is_leaf_bytes
+from .codec import Envelope, _bin_header, is_leaf_bytes
 
 #: values longer than this many bytes are chunked (a single FastCDC chunk is 16-256 KiB,
 #: so smaller values would gain no dedup; larger ones would make large leaves)
@@ -145,9 +147,10 @@ def write_chunks(put_many: Callable[[list], object], chunks: Iterable[bytes]) ->
     entries: list = []
     length = 0
     for chunk in chunks:
-        addr = _sha256(chunk).digest()
+        blob = _bin_header(len(chunk)) + chunk
+        addr = _sha256(blob).digest()
         digest.update(addr)
-        w.add(addr, chunk)
+        w.add(addr, blob)
         entries.append((addr, len(chunk)))
         length += len(chunk)
     level = 0
@@ -207,6 +210,15 @@ def _need(get: Get, addr: bytes) -> bytes:
     if data is None:
         raise MissingNodeError(addr)
     return data
+
+
+def _chunk_data(blob: bytes, addr: bytes) -> bytes:
+    """The chunk bytes of a stored data chunk (a msgpack bin)."""
+    t = blob[:1]
+    h = 3 if t == b"\xc5" else 5 if t == b"\xc6" else 2 if t == b"\xc4" else 0
+    if not h or int.from_bytes(blob[1:h], "big") != len(blob) - h:
+        raise CorruptNodeError(addr, "not a data chunk")
+    return blob[h:]
 
 
 def _data_entries(get: Get, info: ValueInfo) -> tuple[list, list]:
@@ -286,7 +298,7 @@ class ValueReader(io.RawIOBase):
     def _chunk_at(self, i: int) -> bytes:
         if i != self._cur:
             addr = self._addrs[i]
-            data = _need(self._get, addr)
+            data = _chunk_data(_need(self._get, addr), addr)
             if len(data) != self._starts[i + 1] - self._starts[i]:
                 raise CorruptNodeError(addr, "chunk size differs from its index")
             self._cur, self._chunk = i, data
@@ -337,6 +349,12 @@ def open_value(get: Get, value: bytes) -> io.RawIOBase:
     return io.BytesIO(value)
 
 
+def resolve_items(get: Get, pairs: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+    """``pairs`` with each chunked value (envelope) read in full."""
+    for k, v in pairs:
+        yield k, (read_value(get, v) if type(v) is Envelope else v)
+
+
 def read_value(get: Get, value: bytes) -> bytes:
     """The bytes a leaf value stands for (an envelope's chunks joined; any other value
     as is)."""
@@ -344,7 +362,7 @@ def read_value(get: Get, value: bytes) -> bytes:
         return value
     info = value_info(value)
     addrs, sizes = _data_entries(get, info)
-    out = b"".join(_need(get, a) for a in addrs)
+    out = b"".join(_chunk_data(_need(get, a), a) for a in addrs)
     if len(out) != info.length:
         raise CorruptNodeError(_sha256(value).digest(), "chunks do not add up to the value's length")
     return out
@@ -358,7 +376,7 @@ def matches(envelope: bytes, value: bytes) -> bool:
         return False
     digest = _sha256()
     for chunk in _chunks_of(value):
-        digest.update(_sha256(chunk).digest())
+        digest.update(_sha256(_bin_header(len(chunk)) + chunk).digest())
     return digest.digest() == info.digest
 
 
@@ -441,10 +459,15 @@ def check_value(get: Get, envelope: bytes) -> tuple[list[bytes], list[tuple[byte
                 continue
             stack += [(a, s, lv) for a, s in zip(xa, xs)][::-1]
         else:
-            if len(data) != size:
+            try:
+                n = len(_chunk_data(data, addr))
+            except CorruptNodeError:
+                problems.append((addr, "not a data chunk"))
+                continue
+            if n != size:
                 problems.append((addr, "chunk size differs from its index"))
             digest.update(addr)
-            total += len(data)
+            total += n
     if not problems and (total != info.length or digest.digest() != info.digest):
         problems.append((env_addr, "chunks do not match the envelope's length and digest"))
     return visited, problems

@@ -51,6 +51,7 @@ from ..storage.git import GitNodeStore
 from ..tree.codec import EMPTY_NODE_BYTES, EMPTY_ROOT, decode, encode
 from ..tree.config import TreeConfig
 from ..tree.node_cache import NodeCache
+from ..tree.values import Envelope, chunk_refs
 from .backend import TAGS, HistoryBackend
 from ..git.index import IndexFile, IndexLocked, UnsupportedIndex
 from .lock import DatasetLock
@@ -340,6 +341,18 @@ class GitBackend(HistoryBackend):
 
     # -- writing commits --------------------------------------------------------------------
 
+    def _leaf_chunks(self, addr: bytes) -> list | None:
+        """Addresses of the chunks and chunk indexes the chunked values of leaf
+        ``addr`` need, sorted (None: it holds none); the mirror lists them under it."""
+        node = self.cache.load(addr)
+        if getattr(node, "env", None) is None:
+            return None
+        refs: set = set()
+        for v in node.vals:
+            if type(v) is Envelope:
+                refs.update(chunk_refs(self._raw, v))
+        return sorted(refs)
+
     def _raw(self, addr: bytes) -> bytes:
         """A node's bytes, re-encoded from the decoded node when the store lost them
         (the canonical encoding makes that exact)."""
@@ -391,7 +404,7 @@ class GitBackend(HistoryBackend):
                     break
             else:
                 m = store.mirror(entry.root, self.cache.load, self._raw,
-                                 self._mirror_bases(infos, name))
+                                 self._mirror_bases(infos, name), self._leaf_chunks)
                 objects.extend(m.objects)
                 records.extend(m.records)
                 mirrors[name] = (m.mode, m.sha)
@@ -662,7 +675,8 @@ class GitBackend(HistoryBackend):
             before = (ro, self._level(ro)) if name in o.mirrors else None
             after = (rn, self._level(rn)) if name in n.mirrors else None
             out.extend(self.store.index_changes(before, after, self.cache.load,
-                                                pre + mirror_path(name), self._raw))
+                                                pre + mirror_path(name), self._raw,
+                                                self._leaf_chunks))
         return out
 
     def sync_index(self, commit: str, full: bool = False) -> None:

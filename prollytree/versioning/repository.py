@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from ..errors import ProllyError, StoreError, UnknownRefError
 from ..tree import EMPTY_ROOT, ProllyTree
 from ..tree.cursor import iter_items, lookup
 from ..tree import walk
 from ..tree.diff import diff_roots
+from ..tree.values import chunk_refs, open_value, read_value, resolve_items
 from . import refs as _refs
 from .backend import HEADS, TAGS, HistoryBackend
 from .objects import Commit, local_tz_offset
@@ -213,7 +214,14 @@ class Repository:
         root = self.tree_root(tree, ref)
         if root is None:
             return None
-        return lookup(self.cache, self.cache.load(root), key)
+        return read_value(self.cache.raw, lookup(self.cache, self.cache.load(root), key))
+
+    def open_value_at(self, ref: str, key: bytes, tree: str = DEFAULT_TREE):
+        """A read-only seekable binary file over ``key``'s value at ``ref`` (chunk by
+        chunk for a chunked value); None when absent."""
+        root = self.tree_root(tree, ref)
+        v = None if root is None else lookup(self.cache, self.cache.load(root), key)
+        return None if v is None else open_value(self.cache.raw, v)
 
     def iter_items_at(self, ref: str, start: bytes | None = None, end: bytes | None = None,
                       tree: str = DEFAULT_TREE, reverse: bool = False
@@ -221,14 +229,21 @@ class Repository:
         root = self.tree_root(tree, ref)
         if root is None:
             return iter(())
-        return iter_items(self.cache, self.cache.load(root), start, end, reverse)
+        return resolve_items(self.cache.raw,
+                             iter_items(self.cache, self.cache.load(root), start, end, reverse))
 
     def diff(self, from_ref: str, to_ref: str, tree: str = DEFAULT_TREE) -> list[KvDiff]:
         """Keys of tree ``tree`` added, removed or modified between two refs, sorted by
         key (a tree absent at a ref diffs as empty); cost grows with the differences."""
         a = self.tree_root(tree, from_ref) or EMPTY_ROOT
         c = self.tree_root(tree, to_ref) or EMPTY_ROOT
-        return [KvDiff(k, o, n) for k, o, n in diff_roots(self.cache, a, c)]
+        return self._kv_diffs(a, c)
+
+    def _kv_diffs(self, a: bytes, c: bytes) -> list[KvDiff]:
+        # values compare as the leaves hold them (envelopes); only changes are read
+        raw = self.cache.raw
+        return [KvDiff(k, read_value(raw, o), read_value(raw, n))
+                for k, o, n in diff_roots(self.cache, a, c)]
 
     def diff_trees(self, from_ref: str, to_ref: str) -> dict[str, list[KvDiff]]:
         """:meth:`diff` of every tree whose root differs between the two refs."""
@@ -237,7 +252,7 @@ class Repository:
         for name in sorted(set(a) | set(c), key=lambda n: n.encode("utf-8")):
             ra, rc = a.root_of(name) or EMPTY_ROOT, c.root_of(name) or EMPTY_ROOT
             if ra != rc:
-                out[name] = [KvDiff(k, o, n) for k, o, n in diff_roots(self.cache, ra, rc)]
+                out[name] = self._kv_diffs(ra, rc)
         return out
 
     # -- merges ----------------------------------------------------------------------------
@@ -321,7 +336,8 @@ class Repository:
                 "trees": trees, "nodes": nodes, "bytes": nbytes, "problems": problems}
 
     def collect_garbage(self, tips: dict[str, str], dry_run: bool = False,
-                        progress: Callable[[int], None] | None = None) -> dict:
+                        progress: Callable[[int], None] | None = None,
+                        keep_values: Iterable[bytes] = ()) -> dict:
         """Reclaim what no commit of ``tips`` reaches (caller holds the dataset's
         exclusive lock, so no commit can add nodes between the walk and the removal).
 
@@ -332,6 +348,9 @@ class Repository:
           do not reach, and drops from the node map the entries whose objects ``git
           gc`` already deleted (``map_entries_dropped``).
 
+        Chunks of chunked values count as reachable from their leaves, and the chunks
+        of ``keep_values`` (envelopes staged but not committed) are kept too.
+
         ``dry_run`` counts without removing. Returns ``{"backend", "commits",
         "live_nodes", "unreachable_nodes", "unreachable_commits", "removed",
         "removed_commits", "map_entries_dropped", "dry_run", "managed_by_git"}``."""
@@ -341,7 +360,9 @@ class Repository:
         for cid in cids:
             rs = b.read_commit(cid).trees
             live.add(rs.address())
-            walk.reachable(b.cache.load, rs.roots(), live, progress)
+            walk.reachable(b.cache.load, rs.roots(), live, progress, raw=b.store.get)
+        for env in keep_values:
+            live.update(chunk_refs(b.store.get, env))
         report = b.collect(cids, live, dry_run, progress)
         report.update({"backend": b.name, "commits": len(cids),
                        "live_nodes": len(live), "dry_run": bool(dry_run)})

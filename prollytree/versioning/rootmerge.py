@@ -11,6 +11,7 @@ from typing import Callable, Mapping, NamedTuple
 from ..tree import EMPTY_ROOT, NodeCache, TreeConfig, three_way_merge
 from ..tree.cursor import lookup
 from ..tree.mutate import apply_edits
+from ..tree.values import DEFAULT_THRESHOLD, Envelope, write_value
 from .roots import DEFAULT_TREE, RootSet, TreeEntry
 from .staging import TreeStage
 
@@ -44,7 +45,10 @@ def apply_stages(cache: NodeCache, trees: RootSet, stages: Mapping[str, TreeStag
         else:
             config = default_config
         node = cache.load(base)
-        edits = [(k, v) for k, v in sorted(st.changes.items()) if lookup(cache, node, k) != v]
+        edits = [(k, v if v is None or len(v) <= DEFAULT_THRESHOLD or type(v) is Envelope
+                  else write_value(cache.store.put_many, v))  # large: chunks + envelope
+                 for k, v in sorted(st.changes.items())]
+        edits = [(k, v) for k, v in edits if lookup(cache, node, k) != v]
         root = apply_edits(cache, config, base, edits) if edits else base
         if name == DEFAULT_TREE or stage_exists(st, entry is not None):
             if entry is None or entry.root != root or entry.config != config:

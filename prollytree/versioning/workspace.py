@@ -22,6 +22,9 @@ from ..errors import (MergeConflictError, ReadOnlyError, RevertConflictError,
                       UnknownRefError)
 from ..tree import ConflictResolution, MergeConflict, ProllyTree, TreeConfig
 from ..tree.cursor import iter_items, lookup
+from ..tree.prolly_tree import value_length
+from ..tree.values import (DEFAULT_THRESHOLD, Envelope, open_value, read_value, resolve_items,
+                           write_stream)
 from ..tree.proof import generate_proof as _generate_proof
 from ..tree.proof import verify_proof as _verify_proof
 from . import refs as _refs
@@ -151,11 +154,52 @@ class Workspace:
         if st is not None:
             ch = st.changes
             if key in ch:
-                return ch[key]
+                return read_value(self._backend.cache.raw, ch[key])
             if st.reset:
                 return None
         node = self._committed_node(tree)
-        return None if node is None else lookup(self._backend.cache, node, key)
+        if node is None:
+            return None
+        return read_value(self._backend.cache.raw, lookup(self._backend.cache, node, key))
+
+    def open_value(self, key: bytes, tree: str = DEFAULT_TREE):
+        """A read-only, seekable binary file over ``key``'s value in the working view
+        (staged, else committed), reading a chunked value chunk by chunk; None when
+        absent."""
+        _check_key(key)
+        if tree:
+            check_tree_name(tree)
+        self._sync()
+        raw = self._backend.cache.raw
+        st = self._staging.stage_of(tree)
+        if st is not None and key in st.changes:
+            v = st.changes[key]
+        elif st is not None and st.reset:
+            v = None
+        else:
+            node = self._committed_node(tree)
+            v = None if node is None else lookup(self._backend.cache, node, key)
+        return None if v is None else open_value(raw, v)
+
+    def insert_stream(self, key: bytes, fileobj: Any, tree: str = DEFAULT_TREE) -> int:
+        """Stage ``key`` = the bytes read from binary ``fileobj`` without holding them: a
+        value above the threshold (64 KiB) is chunked into the node store as it is read
+        and only its small envelope is staged (chunks of a value never committed are
+        reclaimed by ``gc``). Returns the value's length."""
+        _check_key(key)
+        if tree:
+            check_tree_name(tree)
+        read = getattr(fileobj, "read", None)
+        if not callable(read):
+            raise TypeError(f"fileobj must have a read() method, not {type(fileobj).__name__}")
+        self._open_check()
+        self._writable()
+        b = self._backend
+        with b.lock.exclusive():  # node writes, as a commit makes them; gc is excluded
+            value = write_stream(b.store.put_many, read, DEFAULT_THRESHOLD)
+            b.store.flush()
+            self._staging.stage(key, value, tree)
+        return value_length(value)
 
     def list_keys(self) -> list[bytes]:
         """Every key of the current view (current commit plus staged changes), sorted."""
@@ -281,7 +325,7 @@ class Workspace:
                      else iter_items(self._backend.cache, node, start, end, reverse))
         if reverse:
             overlay.reverse()
-        return _overlay(committed, overlay, reverse)
+        return resolve_items(self._backend.cache.raw, _overlay(committed, overlay, reverse))
 
     def _open_check(self) -> None:
         if self._closed:
@@ -831,7 +875,10 @@ class Workspace:
         with self._backend.lock.exclusive():
             self._sync()
             self._load_head()
-            return self.repo.collect_garbage(self._ref_tips(), dry_run, progress)
+            staged = [v for st in self._staging.trees.values()
+                      for v in st.changes.values() if type(v) is Envelope]
+            return self.repo.collect_garbage(self._ref_tips(), dry_run, progress,
+                                             keep_values=staged)
 
     def close(self) -> None:
         """Release files and locks (staged changes stay in the journal)."""
