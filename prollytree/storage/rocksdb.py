@@ -30,7 +30,7 @@ from .base import ADDRESS_SIZE, ANY
 from .checks import (
     StoreProblem, check_address, check_expected, check_items, check_ref_name, check_ref_value,
 )
-from .durable import atomic_write
+from .._fs import atomic_write
 from .locking import LockedDirectoryStore
 
 __all__ = ["RocksDBNodeStore"]

@@ -122,6 +122,12 @@ class HistoryBackend(ABC):
     def tag_commit(self, name: str) -> str | None:
         return self.get_ref(TAGS + name)
 
+    def remote_commit(self, name: str) -> str | None:
+        """The commit of remote-tracking branch ``name`` ("origin/main"), None without."""
+        if "/" not in name:
+            return None
+        return self.get_ref("refs/remotes/" + name)
+
     def parents(self, cid: str) -> tuple:
         return self.read_commit(cid).parents
 

@@ -169,7 +169,8 @@ class GitBackend(HistoryBackend):
         self.lock = DatasetLock(os.path.join(self.state_dir, "lock"))
         self.store = GitNodeStore(repo=repo)
         self.store.miss_handler = self._learn_all
-        self._learnt = False
+        self._learnt_tips: frozenset = frozenset()
+        self._learnt_commits: set = set()
         self.cache = NodeCache(self.store)
         self._init_common()
         self._datasets: dict[str, Dataset] = {}
@@ -313,11 +314,9 @@ class GitBackend(HistoryBackend):
     # -- nodes after clone: learn the mirrors ----------------------------------------------
 
     def _learn_all(self) -> bool:
-        """Teach the node store where every mirrored node of every ref lives (run once
-        per process on a lookup miss, e.g. in a fresh clone)."""
-        if self._learnt:
-            return False
-        self._learnt = True
+        """Teach the node store where every mirrored node of every ref lives (run on a
+        lookup miss, e.g. in a fresh clone, or after another process fetched or pushed
+        commits into the repository: only commits not learnt before are walked)."""
         starts = set()
         for ref, sha in self.repo.refs.as_dict().items():
             if ref == b"HEAD" or ref.startswith(b"refs/prollytree/"):
@@ -327,10 +326,25 @@ class GitBackend(HistoryBackend):
                 obj = self.repo.object_store[obj.object[1]]
             if isinstance(obj, GitCommit):
                 starts.add(obj.id.decode())
+        tips = frozenset(starts)
+        if tips <= self._learnt_tips:
+            return False
+        self._learnt_tips = self._learnt_tips | tips
         learnt = 0
         known = self.store.known_tree_ids()
         seen_ds: set = set()
-        for c in self.history.walk(starts):
+        done = self._learnt_commits
+        stack = [c for c in starts if c not in done]
+        while stack:
+            cid = stack.pop()
+            if cid in done:
+                continue
+            done.add(cid)
+            try:
+                c = self.read_commit(cid)
+            except (KeyError, ValueError):
+                continue
+            stack.extend(p for p in c.parents if p not in done)
             info = self.dataset_of(c.id, c.extra["tree"])
             if info.tree_id is None or info.tree_id in seen_ds:
                 continue

@@ -5,7 +5,8 @@ A *ref expression* names a commit the way Git does: a branch name (``main``,
 (at least 4 hex digits) commit id, followed by any number of ``~N`` (N-th first-parent
 ancestor, ``~`` alone meaning ``~1``) and ``^``/``^N`` (N-th parent, ``^0`` the commit
 itself) suffixes. Resolution order for a bare name is Git's: ``HEAD``, then branch, then
-tag, then commit id prefix. Anything that does not resolve raises
+tag, then remote-tracking branch (``origin/main``, backends that have remotes), then
+commit id prefix. Anything that does not resolve raises
 :class:`~prollytree.errors.UnknownRefError` (a ``ValueError``) naming the expression.
 """
 
@@ -15,31 +16,18 @@ import re
 from typing import Callable, Protocol
 
 from ..errors import UnknownRefError
+from .refnames import check_ref_name
 
 _HEX = re.compile(r"[0-9a-f]{4,40}\Z")
 _SUFFIX = re.compile(r"(~\d*|\^\d*)+\Z")
-_BAD_NAME = re.compile(r"[\x00-\x20~^:?*\[\\\x7f]")
 
 
 def check_branch_name(name: object, what: str = "branch") -> str:
-    """``name`` if it is a valid Git branch/tag name (git check-ref-format rules);
-    TypeError for non-str, ValueError naming the problem otherwise."""
-    if not isinstance(name, str):
-        raise TypeError(f"{what} name must be a str, not {type(name).__name__}")
-    problem = None
-    if not name:
-        problem = "is empty"
-    elif name == "HEAD" or name == "@":
-        problem = "is reserved"
-    elif _BAD_NAME.search(name):
-        problem = "contains a space, control character or one of ~^:?*[\\"
-    elif name.startswith(("-", "/", ".")) or name.endswith(("/", ".", ".lock")):
-        problem = "starts with '-', '/' or '.', or ends with '/', '.' or '.lock'"
-    elif ".." in name or "//" in name or "@{" in name or "/." in name:
-        problem = "contains '..', '//', '/.' or '@{'"
-    if problem:
-        raise ValueError(f"invalid {what} name {name!r}: it {problem}")
-    return name
+    """``name`` if it is a valid Git branch/tag name: exactly ``git check-ref-format``'s
+    rules (see :mod:`.refnames`); TypeError for non-str, InvalidRefNameError (a
+    ValueError) naming the rule broken otherwise. Every backend checks names here."""
+    # other names that become one ref component (a remote's name) follow branch rules
+    return check_ref_name(name, what if what in ("branch", "tag", "ref") else "branch")
 
 
 class RefSource(Protocol):
@@ -90,15 +78,18 @@ def _resolve_base(source: RefSource, base: str, expr: str) -> str:
         if c is None:
             raise UnknownRefError(f"unknown ref {expr!r}: HEAD has no commit yet")
         return c
+    remote = getattr(source, "remote_commit", None) or (lambda name: None)
     for prefix, lookup in (("refs/heads/", source.branch_commit),
-                           ("refs/tags/", source.tag_commit)):
+                           ("refs/tags/", source.tag_commit),
+                           ("refs/remotes/", remote)):
         if base.startswith(prefix):
             c = lookup(base[len(prefix):])
             if c is None:
                 raise UnknownRefError(f"unknown ref {expr!r}")
             return c
     if base:
-        for lookup in (source.branch_commit, source.tag_commit):
+        # Git's order: branch, tag, then remote-tracking branch ("origin/main")
+        for lookup in (source.branch_commit, source.tag_commit, remote):
             c = lookup(base)
             if c is not None:
                 return c

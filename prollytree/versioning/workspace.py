@@ -52,6 +52,16 @@ def check_value(value: Any) -> None:
 _check_key, _check_value = check_key, check_value
 
 
+def _check_message(message: object) -> None:
+    """A merge message given by the caller: None (the default) or a non-blank str."""
+    if message is None:
+        return
+    if not isinstance(message, str):
+        raise TypeError(f"message must be a str, not {type(message).__name__}")
+    if not message.strip():
+        raise ValueError("commit message is empty (Git refuses empty messages too)")
+
+
 def synchronized(cls: type) -> type:
     """Make every public method of ``cls`` hold the instance's ``mutex`` (an RLock): one
     object may be shared by threads; each call sees and leaves a consistent state, and no
@@ -686,7 +696,8 @@ class Workspace:
             self._staging.clear()
             self._gen = self._staging.generation
 
-    def merge(self, source_branch: str, conflict_resolution: Any = None) -> str:
+    def merge(self, source_branch: str, conflict_resolution: Any = None, *,
+              message: str | None = None) -> str:
         """Three-way merge ``source_branch`` (any ref expression) into the current branch;
         returns the resulting commit id.
 
@@ -698,7 +709,9 @@ class Workspace:
         gets each :class:`MergeConflict` and returns the value to keep (None deletes), or
         :data:`Unresolved` to refuse: the merge then raises MergeConflictError (a
         ValueError) listing those conflicts and changes nothing, as it does when the
-        callable raises."""
+        callable raises. ``message`` replaces the default merge commit message
+        (``Merge branch 'x' into main``)."""
+        _check_message(message)
         res = conflict_resolution
         if res is not None and not isinstance(res, ConflictResolution) and not callable(res):
             raise TypeError(f"conflict_resolution must be a ConflictResolution or a callable, "
@@ -723,7 +736,8 @@ class Workspace:
                     f"{len(unresolved)} unresolved conflict(s): "
                     + ", ".join(repr(c.key) for c in unresolved[:20])
                     + (" ..." if len(unresolved) > 20 else ""), unresolved)
-            return self._finish_merge(source_branch, dest, src, dest_trees, plans, extra)
+            return self._finish_merge(source_branch, dest, src, dest_trees, plans, extra,
+                                      message)
 
     @staticmethod
     def _resolve_conflicts(plans: list, res: Any) -> tuple[dict, list]:
@@ -751,20 +765,32 @@ class Workspace:
         return resolve_all(plans, choose)
 
     def _finish_merge(self, source: str, dest: str, src: str, dest_trees: RootSet,
-                      plans: list, extra: dict | None = None) -> str:
+                      plans: list, extra: dict | None = None,
+                      message: str | None = None) -> str:
         b = self._backend
         trees = apply_merge(b.cache, dest_trees, plans, extra)
-        label = (f"branch '{source}'" if b.get_ref(HEADS + source) is not None
-                 else f"commit '{src[:12]}'")
-        message = f"Merge {label} into {self._branch}"
+        if b.get_ref(HEADS + source) is not None:
+            label = f"branch '{source}'"
+        elif b.remote_commit(source) is not None:
+            label = f"remote-tracking branch '{source}'"
+        else:
+            label = f"commit '{src[:12]}'"
+        if message is None:
+            message = f"Merge {label} into {self._branch}"
         cid = self.repo.write_commit(self._branch, dest, trees, [dest, src], message)
         self._moved()
         return cid
 
-    def try_merge(self, source_branch: str) -> tuple[bool, list[MergeConflict]]:
+    def try_merge(self, source_branch: str, *, message: str | None = None
+                  ) -> tuple[bool, list[MergeConflict]]:
         """Merge ``source_branch`` if that needs no conflict resolution: returns
-        ``(True, [])`` after merging, or ``(False, conflicts)`` (sorted by key) having
-        changed nothing."""
+        ``(True, [])`` after merging, or ``(False, conflicts)`` (sorted by tree and key)
+        having changed nothing."""
+        _check_message(message)
+        return self._try_merge(source_branch, message)
+
+    def _try_merge(self, source_branch: str, message: str | None
+                   ) -> tuple[bool, list[MergeConflict]]:
         b = self._backend
         with b.lock.exclusive():
             self._sync()
@@ -780,7 +806,7 @@ class Workspace:
             dest_trees, plans, conflicts = self.repo.plan(base, dest, src)
             if conflicts:
                 return False, conflicts
-            self._finish_merge(source_branch, dest, src, dest_trees, plans)
+            self._finish_merge(source_branch, dest, src, dest_trees, plans, None, message)
             return True, []
 
     def revert(self, ref: str, message: str | None = None) -> str | None:

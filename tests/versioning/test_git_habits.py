@@ -190,3 +190,33 @@ def test_a_live_git_lock_gives_store_locked_error(tmp_path):
     s.commit("unblocked")
     assert s.get_at("HEAD", b"k") == b"w"
     s.close()
+
+
+def test_remote_tracking_refs_resolve_and_merge_messages(tmp_path):
+    a = VersionedKvStore(str(tmp_path / "a"))
+    a.insert(b"k", b"1")
+    base = a.commit("base")
+    a.create_branch("side")
+    a.insert(b"s", b"2")
+    side = a.commit("side work")
+    a.checkout("main")
+    a.insert(b"m", b"3")
+    a.commit("main work")
+    # what a fetch leaves behind: a remote-tracking ref
+    git(tmp_path / "a", "update-ref", "refs/remotes/origin/feature", side)
+    assert a.resolve_ref("origin/feature") == side
+    assert a.resolve_ref("refs/remotes/origin/feature~1") == base
+    with pytest.raises(ValueError):
+        a.resolve_ref("origin/nope")
+    with pytest.raises(ValueError, match="empty"):
+        a.merge("origin/feature", message="  ")
+    m = a.merge("origin/feature")
+    assert a.log(limit=1)[0]["message"] == \
+        "Merge remote-tracking branch 'origin/feature' into main"
+    a.create_branch("x", base)
+    a.insert(b"x", b"x")
+    a.commit("x work")
+    a.checkout("main")
+    assert a.merge("x", message="Bring in x") != m
+    assert a.log(limit=1)[0]["message"] == "Bring in x"
+    a.close()
