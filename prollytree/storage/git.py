@@ -486,6 +486,14 @@ class GitNodeStore(NodeStore):
             return True
         return self._get(address) is not None
 
+    def holds(self, address: bytes) -> bool:
+        """Whether the node is buffered, or in Git under the id the map names (checked
+        present, not read): writers of large values skip such chunks."""
+        if address in self._pending:
+            return True
+        sha = self._blob.get(address)
+        return sha is not None and sha.hex().encode("ascii") in self.object_store
+
     def pending_count(self) -> int:
         """Nodes put but not yet written to Git."""
         return len(self._pending)

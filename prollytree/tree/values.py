@@ -119,15 +119,18 @@ def _group(entries: list) -> list[list]:
 
 
 class _Writer:
-    """Stores chunks in batches (each distinct address once per batch)."""
+    """Stores chunks in batches (each distinct address once per batch; with ``has``,
+    none the store already holds)."""
 
-    def __init__(self, put_many: Callable[[list], object]) -> None:
+    def __init__(self, put_many: Callable[[list], object],
+                 has: Callable[[bytes], bool] | None = None) -> None:
         self.put_many = put_many
+        self.has = has
         self.batch: dict[bytes, bytes] = {}
         self.size = 0
 
     def add(self, addr: bytes, data: bytes) -> None:
-        if addr not in self.batch:
+        if addr not in self.batch and (self.has is None or not self.has(addr)):
             self.batch[addr] = data
             self.size += len(data)
             if self.size >= _BATCH:
@@ -140,9 +143,11 @@ class _Writer:
             self.size = 0
 
 
-def write_chunks(put_many: Callable[[list], object], chunks: Iterable[bytes]) -> Envelope:
-    """Store ``chunks`` (a value's chunks, in order) and return the value's envelope."""
-    w = _Writer(put_many)
+def write_chunks(put_many: Callable[[list], object], chunks: Iterable[bytes],
+                 has: Callable[[bytes], bool] | None = None) -> Envelope:
+    """Store ``chunks`` (a value's chunks, in order) and return the value's envelope
+    (``has(address)``: skip chunks the store already holds)."""
+    w = _Writer(put_many, has)
     digest = _sha256()
     entries: list = []
     length = 0
@@ -176,13 +181,15 @@ def _chunks_of(data) -> Iterator[bytes]:
         pos += n
 
 
-def write_value(put_many: Callable[[list], object], data) -> Envelope:
+def write_value(put_many: Callable[[list], object], data,
+                has: Callable[[bytes], bool] | None = None) -> Envelope:
     """Chunk bytes-like ``data``, store the chunks, return the envelope."""
-    return write_chunks(put_many, _chunks_of(data))
+    return write_chunks(put_many, _chunks_of(data), has)
 
 
 def write_stream(put_many: Callable[[list], object], read: Callable[[int], bytes],
-                 threshold: int = DEFAULT_THRESHOLD) -> bytes:
+                 threshold: int = DEFAULT_THRESHOLD,
+                 has: Callable[[bytes], bool] | None = None) -> bytes:
     """Read a value from ``read(n)`` without holding it: returns the value itself when it
     is at most ``threshold`` bytes, else its envelope (chunks stored)."""
     head = bytearray()
@@ -202,7 +209,7 @@ def write_stream(put_many: Callable[[list], object], read: Callable[[int], bytes
             return first.pop()
         return read(n)
 
-    return write_chunks(put_many, cdc.stream_chunks(joined))
+    return write_chunks(put_many, cdc.stream_chunks(joined), has)
 
 
 def _need(get: Get, addr: bytes) -> bytes:

@@ -46,7 +46,8 @@ def apply_stages(cache: NodeCache, trees: RootSet, stages: Mapping[str, TreeStag
             config = default_config
         node = cache.load(base)
         edits = [(k, v if v is None or len(v) <= DEFAULT_THRESHOLD or type(v) is Envelope
-                  else write_value(cache.store.put_many, v))  # large: chunks + envelope
+                  else write_value(cache.store.put_many, v,  # large: chunks + envelope
+                                   getattr(cache.store, "holds", cache.store.has)))
                  for k, v in sorted(st.changes.items())]
         edits = [(k, v) for k, v in edits if lookup(cache, node, k) != v]
         root = apply_edits(cache, config, base, edits) if edits else base

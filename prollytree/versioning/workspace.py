@@ -86,6 +86,14 @@ def synchronized(cls: type) -> type:
 
 
 @synchronized
+def _flushing(store) -> Callable[[list], None]:
+    """put_many that also flushes (a Git store buffers puts in memory until then)."""
+    def put(items: list) -> None:
+        store.put_many(items)
+        store.flush()
+    return put
+
+
 class Workspace:
     """A working copy over ``repo`` (see the module docstring). Thread-safe."""
 
@@ -206,7 +214,8 @@ class Workspace:
         self._writable()
         b = self._backend
         with b.lock.exclusive():  # node writes, as a commit makes them; gc is excluded
-            value = write_stream(b.store.put_many, read, DEFAULT_THRESHOLD)
+            value = write_stream(_flushing(b.store), read, DEFAULT_THRESHOLD,
+                                 getattr(b.store, "holds", b.store.has))
             b.store.flush()
             self._staging.stage(key, value, tree)
         return value_length(value)
