@@ -812,8 +812,17 @@ class GitNodeStore(NodeStore):
                            if old_files.get(p) != sha)
                 return
             if extra is not None and (not nl or not ol):
-                listing(path, oa, ol, False)
+                # a leaf on one side (maybe a tree of chunks): compare the file lists
+                mark = len(out)
+                listing(path, oa, ol, True)
+                old_files = {p: sha for p, _, sha in out[mark:]}
+                del out[mark:]
                 listing(path, na, nl, True)
+                new_files = {p: sha for p, _, sha in out[mark:]}
+                del out[mark:]
+                out.extend((p, 0, None) for p in old_files if p not in new_files)
+                out.extend((p, MODE_BLOB, sha) for p, sha in new_files.items()
+                           if old_files.get(p) != sha)
                 return
             if not nl:
                 if ol:

@@ -590,6 +590,16 @@ class ProllyTree:
         return out
 
     @_locked
+    def value_stats(self) -> dict[str, int]:
+        """Chunked values of this tree (see :func:`.values.usage`): how many, their
+        total length, the distinct chunks stored and the bytes dedup saves. O(leaves)
+        reads plus the chunk indexes; no value is read."""
+        envs = [v for _, node in self._walk() if not node.level
+                and getattr(node, "env", None) is not None
+                for v in node.vals if type(v) is Envelope]
+        return _values.usage(self._cache.raw, envs)
+
+    @_locked
     def traverse(self) -> str:
         """A readable outline of the tree: one line per node, indented by depth."""
         self._apply()

@@ -387,6 +387,24 @@ def matches(envelope: bytes, value: bytes) -> bool:
     return digest.digest() == info.digest
 
 
+def usage(get: Get, envelopes: Iterable[bytes]) -> dict[str, int]:
+    """What chunking of ``envelopes`` stores: ``chunked_values``, ``value_bytes`` (their
+    total length), ``chunks`` and ``chunk_bytes`` (distinct data chunks and their size)
+    and ``dedup_saved_bytes`` (value bytes stored once thanks to shared chunks). Reads
+    chunk indexes only."""
+    sizes: dict[bytes, int] = {}
+    n = total = 0
+    for env in envelopes:
+        info = value_info(env)
+        n += 1
+        total += info.length
+        addrs, lens = _data_entries(get, info)
+        sizes.update(zip(addrs, lens))
+    stored = sum(sizes.values())
+    return {"chunked_values": n, "value_bytes": total, "chunks": len(sizes),
+            "chunk_bytes": stored, "dedup_saved_bytes": total - stored}
+
+
 def leaf_refs(data: bytes) -> list[bytes]:
     """Top-level addresses named by the envelopes of encoded leaf ``data``."""
     from .codec import decode  # a leaf decodes in place: cheap

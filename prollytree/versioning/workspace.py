@@ -589,6 +589,13 @@ class Workspace:
 
     # -- history and other commits -------------------------------------------------------------
 
+    def open_value_at(self, ref: str, key: bytes, tree: str = DEFAULT_TREE):
+        """:meth:`open_value` at a commit (``ref``: branch, tag, id, ``HEAD~N``); None
+        when absent."""
+        _check_key(key)
+        self._sync()
+        return self.repo.open_value_at(ref, key, tree)
+
     def log(self, ref: str | None = None, limit: int | None = None) -> list[dict]:
         """The history of the current commit (or of ``ref``), newest first, at most
         ``limit`` entries: dicts with id, parents (ids, first parent first), author,
