@@ -95,6 +95,15 @@ def child_entry_name(first_key: bytes, used: set) -> bytes:
     return name
 
 
+def _zlib_level(data: bytes, level: int = 1) -> int:
+    """zlib level for a blob: 0 (stored) for a large blob whose first 4 KiB do not
+    compress (random or already compressed chunks: deflate would cost most of a large
+    value's write time for nothing), else ``level``."""
+    if len(data) < 16384 or not level:
+        return level
+    return 0 if len(zlib.compress(data[:4096], 1)) > 3900 else level
+
+
 def _encode_map(records: Iterable[tuple[bytes, bytes, bytes]]) -> bytes:
     pack, crc32 = MAP_RECORD.pack, zlib.crc32
     out = []
@@ -511,7 +520,7 @@ class GitNodeStore(NodeStore):
                 objects, records = [], []
                 for addr, data in self._pending.items():
                     sha = git_raw_id(b"blob", data)
-                    objects.append((b"blob", sha, data))
+                    objects.append((b"blob", sha, data, _zlib_level(data)))
                     records.append((KIND_BLOB, addr, sha))
                 self.write_objects(objects, records)
 
@@ -609,7 +618,7 @@ class GitNodeStore(NodeStore):
                     if data is None:
                         raise StoreError(f"node {addr.hex()} is missing from the store")
                 sha = git_raw_id(b"blob", data)
-                objects.append((b"blob", sha, data, level))
+                objects.append((b"blob", sha, data, _zlib_level(data, level)))
                 records.append((KIND_BLOB, addr, sha))
                 made_blob[addr] = sha
             return sha

@@ -24,7 +24,7 @@ AVG = 64 * 1024
 MAX = 256 * 1024
 
 #: bytes read from a stream per window (a multiple of MAX keeps windows aligned to work)
-WINDOW = 4 * 1024 * 1024
+WINDOW = 2 * 1024 * 1024
 
 _chunker = pyfastcdc.FastCDC(AVG, min_size=MIN, max_size=MAX)
 
@@ -34,29 +34,39 @@ def cut(data) -> list[int]:
     return [c.length for c in _chunker.cut_buf(data)]
 
 
-def stream_chunks(read: Callable[[int], bytes], window: int = WINDOW) -> Iterator[bytes]:
-    """The chunks of the byte stream ``read(n)`` returns (b"" at its end), in order,
-    holding at most about ``window + MAX`` bytes. Same chunks as ``cut`` of the whole."""
-    carry = b""
+def stream_chunks(read: Callable[[int], bytes], window: int = WINDOW) -> Iterator[memoryview]:
+    """The chunks of the byte stream ``read(n)`` returns (b"" at its end), in order, as
+    memoryviews valid until the next one is taken; holds one buffer of ``window + MAX``
+    bytes. Same chunks as ``cut`` of the whole."""
+    buf = bytearray(window + MAX)
+    view = memoryview(buf)
+    have = 0  # bytes of buf in use (the carried, unfinished chunk first)
+    end = False
     while True:
-        block = read(window)
-        if block is None:  # a non-blocking stream with nothing ready: not supported
-            raise ValueError("the stream returned None (non-blocking streams are not supported)")
-        if not isinstance(block, (bytes, bytearray, memoryview)):
-            raise TypeError(f"read() must return bytes, not {type(block).__name__}")
-        end = not block
-        buf = carry + bytes(block) if carry else bytes(block)
-        if not buf:
+        while not end and have < window:
+            block = read(window + MAX - have)
+            if block is None:  # a non-blocking stream with nothing ready
+                raise ValueError("the stream returned None (non-blocking streams are not "
+                                 "supported)")
+            if not isinstance(block, (bytes, bytearray, memoryview)):
+                raise TypeError(f"read() must return bytes, not {type(block).__name__}")
+            if not block:
+                end = True
+                break
+            n = len(block)
+            view[have:have + n] = block
+            have += n
+        if not have:
             return
-        view = memoryview(buf)
-        lengths = cut(view)
+        lengths = cut(view[:have])
         pos = 0
         last = len(lengths) - 1
         for i, n in enumerate(lengths):
             if i == last and not end:
                 break  # may be unfinished: cut again with the next window
-            yield buf[pos:pos + n]
+            yield view[pos:pos + n]
             pos += n
-        carry = buf[pos:]
         if end:
             return
+        buf[:have - pos] = view[pos:have]  # carry the unfinished chunk to the front
+        have -= pos

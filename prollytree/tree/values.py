@@ -52,7 +52,7 @@ GROUP_MAX = 1024
 #: an index group ends after an entry whose address starts below this (1 in 256)
 _CUT = 256
 #: chunks written per put_many call (bytes)
-_BATCH = 8 * 1024 * 1024
+_BATCH = 4 * 1024 * 1024
 ENVELOPE_VERSION = 1
 
 _sha256 = hashlib.sha256
@@ -152,7 +152,7 @@ def write_chunks(put_many: Callable[[list], object], chunks: Iterable[bytes],
     entries: list = []
     length = 0
     for chunk in chunks:
-        blob = _bin_header(len(chunk)) + chunk
+        blob = _bin_header(len(chunk)) + chunk  # one copy (chunk may be a memoryview)
         addr = _sha256(blob).digest()
         digest.update(addr)
         w.add(addr, blob)

@@ -87,7 +87,11 @@ def synchronized(cls: type) -> type:
 
 @synchronized
 def _flushing(store) -> Callable[[list], None]:
-    """put_many that also flushes (a Git store buffers puts in memory until then)."""
+    """put_many that also flushes when the store buffers puts in memory until then
+    (Git), so a streamed value is never held whole."""
+    if not hasattr(store, "pending_count"):
+        return store.put_many
+
     def put(items: list) -> None:
         store.put_many(items)
         store.flush()
