@@ -123,9 +123,10 @@ class _Writer:
     none the store already holds)."""
 
     def __init__(self, put_many: Callable[[list], object],
-                 has: Callable[[bytes], bool] | None = None) -> None:
+                 has: Callable[[bytes], bool] | None = None, batch: int = 0) -> None:
         self.put_many = put_many
         self.has = has
+        self.limit = batch or _BATCH
         self.batch: dict[bytes, bytes] = {}
         self.size = 0
 
@@ -133,7 +134,7 @@ class _Writer:
         if addr not in self.batch and (self.has is None or not self.has(addr)):
             self.batch[addr] = data
             self.size += len(data)
-            if self.size >= _BATCH:
+            if self.size >= self.limit:
                 self.flush()
 
     def flush(self) -> None:
@@ -144,10 +145,11 @@ class _Writer:
 
 
 def write_chunks(put_many: Callable[[list], object], chunks: Iterable[bytes],
-                 has: Callable[[bytes], bool] | None = None) -> Envelope:
+                 has: Callable[[bytes], bool] | None = None, batch: int = 0) -> Envelope:
     """Store ``chunks`` (a value's chunks, in order) and return the value's envelope
-    (``has(address)``: skip chunks the store already holds)."""
-    w = _Writer(put_many, has)
+    (``has(address)``: skip chunks the store already holds; ``batch``: bytes per
+    ``put_many`` call, default 4 MiB)."""
+    w = _Writer(put_many, has, batch)
     digest = _sha256()
     entries: list = []
     length = 0
@@ -189,7 +191,7 @@ def write_value(put_many: Callable[[list], object], data,
 
 def write_stream(put_many: Callable[[list], object], read: Callable[[int], bytes],
                  threshold: int = DEFAULT_THRESHOLD,
-                 has: Callable[[bytes], bool] | None = None) -> bytes:
+                 has: Callable[[bytes], bool] | None = None, batch: int = 0) -> bytes:
     """Read a value from ``read(n)`` without holding it: returns the value itself when it
     is at most ``threshold`` bytes, else its envelope (chunks stored)."""
     head = bytearray()
@@ -209,7 +211,7 @@ def write_stream(put_many: Callable[[list], object], read: Callable[[int], bytes
             return first.pop()
         return read(n)
 
-    return write_chunks(put_many, cdc.stream_chunks(joined), has)
+    return write_chunks(put_many, cdc.stream_chunks(joined), has, batch)
 
 
 def _need(get: Get, addr: bytes) -> bytes:
