@@ -96,3 +96,8 @@ class NonFastForwardError(RemoteError):
 
 class AuthenticationError(RemoteError):
     """A server refused a request for a missing or wrong token (HTTP 401 / 403)."""
+
+
+class CorruptRefError(StoreError):
+    """A ref or HEAD cannot be read: its file (or record) is damaged. The message names
+    it and says how to repair it; nothing is served from a damaged ref."""

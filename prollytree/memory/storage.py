@@ -12,21 +12,10 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterator
 
-from ..tree import ProllyTree
+from ..tree import ProllyTree, prefix_end
 from ..versioning import MergeConflict, StorageBackend, Unresolved, VersionedKvStore
 
 TREES = ("memory/short_term", "memory/semantic", "memory/episodic", "memory/procedural")
-
-
-def _end(prefix: bytes) -> bytes | None:
-    """The smallest key greater than every key starting with ``prefix``."""
-    p = bytearray(prefix)
-    while p and p[-1] == 0xFF:
-        p.pop()
-    if not p:
-        return None
-    p[-1] += 1
-    return bytes(p)
 
 
 class NamedTreeStorage:
@@ -52,7 +41,7 @@ class NamedTreeStorage:
 
     def scan(self, tree: str, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """(key, value) of the working copy whose key starts with ``prefix``, in order."""
-        return self.store.iter_items(prefix or None, _end(prefix) if prefix else None,
+        return self.store.iter_items(prefix or None, prefix_end(prefix) if prefix else None,
                                      tree=tree)
 
     def _staged(self) -> list[tuple[str, bytes]]:

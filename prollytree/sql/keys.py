@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 import struct
 
+from ..tree import prefix_end  # noqa: E402 - re-exported for the SQL layer
+
 __all__ = ["encode_key", "decode_key", "encode_value", "prefix_end"]
 
 _D = struct.Struct(">d")
@@ -123,12 +125,3 @@ def decode_key(b: bytes) -> tuple:
     return tuple(out)
 
 
-def prefix_end(p: bytes) -> bytes | None:
-    """The smallest key greater than every key starting with ``p`` (None: no bound)."""
-    b = bytearray(p)
-    while b and b[-1] == 0xFF:
-        b.pop()
-    if not b:
-        return None
-    b[-1] += 1
-    return bytes(b)

@@ -71,6 +71,8 @@ KIND_BLOB = b"B"
 KIND_TREE = b"T"
 
 NODE_ENTRY = b"node"
+#: where the NodeStore refs of a Git node store live
+_STORE_REFS = b"refs/prollytree/store/"
 
 #: entry names of this many internal nodes are kept (they cost a hash per child to make)
 NAME_CACHE = 8192
@@ -915,10 +917,30 @@ class GitNodeStore(NodeStore):
     # -- refs -------------------------------------------------------------------------------
 
     def _ref_name(self, name: str) -> bytes:
+        """The Git ref holding NodeStore ref ``name``: ASCII letters, digits, ``-`` and
+        ``.`` kept, every other UTF-8 byte written ``_xx`` (so the mapping is reversible:
+        :meth:`refs` returns the names as they were set)."""
         if not isinstance(name, str) or not name:
             raise TypeError("ref name must be a non-empty str")
-        safe = "".join(c if c.isalnum() or c in "-_." else "_%02x" % ord(c) for c in name)
-        return b"refs/prollytree/store/" + safe.encode("ascii")
+        safe = b"".join(bytes([c]) if (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122
+                                       or c in b"-.") else b"_%02x" % c
+                        for c in name.encode("utf-8"))
+        return _STORE_REFS + safe
+
+    @staticmethod
+    def _ref_label(ref: bytes) -> str:
+        """Inverse of :meth:`_ref_name`."""
+        raw = ref[len(_STORE_REFS):]
+        out = bytearray()
+        i = 0
+        while i < len(raw):
+            if raw[i] == 0x5F:  # "_xx"
+                out.append(int(raw[i + 1:i + 3], 16))
+                i += 3
+            else:
+                out.append(raw[i])
+                i += 1
+        return out.decode("utf-8")
 
     def _ref_error(self, ref: bytes, e: Exception) -> StoreError:
         if type(e).__name__ == "FileLocked":
@@ -981,7 +1003,7 @@ class GitNodeStore(NodeStore):
         for ref, sha in listed:
             data = self._read_blob(sha, verify=True)
             if data is not None:
-                out[ref.decode("ascii")] = data
+                out[self._ref_label(prefix + ref)] = data
         return out
 
     def addresses(self) -> Iterator[bytes]:

@@ -45,14 +45,16 @@ DEFAULT_LOCK_TIMEOUT = 10.0
 
 
 
-def resolve_lock_timeout(lock_timeout: float | None) -> float:
+def resolve_lock_timeout(lock_timeout: float | None,
+                         default: float = DEFAULT_LOCK_TIMEOUT) -> float:
     """The lock timeout to use: the argument if given, else ``$PROLLYTREE_LOCK_TIMEOUT``,
-    else :data:`DEFAULT_LOCK_TIMEOUT`. Raises TypeError/ValueError for a bad value."""
+    else ``default``. The one parser of that variable; TypeError/ValueError for a bad
+    value."""
     source = "lock_timeout"
     if lock_timeout is None:
         env = os.environ.get(LOCK_TIMEOUT_ENV)
         if env is None or env.strip() == "":
-            return DEFAULT_LOCK_TIMEOUT
+            return default
         source = LOCK_TIMEOUT_ENV
         try:
             lock_timeout = float(env)

@@ -38,7 +38,8 @@ from typing import Any, Callable
 from ..errors import NonFastForwardError, RemoteError, UnknownRefError
 from ..tree.codec import decode
 from ..versioning import refs as _refs
-from ..versioning.git_backend import DATASET_DIR, ROOT_ENTRY, GitBackend
+from ..versioning.git_backend import GitBackend
+from ..versioning.git_layout import DATASET_DIR, ROOT_ENTRY
 
 __all__ = ["clone", "fetch", "pull", "push", "add_remote", "remove_remote", "list_remotes",
            "remote_url", "redact_url", "Progress"]

@@ -64,7 +64,8 @@ def _ref_name(value: object) -> str:
     for prefix in ("refs/heads/", "refs/tags/"):
         if value.startswith(prefix):
             try:
-                _refs.check_branch_name(value[len(prefix):], "ref")
+                _refs.check_branch_name(value[len(prefix):],
+                                        "branch" if prefix == "refs/heads/" else "tag")
             except (TypeError, ValueError) as e:
                 raise _Refused(400, str(e)) from None
             return value

@@ -32,18 +32,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import warnings
-from typing import NamedTuple
 import hashlib
+import re
 from urllib.parse import quote
 
 from dulwich.objects import Commit as GitCommit
 from dulwich.objects import Tag, Tree
+from dulwich.pack import PackFileDisappeared
 from dulwich.file import FileLocked
 from dulwich.repo import NotGitRepository, Repo
 
-from ..errors import StoreError, StoreLockedError
+from ..errors import CorruptRefError, StoreError, StoreLockedError
 from .._fs import atomic_write
 from ..git.objects import MODE_BLOB, MODE_TREE, git_raw_id, tree_body
 from ..git.repo import find_repo, work_tree_of
@@ -53,45 +52,18 @@ from ..tree.config import TreeConfig
 from ..tree.node_cache import NodeCache
 from ..tree.values import Envelope, chunk_refs
 from .backend import TAGS, HistoryBackend
-from ..git.index import IndexFile, IndexLocked, UnsupportedIndex
 from .lock import DatasetLock
+from .git_layout import (CONFIG_ENTRY, DATASET_DIR, NO_DATASET, ROOT_ENTRY, ROOT_MAGIC,
+                         ROOT_MAGIC_V1, ROOTSET_ENTRY, TREE_ENTRY, TREES_DIR, Dataset,
+                         mirror_path)
+from .git_worktree_index import GitIndexMixin
 from .objects import Commit, identity
+from .refnames import check_ref_name
 from .roots import DEFAULT_TREE, RootSet
 
-DATASET_DIR = b".prolly"
-ROOT_ENTRY = b"ROOT"
-CONFIG_ENTRY = b"config"
-TREE_ENTRY = b"tree"
-TREES_DIR = b"trees"
-ROOTSET_ENTRY = b"rootset"
-ROOT_MAGIC_V1 = b"prollytree-dataset 1\n"
-ROOT_MAGIC = b"prollytree-dataset 2\n"
-ZERO = b"0" * 40
-SYNCED_FILE = "index-synced"
-
-
-class Dataset(NamedTuple):
-    """The dataset in one commit's tree."""
-
-    trees: RootSet              #: the named trees (only an empty default: no dataset)
-    tree_id: bytes | None       #: 20-byte id of the ``.prolly`` tree (None: no dataset)
-    files: dict                 #: {entry name: (mode, 20-byte id)} of ``.prolly``
-    mirrors: dict               #: {tree name: (mode, 20-byte id) of its mirror}
-
-    @property
-    def root(self) -> bytes:
-        """Root address of the default tree (EMPTY_ROOT when there is no dataset)."""
-        return self.trees.default_root
-
-
-def mirror_path(name: str) -> bytes:
-    """Path of tree ``name``'s mirror below ``.prolly/``."""
-    if name == DEFAULT_TREE:
-        return TREE_ENTRY
-    return TREES_DIR + b"/" + quote(name, safe="").encode("ascii")
-
-
-NO_DATASET = Dataset(RootSet(), None, {}, {})
+#: packs beyond which a commit consolidates them (git's gc.autoPackLimit default)
+AUTO_PACK_LIMIT = 50
+_HEX40 = re.compile(rb"[0-9a-f]{40}")
 
 
 def probe(path: str) -> bool:
@@ -139,7 +111,7 @@ def probe(path: str) -> bool:
         repo.close()
 
 
-class GitBackend(HistoryBackend):
+class GitBackend(GitIndexMixin, HistoryBackend):
     name = "Git"
 
     def __init__(self, path: str, create: bool = True) -> None:
@@ -300,16 +272,53 @@ class GitBackend(HistoryBackend):
                       extra={"tree": obj.tree})
 
     def commits_with_prefix(self, prefix: str) -> list[str]:
-        out = []
+        for _attempt in range(3):
+            out = []
+            try:
+                it = self.repo.object_store.iter_prefix(prefix.encode("ascii"))
+                for sha in it:
+                    s = sha.decode("ascii") if isinstance(sha, bytes) else sha
+                    if self._read_commit(s) is not None:
+                        out.append(s)
+            except (NotImplementedError, AttributeError):
+                return super().commits_with_prefix(prefix)
+            except PackFileDisappeared:
+                # a concurrent `git gc`/repack replaced the packs: rescan and retry
+                self.repo.object_store.packs  # noqa: B018 - the property rescans
+                continue
+            return sorted(set(out))
+        return super().commits_with_prefix(prefix)
+
+    # -- automatic pack consolidation ----------------------------------------------------------
+
+    def consolidate_packs(self, limit: int | None = None) -> bool:
+        """Merge small packs when there are more than ``limit`` (default
+        :data:`AUTO_PACK_LIMIT`, as ``git gc --auto``'s ``gc.autoPackLimit``): every commit
+        writes one pack, and lookups slow down with the number of packs. Uses ``git
+        repack -d --geometric=2`` (amortised: big packs are rarely rewritten) where the
+        git binary is present, else dulwich's repack. Returns whether it repacked. Called
+        under the dataset's exclusive lock after a commit; readers are not blocked (Git
+        repacks by writing new packs before deleting old ones)."""
+        limit = AUTO_PACK_LIMIT if limit is None else limit
+        store = self.repo.object_store
         try:
-            it = self.repo.object_store.iter_prefix(prefix.encode("ascii"))
-            for sha in it:
-                s = sha.decode("ascii") if isinstance(sha, bytes) else sha
-                if self._read_commit(s) is not None:
-                    out.append(s)
-        except (NotImplementedError, AttributeError):
-            return super().commits_with_prefix(prefix)
-        return sorted(set(out))
+            count = store.count_pack_files()
+        except OSError:
+            return False
+        if count <= limit:
+            return False
+        try:
+            if shutil.which("git"):
+                self._git(["repack", "-d", "-q", "--geometric=2", "--no-write-bitmap-index"],
+                          b"")
+            else:  # pragma: no cover - exercised only without a git executable
+                store.repack()
+        except (StoreError, OSError):
+            # best effort: another worktree's writer may be landing a pack right now
+            # (its .pack before its .idx); the commit stands, the next one retries
+            return False
+        store.packs  # noqa: B018 - rescan: the old packs are gone
+        return True
 
     # -- nodes after clone: learn the mirrors ----------------------------------------------
 
@@ -456,6 +465,7 @@ class GitBackend(HistoryBackend):
         cid = git_raw_id(b"commit", body)
         objects.append((b"commit", cid, body))
         store.write_objects(objects, records)
+        self.consolidate_packs()
         cid_s = cid.hex()
         self._datasets[cid_s] = Dataset(trees, ds_id, files, mirrors)
         return cid_s
@@ -502,10 +512,20 @@ class GitBackend(HistoryBackend):
             sha = self.repo.refs[name.encode("utf-8")]
         except KeyError:
             return None
+        except (ValueError, UnicodeDecodeError, OSError) as e:
+            raise CorruptRefError(f"ref {name} cannot be read: {e}") from None
+        if not isinstance(sha, bytes) or not _HEX40.fullmatch(sha):
+            path = os.path.join(self.repo.commondir(), *name.split("/"))
+            raise CorruptRefError(
+                f"ref {name} is damaged ({path} holds {str(sha)[:60]}); restore it from "
+                f"'git reflog {name}' or delete it") from None
         if name.startswith(TAGS):
-            obj = self.repo.object_store[sha]
-            while isinstance(obj, Tag):
-                obj = self.repo.object_store[obj.object[1]]
+            try:
+                obj = self.repo.object_store[sha]
+                while isinstance(obj, Tag):
+                    obj = self.repo.object_store[obj.object[1]]
+            except KeyError:
+                raise CorruptRefError(f"tag {name} names a missing object {sha!r}") from None
             sha = obj.id
         return sha.decode("ascii")
 
@@ -587,11 +607,25 @@ class GitBackend(HistoryBackend):
         return out
 
     def read_head(self) -> tuple[str | None, str | None]:
-        with open(self.head_path, "rb") as f:
-            data = f.read().strip()
+        try:
+            with open(self.head_path, "rb") as f:
+                data = f.read().strip()
+        except FileNotFoundError:
+            raise CorruptRefError(
+                f"{self.head_path} is missing; write 'ref: refs/heads/main' into it (or "
+                f"the branch the store should be on)") from None
         if data.startswith(b"ref: refs/heads/"):
-            return data[len(b"ref: refs/heads/"):].decode("utf-8"), None
-        return None, data.decode("ascii")
+            try:
+                name = data[len(b"ref: refs/heads/"):].decode("utf-8")
+                check_ref_name(name)
+                return name, None
+            except (UnicodeDecodeError, ValueError):
+                pass
+        elif _HEX40.fullmatch(data):
+            return None, data.decode("ascii")
+        raise CorruptRefError(
+            f"{self.head_path} is damaged ({data[:60]!r}); write 'ref: refs/heads/main' "
+            f"into it (or the branch the store should be on)")
 
     def write_head(self, branch: str | None, commit: str | None = None) -> None:
         data = (f"ref: refs/heads/{branch}\n" if branch is not None else f"{commit}\n")
@@ -626,191 +660,6 @@ class GitBackend(HistoryBackend):
         dropped = store.prune_map(progress, dry_run=dry_run)["dropped"]
         return {"unreachable_nodes": dead, "unreachable_commits": 0, "removed": 0,
                 "removed_commits": 0, "map_entries_dropped": dropped, "managed_by_git": True}
-
-    # -- the Git index ------------------------------------------------------------------------
-
-    def after_branch_update(self, branch: str, old: str | None, new: str) -> None:
-        if self.bare:
-            return
-        target = self.repo.refs.read_ref(b"HEAD") or b""
-        if target.strip() != b"ref: refs/heads/" + branch.encode("utf-8"):
-            return
-        self.sync_index(new)
-
-    def _synced(self) -> tuple[str | None, str | None, str | None]:
-        """(commit, block digest, index checksum) of the Git index as this store last
-        wrote it: ``<commit> <sha1 of the dataset's entries> <index trailer>``."""
-        try:
-            with open(os.path.join(self.state_dir, SYNCED_FILE), "rb") as f:
-                parts = f.read().decode("ascii").split()
-        except (OSError, UnicodeDecodeError):
-            return None, None, None
-        parts = [None if p == "-" else p for p in parts] + [None, None, None]
-        return parts[0], parts[1], parts[2]
-
-    def _write_synced(self, commit: str | None, digest: str | None = None,
-                      trailer: bytes | None = None) -> None:
-        path = os.path.join(self.state_dir, SYNCED_FILE)
-        if commit is None:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            return
-        text = f"{commit} {digest or '-'} {trailer.hex() if trailer else '-'}\n"
-        atomic_write(path, text.encode(), fsync=False)
-
-    def _level(self, root: bytes) -> int:
-        return self.cache.load(root).level
-
-    def index_changes(self, old: str | None, new: str) -> list:
-        """Changes to the Git index entries under the dataset from commit ``old`` (None:
-        no entries) to ``new``: (path, mode, 20-byte id) to set, (path, 0, None) to
-        remove."""
-        pre = self.index_prefix.encode()
-        o = self.dataset_of(old) if old is not None else NO_DATASET
-        n = self.dataset_of(new)
-        if o.tree_id == n.tree_id:
-            return []
-        out = []
-        for name in sorted(set(o.files) | set(n.files)):
-            if name in (TREE_ENTRY, TREES_DIR):
-                continue
-            before, after = o.files.get(name), n.files.get(name)
-            if after is None:
-                if before is not None:
-                    out.append((pre + name, 0, None))
-            elif after != before:
-                out.append((pre + name, after[0], after[1]))
-        for name in sorted(set(o.mirrors) | set(n.mirrors)):
-            if o.mirrors.get(name) == n.mirrors.get(name):
-                continue
-            ro, rn = o.trees.root_of(name), n.trees.root_of(name)
-            before = (ro, self._level(ro)) if name in o.mirrors else None
-            after = (rn, self._level(rn)) if name in n.mirrors else None
-            out.extend(self.store.index_changes(before, after, self.cache.load,
-                                                pre + mirror_path(name), self._raw,
-                                                self._leaf_chunks))
-        return out
-
-    def sync_index(self, commit: str, full: bool = False) -> None:
-        """Make the Git index list exactly the dataset files of ``commit`` (other paths
-        untouched): incrementally from the commit it was last synced to when the index
-        still holds what this store wrote then, else by rewriting the dataset's entries.
-        If the index cannot be written (another process holds ``index.lock``) a warning
-        is issued: the commit stands, and the next sync rewrites the entries."""
-        synced, digest, trailer = (None, None, None) if full else self._synced()
-        pre = self.index_prefix.encode()
-        written = None
-        index = self.repo.index_path()
-        self.recover_locks()
-        self._lock_intent([index + ".lock"])
-        try:
-            try:
-                with IndexFile(index) as idx:
-                    changes = None
-                    # the entries are as this store wrote them if the file is (same checksum)
-                    # or if they are (same digest of their bytes: another program changed
-                    # other entries since)
-                    if synced is not None and digest is not None and (
-                            (trailer is not None and idx.trailer is not None
-                             and idx.trailer.hex() == trailer)
-                            or idx.block_digest(pre) == digest) and self.has_commit(synced):
-                        if synced == commit:
-                            return
-                        try:
-                            changes = self.index_changes(synced, commit)
-                        except (KeyError, ValueError):  # the old tree cannot be read
-                            changes = None
-                    if changes is None:
-                        new_digest = idx.edit(pre, None, self.index_changes(None, commit))
-                    else:
-                        new_digest = idx.edit(pre, changes)
-                    idx.write()
-                    written = idx.written_trailer
-            except UnsupportedIndex:
-                self._sync_index_fallback(commit, synced)
-                new_digest = None
-            except IndexLocked as e:
-                self._write_synced(None)
-                warnings.warn(f"prollytree: the Git index was not updated: {e}; the dataset's "
-                              f"entries will be rewritten at the next commit", RuntimeWarning,
-                              stacklevel=4)
-                return
-            self._write_synced(commit, new_digest, written)
-        finally:
-            self._lock_done()
-
-    def _sync_index_fallback(self, commit: str, synced: str | None) -> None:
-        """Sync through ``git update-index`` (or dulwich) for an index format
-        :mod:`prollytree.git.index` does not edit."""
-        pre = self.index_prefix
-        if synced is not None and self.has_commit(synced):
-            changes = self.index_changes(synced, commit)
-        else:
-            new = self.index_changes(None, commit)
-            keep = {p for p, _, _ in new}
-            changes = [((pre + p).encode(), 0, None) for p in self._indexed_paths()
-                       if (pre + p).encode() not in keep]
-            changes.extend(new)
-        items = [(p.decode(), m, None if s is None else s.hex().encode("ascii"))
-                 for p, m, s in changes]
-        if shutil.which("git"):
-            self._update_index_git(items)
-        else:  # pragma: no cover - exercised only without a git executable
-            self._update_index_dulwich(items)
-
-    def _indexed_paths(self) -> list[str]:
-        """Paths (relative to the dataset's ``.prolly/``) the index lists."""
-        pre = self.index_prefix
-        if shutil.which("git"):  # reads every index format (split, sparse, v4)
-            out = self._git(["ls-files", "-z", "--", pre], b"")
-            paths = [p.decode() for p in out.split(b"\0") if p]
-        else:  # pragma: no cover - exercised only without a git executable
-            paths = [p.decode() for p in self.repo.open_index().paths()]
-        return [p[len(pre):] for p in paths if p.startswith(pre)]
-
-    def _git(self, args: list[str], data: bytes) -> bytes:
-        env = dict(os.environ)
-        env["GIT_DIR"] = self.repo.controldir()
-        env["GIT_WORK_TREE"] = self.repo.path
-        env.pop("GIT_INDEX_FILE", None)
-        r = subprocess.run(["git", *args], input=data, capture_output=True, env=env,
-                           cwd=self.repo.path)
-        if r.returncode:
-            raise StoreError(f"git {' '.join(args)} failed: "
-                             f"{r.stderr.decode('utf-8', 'replace').strip()}")
-        return r.stdout
-
-    def _update_index_git(self, changes: list) -> None:
-        if not changes:
-            return
-        lines = []
-        keep = []
-        for path, mode, sha in changes:
-            if sha is None:
-                lines.append(b"0 " + ZERO + b"\t" + path.encode() + b"\0")
-            else:
-                lines.append(b"%o %s\t%s\0" % (mode, sha, path.encode()))
-                keep.append(path.encode())
-        self._git(["update-index", "-z", "--index-info"], b"".join(lines))
-        if keep:
-            self._git(["update-index", "-z", "--skip-worktree", "--stdin"],
-                      b"\0".join(keep) + b"\0")
-
-    def _update_index_dulwich(self, changes: list) -> None:  # pragma: no cover
-        from dulwich.index import IndexEntry
-        idx = self.repo.open_index()
-        for path, mode, sha in changes:
-            p = path.encode()
-            if sha is None:
-                if p in idx:
-                    del idx[p]
-            else:
-                idx[p] = IndexEntry(ctime=(0, 0), mtime=(0, 0), dev=0, ino=0, mode=mode,
-                                    uid=0, gid=0, size=0, sha=sha, flags=0,
-                                    extended_flags=0x4000)
-        idx.write()
 
     def close(self) -> None:
         try:

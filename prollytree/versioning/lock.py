@@ -2,7 +2,10 @@
 ref (commit, merge, branch, checkout) and shared for appending to the staging journal.
 
 A waiter polls for up to ``timeout`` seconds (``$PROLLYTREE_LOCK_TIMEOUT``, default 30)
-and then gets :class:`~prollytree.errors.StoreLockedError` naming the holder's pid. Locks
+and then gets :class:`~prollytree.errors.StoreLockedError` naming the holder's pid.
+Exclusive waiters are served in arrival order (the ticket queue of
+:func:`prollytree.storage.locking.fair_flock_until`), so two processes committing in a
+loop take turns; shared holders (journal appends) are brief and use plain ``flock``. Locks
 are re-entrant within one lock object; two store objects (in one process or two) exclude
 each other, since ``flock`` locks belong to open file descriptions.
 """
@@ -15,17 +18,14 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from ..errors import StoreLockedError
-from ..storage.locking import flock_until, lock_holder
+from ..storage.locking import fair_flock_until, flock_until, lock_holder, resolve_lock_timeout
 
 DEFAULT_TIMEOUT = 30.0
 
 
 def lock_timeout() -> float:
-    env = os.environ.get("PROLLYTREE_LOCK_TIMEOUT", "").strip()
-    try:
-        return float(env) if env else DEFAULT_TIMEOUT
-    except ValueError:
-        return DEFAULT_TIMEOUT
+    """The dataset lock's timeout: ``$PROLLYTREE_LOCK_TIMEOUT`` or 30 s."""
+    return resolve_lock_timeout(None, DEFAULT_TIMEOUT)
 
 
 class DatasetLock:
@@ -42,7 +42,9 @@ class DatasetLock:
     def _acquire(self, op: int) -> None:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        if not flock_until(self._fd, op, self.timeout):
+        got = (fair_flock_until(self._fd, self.path, op, self.timeout)
+               if op == fcntl.LOCK_EX else flock_until(self._fd, op, self.timeout))
+        if not got:
             pid = lock_holder(self.path)
             holder = f" (last exclusive holder: pid {pid})" if pid else ""
             raise StoreLockedError(

@@ -25,7 +25,7 @@ import os
 
 import msgpack
 
-from ..errors import StoreError
+from ..errors import CorruptRefError
 from ..storage import NodeStore, open_store
 from ..tree.config import TreeConfig
 from ..tree.node_cache import NodeCache
@@ -160,8 +160,11 @@ class StoreBackend(HistoryBackend):
 
     def get_ref(self, name: str) -> str | None:
         v = self.store.get_ref(name)
-        if v is None or len(v) != 32:
+        if v is None:
             return None
+        if len(v) != 32:
+            raise CorruptRefError(f"ref {name} of the {self.name} store is damaged "
+                                  f"({len(v)} bytes, not a 32-byte commit address)")
         return self._learn(v)
 
     def cas_ref(self, name: str, new: str | None, old: str | None) -> bool:
@@ -173,16 +176,25 @@ class StoreBackend(HistoryBackend):
         return ok
 
     def list_refs(self, prefix: str) -> dict[str, str]:
-        return {k[len(prefix):]: self._learn(v) for k, v in self._raw_refs().items()
-                if k.startswith(prefix) and len(v) == 32}
+        out = {}
+        for k, v in self._raw_refs().items():
+            if k.startswith(prefix):
+                if len(v) != 32:
+                    raise CorruptRefError(f"ref {k} of the {self.name} store is damaged "
+                                          f"({len(v)} bytes, not a 32-byte commit address)")
+                out[k[len(prefix):]] = self._learn(v)
+        return out
 
     def read_head(self) -> tuple[str | None, str | None]:
         v = self.store.get_ref(HEAD_REF) or b"ref: refs/heads/main"
         if v.startswith(b"ref: refs/heads/"):
-            return v[len(b"ref: refs/heads/"):].decode("utf-8"), None
+            try:
+                return v[len(b"ref: refs/heads/"):].decode("utf-8"), None
+            except UnicodeDecodeError:
+                pass
         if v.startswith(b"detached:") and len(v) == 9 + 32:
             return None, self._learn(v[9:])
-        raise StoreError(f"HEAD of the {self.name} store is damaged: {v[:60]!r}")
+        raise CorruptRefError(f"HEAD of the {self.name} store is damaged: {v[:60]!r}")
 
     def write_head(self, branch: str | None, commit: str | None = None) -> None:
         if branch is not None:

@@ -155,8 +155,10 @@ def _within_limits(n: str) -> bool:
 @given(st.lists(_NAMES, min_size=20, max_size=40))
 def test_hypothesis_names_match_git(names):
     names = [n for n in names if _within_limits(n)]
+    # a full ref starting with "-" cannot be asked of the binary: `git check-ref-format
+    # -x` reads it as an option (usage error), so those are left out of the "ref" mode
     pairs = ([("branch", n) for n in names] + [("tag", n) for n in names]
-             + [("ref", n) for n in names])
+             + [("ref", n) for n in names if not n.startswith("-")])
     git = git_accepts(pairs)
     for (mode, n), g in zip(pairs, git):
         assert ours(n, mode) == g, (mode, n, g)

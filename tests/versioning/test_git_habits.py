@@ -220,3 +220,41 @@ def test_remote_tracking_refs_resolve_and_merge_messages(tmp_path):
     assert a.merge("x", message="Bring in x") != m
     assert a.log(limit=1)[0]["message"] == "Bring in x"
     a.close()
+
+
+def _pack_count(path):
+    return len([f for f in os.listdir(os.path.join(path, ".git", "objects", "pack"))
+                if f.endswith(".pack")])
+
+
+def test_packs_are_consolidated_automatically(tmp_path, monkeypatch):
+    from prollytree.versioning import git_backend
+    monkeypatch.setattr(git_backend, "AUTO_PACK_LIMIT", 4)
+    path = str(tmp_path / "ds")
+    s = VersionedKvStore(path)
+    commits = []
+    for i in range(30):
+        s.insert(b"k%03d" % i, b"v%d" % i)
+        commits.append(s.commit(f"c{i}"))
+        assert _pack_count(path) <= 4 + 3          # geometric repack keeps a few
+    for i, c in enumerate(commits):                 # every version still reads
+        assert s.get_at(c, b"k%03d" % i) == b"v%d" % i
+        assert s.resolve_ref(c[:10]) == c
+    s.close()
+    assert git(path, "fsck", "--strict").returncode == 0
+
+
+@pytest.mark.slow
+def test_commit_speed_stays_flat_over_thousands_of_commits(tmp_path):
+    import statistics
+    import time
+    s = VersionedKvStore(str(tmp_path / "ds"))
+    times = []
+    for i in range(3000):
+        s.insert(b"k%05d" % (i % 500), b"v%d" % i)
+        t0 = time.perf_counter()
+        s.commit(f"c{i}")
+        times.append(time.perf_counter() - t0)
+    first, last = statistics.median(times[:300]), statistics.median(times[-300:])
+    s.close()
+    assert last < 1.5 * first, (first, last)
