@@ -162,3 +162,32 @@ def test_dedup_100mb_20_versions(tmp_path, backend):
     grown = _dedup(tmp_path, size, 20, backend)
     print(f"{backend.name}: {grown / size:.3%} of the value per version")
     assert grown < 0.02 * size, grown
+
+
+def test_merge_of_large_values_conflicts_show_bytes(make_store):
+    s = make_store()
+    base = data(900_000, 20)
+    s.insert(b"doc", base)
+    s.insert(b"other", base)
+    s.commit("base")
+    s.create_branch("feature")
+    ours, theirs = base[:5] + b"OURS" + base[9:], base[:-5] + b"THEIRS"
+    s.insert(b"doc", theirs)
+    s.insert(b"other", base[::-1])               # only the feature changes it
+    s.commit("feature")
+    s.checkout("main")
+    s.insert(b"doc", ours)
+    s.commit("main")
+    seen = []
+
+    def pick(conflict):
+        seen.append(conflict)
+        return conflict.source_value
+
+    s.merge("feature", pick)
+    assert len(seen) == 1
+    c = seen[0]
+    assert (c.key, c.base_value, c.source_value, c.destination_value) == (
+        b"doc", base, theirs, ours)
+    assert s.get(b"doc") == theirs and s.get(b"other") == base[::-1]
+    assert s.fsck()["ok"]
