@@ -212,11 +212,11 @@ class Workspace(MergeMixin):
         self._writable()
         b = self._backend
         with b.lock.exclusive():  # node writes, as a commit makes them; gc is excluded
-            # a store that buffers (Git) gets 16 MiB per flush: one pack each, so a
-            # 1 GiB value makes 64 packs rather than 256 (reads search every pack)
+            # a store that buffers (Git) gets 8 MiB per flush (one pack each: fewer
+            # packs than 4 MiB batches, memory still bounded)
             value = write_stream(_flushing(b.store), read, DEFAULT_THRESHOLD,
                                  getattr(b.store, "holds", b.store.has),
-                                 16 << 20 if hasattr(b.store, "pending_count") else 0)
+                                 8 << 20 if hasattr(b.store, "pending_count") else 0)
             b.store.flush()
             self._staging.stage(key, value, tree)
         return value_length(value)
