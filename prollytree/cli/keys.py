@@ -88,16 +88,15 @@ def set_(app: App, key: str, value: str | None, file_: str | None) -> None:
     if value is not None and file_ is not None:
         raise click.UsageError("give either VALUE or --file, not both")
     if value is not None:
-        data = enc(value)
+        app.store().insert(enc(key), enc(value))
     elif file_ == "-" or (file_ is None and sys.stdin is not None
                           and not sys.stdin.isatty()):
-        data = sys.stdin.buffer.read()
+        app.store().insert_stream(enc(key), sys.stdin.buffer)  # streamed: any size
     elif file_ is not None:
         with open(file_, "rb") as f:
-            data = f.read()
+            app.store().insert_stream(enc(key), f)
     else:
         raise click.UsageError("missing VALUE (or --file FILE, or a value on standard input)")
-    app.store().insert(enc(key), data)
 
 
 @cli.command()
@@ -111,19 +110,36 @@ def set_(app: App, key: str, value: str | None, file_: str | None) -> None:
 def get(app: App, key: str, ref: str | None, raw: bool) -> None:
     """Print the value of KEY (exit code 1 when KEY is absent).
 
+    A value longer than 64 KiB (stored in chunks) is written raw and streamed chunk by
+    chunk, as with --raw: 'git-prolly get KEY > FILE' copies it byte for byte.
+
     \b
     Examples:
       git-prolly get user:alice
       git-prolly get user:alice --ref HEAD~1
       git-prolly get avatar:alice --raw > alice.png
     """
+    from prollytree.tree.values import DEFAULT_THRESHOLD
+
     store = app.store()
     k = enc(key)
-    value = store.get(k) if ref is None else store.get_at(ref, k)
+    out = app.out
+    f = store.open_value(k) if ref is None else store.open_value_at(ref, k)
+    if f is not None and not out.json_mode and (raw or f.seek(0, 2) > DEFAULT_THRESHOLD):
+        f.seek(0)
+        with f:
+            while True:
+                block = f.read(1 << 20)
+                if not block:
+                    break
+                out.write_bytes(block)
+        return
+    if f is not None:
+        f.seek(0)
+    value = None if f is None else f.read()
     if value is None:
         where = f" at {ref}" if ref else ""
         raise Fail(f"key not found{where}: {show(k)}", 1)
-    out = app.out
     if out.json_mode:
         out.json(put_bytes(put_bytes({}, "key", k), "value", value))
     elif raw:

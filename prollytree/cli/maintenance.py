@@ -39,6 +39,10 @@ def stats(app: App, ref: str) -> None:
            "avg_entries_per_node": round(s["avg_node_size"], 2),
            "bytes": s["total_node_bytes"],
            "avg_node_bytes": round(s["total_node_bytes"] / nodes, 1) if nodes else 0.0}
+    v = tree.value_stats()  # chunked (large) values: what chunk sharing saves
+    doc.update({"chunked_values": v["chunked_values"], "chunked_value_bytes": v["value_bytes"],
+                "chunks": v["chunks"], "chunk_bytes": v["chunk_bytes"],
+                "dedup_saved_bytes": v["dedup_saved_bytes"]})
     if out.json_mode:
         out.json(doc)
         return
@@ -46,7 +50,11 @@ def stats(app: App, ref: str) -> None:
               ("keys", "Keys"), ("depth", "Depth"), ("nodes", "Nodes"),
               ("leaves", "Leaf nodes"), ("internal_nodes", "Internal nodes"),
               ("avg_entries_per_node", "Average node size (entries)"),
-              ("avg_node_bytes", "Average node size (bytes)"), ("bytes", "Total bytes")]
+              ("avg_node_bytes", "Average node size (bytes)"), ("bytes", "Total bytes"),
+              ("chunked_values", "Chunked values"),
+              ("chunked_value_bytes", "Chunked value bytes"), ("chunks", "Distinct chunks"),
+              ("chunk_bytes", "Chunk bytes stored"),
+              ("dedup_saved_bytes", "Bytes saved by dedup")]
     out.table(["Statistic", "Value"], ([label, str(doc[k])] for k, label in labels),
               styles=["bold", None], nowrap=(0, 1))
 

@@ -24,7 +24,10 @@ writer is a small, format-exact implementation of Git's pack v2 and index v2 (se
 it, ``git clone`` does not carry it). :meth:`mirror` therefore lays a tree out as Git trees:
 a leaf is a blob; an internal node is a Git tree holding a blob named ``node`` (the node's
 own bytes) and one entry per child (a tree for an internal child, a blob for a leaf), named
-by a short hash of the child's first key. Unchanged subtrees keep their Git tree ids, so a
+by a short hash of the child's first key. A leaf holding chunked values (see
+``prollytree.tree.values``) is a Git tree instead: ``node`` (the leaf's bytes) and one blob
+per chunk or chunk index its values need, named by the chunk's SHA-256 address in hex, so
+the chunks are reachable from the commit too (and a clone learns them by name). Unchanged subtrees keep their Git tree ids, so a
 new root costs O(changed nodes) new objects, and a child keeps its path as long as its
 first key does (a Git index listing the blobs then changes in a few entries per commit,
 see :meth:`index_changes`). Whoever puts the mirror's top object into a commit makes every
@@ -485,6 +488,14 @@ class GitNodeStore(NodeStore):
             return True
         return self._get(address) is not None
 
+    def holds(self, address: bytes) -> bool:
+        """Whether the node is buffered, or in Git under the id the map names (checked
+        present, not read): writers of large values skip such chunks."""
+        if address in self._pending:
+            return True
+        sha = self._blob.get(address)
+        return sha is not None and sha.hex().encode("ascii") in self.object_store
+
     def pending_count(self) -> int:
         """Nodes put but not yet written to Git."""
         return len(self._pending)
@@ -502,7 +513,7 @@ class GitNodeStore(NodeStore):
                 objects, records = [], []
                 for addr, data in self._pending.items():
                     sha = git_raw_id(b"blob", data)
-                    objects.append((b"blob", sha, data))
+                    objects.append((b"blob", sha, data, zlib_level(data)))
                     records.append((KIND_BLOB, addr, sha))
                 self.write_objects(objects, records)
 
@@ -551,7 +562,8 @@ class GitNodeStore(NodeStore):
 
     def mirror(self, root: bytes, load: Callable[[bytes], object],
                raw: Callable[[bytes], bytes] | None = None,
-               bases: Iterable[tuple[bytes, int]] = ()) -> Mirror:
+               bases: Iterable[tuple[bytes, int]] = (),
+               extra: Callable[[bytes], list | None] | None = None) -> Mirror:
         """Lay the tree under ``root`` out as Git objects.
 
         ``load(address)`` returns the decoded node (anything with ``level``, ``keys`` and
@@ -565,8 +577,14 @@ class GitNodeStore(NodeStore):
         the same path, so everything the result names is either in a base's mirror or
         in the returned objects: an object the map knows but that ``git gc`` deleted is
         written again. The work and the output grow with the nodes that differ from the
-        bases along their paths."""
+        bases along their paths.
+
+        ``extra(leaf address)`` names the chunks a leaf's chunked values need (sorted),
+        or None: such a leaf is laid out as a Git tree (see the module doc). A chunk
+        already in Git (by the map, checked present) is named without being written
+        again: the new commit then keeps it."""
         tree, blob, pending = self._tree, self._blob, self._pending
+        store_has = self.object_store.__contains__
         objects: list = []
         records: list = []
         made_blob: dict[bytes, bytes] = {}
@@ -598,8 +616,39 @@ class GitNodeStore(NodeStore):
                 made_blob[addr] = sha
             return sha
 
+        def chunk_blob(addr: bytes) -> bytes:
+            sha = made_blob.get(addr)
+            if sha is None and addr not in pending:
+                known = blob.get(addr)
+                if known is not None and store_has(known.hex().encode("ascii")):
+                    made_blob[addr] = sha = known
+            return sha if sha is not None else write_blob(addr, 1)
+
+        def leaf_tree(addr: bytes, chunks: list) -> bytes:
+            sha = made_tree.get(addr)
+            if sha is not None:
+                return sha
+            entries = [(NODE_ENTRY, MODE_BLOB, write_blob(addr), -1)]
+            entries += [(c.hex().encode("ascii"), MODE_BLOB, chunk_blob(c), i)
+                        for i, c in enumerate(chunks)]
+            body = tree_layout(entries, True)[0]
+            sha = git_raw_id(b"tree", body)
+            objects.append((b"tree", sha, body, 0))
+            records.append((KIND_TREE, addr, sha))
+            made_tree[addr] = sha
+            return sha
+
         def visit(addr: bytes, level: int, olds: list) -> bytes:
             # olds: (address, level) of the node each base has at this path
+            if not level and extra is not None:
+                chunks = extra(addr)
+                if chunks:
+                    for oaddr, olevel in olds:
+                        if oaddr == addr and not olevel:
+                            sha = tree.get(addr)
+                            if sha is not None:
+                                return sha
+                    return leaf_tree(addr, chunks)
             for oaddr, _ in olds:
                 if oaddr == addr:
                     sha = (tree if level else blob).get(addr)
@@ -646,6 +695,9 @@ class GitNodeStore(NodeStore):
                         out.append((oc, lv))
                 return out
 
+            leaf_trees = not clevel and extra is not None
+            if leaf_trees:
+                like = None  # a leaf's entry may be a blob or a tree: build the body
             if like is not None:
                 # same names and modes as a base node whose tree this process built: copy
                 # its body (entries equal to the base's are in Git) and patch the ids of
@@ -663,6 +715,11 @@ class GitNodeStore(NodeStore):
                 cmode = MODE_TREE if clevel else MODE_BLOB
                 known = tree if clevel else blob
                 for i, (name, child) in enumerate(zip(names, node.vals)):
+                    if leaf_trees:
+                        csha = visit(child, 0, olds_of(i, name))
+                        istree = child in made_tree or tree.get(child) == csha
+                        entries.append((name, MODE_TREE if istree else MODE_BLOB, csha, i))
+                        continue
                     csha = None
                     for n, v, lv in subs:
                         if len(v) > i and v[i] == child and n[i] == name:
@@ -678,7 +735,9 @@ class GitNodeStore(NodeStore):
                     entries.append((name, cmode, csha, i))
                 # bytes order is Git's unless a tree entry's name is a prefix of another's
                 body, offsets, node_off = tree_layout(
-                    entries, not clevel or not any(len(n) != 16 for n in names))
+                    entries, (not clevel and not (leaf_trees and any(
+                        e[1] == MODE_TREE for e in entries)))
+                    or not any(len(n) != 16 for n in names))
             self._cache_layout(addr, (body, offsets, node_off))
             sha = git_raw_id(b"tree", body)
             objects.append((b"tree", sha, body, 0))
@@ -688,7 +747,8 @@ class GitNodeStore(NodeStore):
 
         level = load(root).level
         sha = visit(root, level, [(a, lv) for a, lv in bases])
-        return Mirror(MODE_TREE if level else MODE_BLOB, sha, objects, records)
+        is_tree = level or made_tree.get(root) == sha or tree.get(root) == sha
+        return Mirror(MODE_TREE if is_tree else MODE_BLOB, sha, objects, records)
 
     def blob_sha(self, address: bytes, raw: Callable[[bytes], bytes] | None = None) -> bytes:
         """20-byte blob id of node ``address`` (from the map, else from its bytes)."""
@@ -704,7 +764,8 @@ class GitNodeStore(NodeStore):
 
     def index_changes(self, old: tuple[bytes, int] | None, new: tuple[bytes, int] | None,
                       load: Callable[[bytes], object], top: bytes = b"tree",
-                      raw: Callable[[bytes], bytes] | None = None) -> list:
+                      raw: Callable[[bytes], bytes] | None = None,
+                      extra: Callable[[bytes], list | None] | None = None) -> list:
         """How the list of blobs (the files a Git index lists) changes from the mirror of
         ``old`` to that of ``new`` ((root address, level) or None), both laid out at
         path ``top``: a list of (path, MODE_BLOB, 20-byte id) to add or replace and
@@ -716,9 +777,19 @@ class GitNodeStore(NodeStore):
         def blob_id(addr: bytes) -> bytes:
             return self.blob_sha(addr, raw)
 
+        def leaf_files(path: bytes, addr: bytes) -> dict:
+            chunks = extra(addr) if extra is not None else None
+            if not chunks:
+                return {path: blob_id(addr)}
+            files = {path + b"/node": blob_id(addr)}
+            for c in chunks:
+                files[path + b"/" + c.hex().encode("ascii")] = blob_id(c)
+            return files
+
         def listing(path: bytes, addr: bytes, level: int, add: bool) -> None:
             if not level:
-                out.append((path, MODE_BLOB, blob_id(addr)) if add else (path, 0, None))
+                for p, sha in leaf_files(path, addr).items():
+                    out.append((p, MODE_BLOB, sha) if add else (p, 0, None))
                 return
             node = load(addr)
             out.append((path + b"/node", MODE_BLOB, blob_id(addr)) if add
@@ -736,6 +807,25 @@ class GitNodeStore(NodeStore):
                 listing(path, n[0], n[1], True)
                 return
             (oa, ol), (na, nl) = o, n
+            if extra is not None and not ol and not nl:
+                old_files, new_files = leaf_files(path, oa), leaf_files(path, na)
+                out.extend((p, 0, None) for p in old_files if p not in new_files)
+                out.extend((p, MODE_BLOB, sha) for p, sha in new_files.items()
+                           if old_files.get(p) != sha)
+                return
+            if extra is not None and (not nl or not ol):
+                # a leaf on one side (maybe a tree of chunks): compare the file lists
+                mark = len(out)
+                listing(path, oa, ol, True)
+                old_files = {p: sha for p, _, sha in out[mark:]}
+                del out[mark:]
+                listing(path, na, nl, True)
+                new_files = {p: sha for p, _, sha in out[mark:]}
+                del out[mark:]
+                out.extend((p, 0, None) for p in old_files if p not in new_files)
+                out.extend((p, MODE_BLOB, sha) for p, sha in new_files.items()
+                           if old_files.get(p) != sha)
+                return
             if not nl:
                 if ol:
                     listing(path, oa, ol, False)
@@ -795,6 +885,14 @@ class GitNodeStore(NodeStore):
             records.append((KIND_BLOB, addr, node_sha))
             records.append((KIND_TREE, addr, sha))
             node = decode(data)
+            if not node.level:  # a leaf with chunked values: its chunks, named by address
+                for name, (m, s) in entries.items():
+                    if name != NODE_ENTRY and m != MODE_TREE and len(name) == 64:
+                        try:
+                            records.append((KIND_BLOB, bytes.fromhex(name.decode("ascii")), s))
+                        except ValueError:
+                            pass  # not ours
+                continue
             for name, child in zip(self.entry_names(addr, node), node.vals):
                 e = entries.get(name)
                 if e is None:

@@ -35,7 +35,8 @@ import msgpack
 
 from ..errors import CorruptNodeError, MissingNodeError, ProllyError, UnknownRefError
 from ..storage import NodeStore
-from ..tree.codec import EMPTY_NODE_BYTES, EMPTY_ROOT, decode
+from ..tree.codec import EMPTY_NODE_BYTES, EMPTY_ROOT, Envelope, decode
+from ..tree.values import chunk_refs
 from ..versioning.roots import RootSet
 
 __all__ = ["ReplicationStats", "NonFastForwardError", "replicate_nodes", "replicate",
@@ -138,6 +139,29 @@ def _children_hint(source: NodeStore, addresses: list[bytes]) -> dict[bytes, obj
     return out
 
 
+def _copy_value_chunks(source: NodeStore, destination: NodeStore, leaf,
+                       stats: "ReplicationStats") -> None:
+    """Copy the chunks and chunk indexes of ``leaf``'s chunked values that
+    ``destination`` lacks (before the leaf itself: children first), 64 at a time."""
+    refs: list = []
+    for v in leaf.vals:
+        if type(v) is Envelope:
+            refs += chunk_refs(source.get, v)
+    refs = list(dict.fromkeys(refs))
+    wrote = False
+    for batch in _chunks(refs, 64):
+        present = _has_many(destination, batch)
+        need = [a for a in batch if a not in present]
+        if need:
+            got = _fetch(source, need)
+            destination.put_many([(a, got[a]) for a in need])
+            stats.nodes += len(need)
+            stats.bytes += sum(len(got[a]) for a in need)
+            wrote = True
+    if wrote:
+        destination.flush()  # durable before the leaf naming them
+
+
 def replicate_nodes(source: NodeStore, destination: NodeStore, roots: Iterable[bytes], *,
                     base_roots: Iterable[bytes] = ()) -> ReplicationStats:
     """Copy the trees under ``roots`` from ``source`` to ``destination``, sending only
@@ -207,6 +231,8 @@ def replicate_nodes(source: NodeStore, destination: NodeStore, roots: Iterable[b
                                               f"has level {level}")
                 if level == 0:
                     leaves.append((a, data))
+                    if getattr(node, "env", None) is not None:
+                        _copy_value_chunks(source, destination, node, stats)
                 else:
                     held.setdefault(level, []).append((a, data))
                     nxt = new_at.setdefault(level - 1, [])

@@ -57,6 +57,28 @@ _U32X2 = struct.Struct("<II").unpack_from
 _MAX_BLOB = 0xFFFFFFFF
 
 
+class Envelope(bytes):
+    """A leaf value that stands for a large value stored as chunks (see
+    :mod:`.values`): its bytes are the envelope, and the leaf marks the entry in its
+    envelope bitmap (the optional 6th leaf element), so a user value with the same bytes
+    is never mistaken for one. Equal only to another Envelope with the same bytes."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Envelope and bytes.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = bytes.__hash__
+
+
+def is_leaf_bytes(data: bytes) -> bool:
+    """Whether encoded node ``data`` is a leaf (with or without an envelope bitmap)."""
+    return data[:2] == b"\x95\x00" or data[:2] == b"\x96\x00"
+
+
 class Node:
     """A node held as Python lists: every internal node, and leaves being built. Treat as
     immutable: nodes are shared by every tree that holds them."""
@@ -118,12 +140,15 @@ class Leaf:
     decoded key list (the node cache does that for hot leaves, under a byte budget), with
     ``bisect`` in C."""
 
-    __slots__ = ("data", "_kb", "_ks", "_vb", "_vs", "total", "_w", "hot_keys")
+    __slots__ = ("data", "_kb", "_ks", "_vb", "_vs", "total", "_w", "hot_keys", "env")
     level = 0
     counts = None
 
-    def __init__(self, data: bytes, kb: int, ks: int, vb: int, vs: int, n: int) -> None:
+    def __init__(self, data: bytes, kb: int, ks: int, vb: int, vs: int, n: int,
+                 env: bytes | None = None) -> None:
         self.data = data
+        #: the envelope bitmap (bit i: entry i is an :class:`Envelope`), or None
+        self.env = env
         self._kb = kb  # where the keys blob starts in data
         self._ks = ks  # where the n + 1 little-endian uint32 key starts are in data
         self._vb = vb
@@ -143,7 +168,12 @@ class Leaf:
 
     @property
     def vals(self) -> list:
-        return _split(self.data, self._vb, self._vs, self.total)
+        vals = _split(self.data, self._vb, self._vs, self.total)
+        if self.env is not None:
+            vals = list(vals)
+            for i in _flagged(self.env):
+                vals[i] = Envelope(vals[i])
+        return vals
 
     def key_at(self, i: int) -> bytes:
         a, b = _U32X2(self.data, self._ks + 4 * i)
@@ -153,6 +183,8 @@ class Leaf:
     def value_at(self, i: int) -> bytes:
         a, b = _U32X2(self.data, self._vs + 4 * i)
         vb = self._vb
+        if self.env is not None and self.env[i >> 3] >> (i & 7) & 1:
+            return Envelope(self.data[vb + a:vb + b])
         return self.data[vb + a:vb + b]
 
     @property
@@ -216,6 +248,8 @@ class Leaf:
         if keys is not None:
             i = bisect_left(keys, key)
             if i < len(keys) and keys[i] == key:
+                if self.env is not None:
+                    return self.value_at(i)
                 a, b = _U32X2(self.data, self._vs + 4 * i)
                 vb = self._vb
                 return self.data[vb + a:vb + b]
@@ -227,6 +261,22 @@ class Leaf:
 
     def __repr__(self) -> str:
         return f"<Leaf entries={self.total}>"
+
+
+def _flagged(bitmap: bytes) -> list[int]:
+    """Positions of the set bits of an envelope bitmap (bit i: byte i >> 3, bit i & 7)."""
+    return [i for i in range(8 * len(bitmap)) if bitmap[i >> 3] >> (i & 7) & 1]
+
+
+def envelope_bitmap(vals: list) -> bytes | None:
+    """The envelope bitmap of a leaf's values, or None when none is an Envelope."""
+    if Envelope not in set(map(type, vals)):
+        return None
+    bits = bytearray((len(vals) + 7) >> 3)
+    for i, v in enumerate(vals):
+        if type(v) is Envelope:
+            bits[i >> 3] |= 1 << (i & 7)
+    return bytes(bits)
 
 
 def _table(data: bytes, pos: int, count: int):
@@ -401,6 +451,10 @@ def encode_leaf(keys: list, vals: list, key_width: int = 0, value_width: int = 0
     kb, vb = b"".join(keys), b"".join(vals)
     if len(kb) > _MAX_BLOB or len(vb) > _MAX_BLOB:
         raise ValueError("a leaf's keys or values exceed 4 GiB in total")
+    env = envelope_bitmap(vals)
+    if env is not None:  # format extension: present only in leaves holding envelopes
+        return _packb([0, kb, _starts(keys, len(kb), key_width), vb,
+                       _starts(vals, len(vb), value_width), env])
     return _packb([0, kb, _starts(keys, len(kb), key_width), vb,
                    _starts(vals, len(vb), value_width)])
 
@@ -505,7 +559,14 @@ def _decode_leaf(data: bytes) -> Leaf:
     ks_start, ks_end = _bin(data, ke)
     vb, ve = _bin(data, ks_end)
     vs_start, vs_end = _bin(data, ve)
-    if vs_end != len(data):
+    env = None
+    if data[0] == 0x96:  # the envelope bitmap (format extension)
+        eb, ee = _bin(data, vs_end)
+        env = data[eb:ee]
+        vs_end_all = ee
+    else:
+        vs_end_all = vs_end
+    if vs_end_all != len(data):
         raise ValueError("trailing bytes after the leaf")
     if (ks_end - ks_start) % 4 or (vs_end - vs_start) % 4:
         raise ValueError("offset table length is not a multiple of 4")
@@ -514,14 +575,19 @@ def _decode_leaf(data: bytes) -> Leaf:
             or _U32LE(data, ks_start)[0] != 0 or _U32LE(data, vs_start)[0] != 0
             or _U32LE(data, ks_end - 4)[0] != ke - kb or _U32LE(data, vs_end - 4)[0] != ve - vb):
         raise ValueError("inconsistent offset tables")
-    return Leaf(data, kb, ks_start, vb, vs_start, n)
+    if env is not None:
+        # canonical: one bit per entry, no padding bits, at least one envelope
+        if (len(env) != (n + 7) >> 3 or not any(env)
+                or (n & 7 and env[-1] >> (n & 7))):
+            raise ValueError("malformed envelope bitmap")
+    return Leaf(data, kb, ks_start, vb, vs_start, n, env)
 
 
 def decode(data: bytes, addr: bytes | None = None):
     """Decode node bytes into a :class:`Leaf` or an internal :class:`Node`; raises
     CorruptNodeError (naming ``addr``) on malformed input."""
     try:
-        if data[:2] == b"\x95\x00":
+        if data[:2] == b"\x95\x00" or data[:2] == b"\x96\x00":
             return _decode_leaf(data)
         obj = _unpackb(data, raw=False)
         level = obj[0]

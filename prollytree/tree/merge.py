@@ -12,8 +12,10 @@ from __future__ import annotations
 import enum
 from typing import Callable, Union
 
+from .codec import Envelope
 from .diff import diff_roots
 from .node_cache import NodeCache
+from .values import DEFAULT_THRESHOLD, read_value, write_value
 
 
 class ConflictResolution(enum.Enum):
@@ -98,6 +100,20 @@ def resolve_conflict(conflict: MergeConflict, resolver: Resolver) -> object:
                     f"not {type(resolver).__name__}")
 
 
+def _stored_form(cache: NodeCache, value, conflict: MergeConflict, base, src, dst):
+    """The leaf form of a resolved value: a side's own envelope when it is that side's
+    value, a new envelope (chunks stored) for another large value, else the bytes."""
+    if value is None:
+        return None
+    for shown, stored in ((conflict.source_value, src), (conflict.destination_value, dst),
+                          (conflict.base_value, base)):
+        if stored is not None and type(stored) is Envelope and value == shown:
+            return stored
+    if len(value) > DEFAULT_THRESHOLD and type(value) is not Envelope:
+        return write_value(cache.store.put_many, value)
+    return value
+
+
 def three_way_merge(cache: NodeCache, base: bytes, destination: bytes, source: bytes,
                     resolver: Resolver = None, tree: str = ""
                     ) -> tuple[list, list[MergeConflict]]:
@@ -106,6 +122,11 @@ def three_way_merge(cache: NodeCache, base: bytes, destination: bytes, source: b
     conflicts the resolver left unresolved, sorted by key)."""
     edits: list = []
     unresolved: list[MergeConflict] = []
+    raw = cache.raw
+
+    def read(v):
+        return read_value(raw, v) if type(v) is Envelope else v
+
     dst = diff_roots(cache, base, destination)
     src = diff_roots(cache, base, source)
     end = object()
@@ -118,8 +139,11 @@ def three_way_merge(cache: NodeCache, base: bytes, destination: bytes, source: b
         if d is end or s[0] < d[0]:
             edits.append((s[0], s[2]))  # only the source changed this key
         elif d[2] != s[2]:
-            conflict = MergeConflict(s[0], s[1], s[2], d[2], tree)
+            # values compared as the leaves hold them; a conflict shows the bytes
+            conflict = MergeConflict(s[0], read(s[1]), read(s[2]), read(d[2]), tree)
             value = resolve_conflict(conflict, resolver)
+            if value is not UNRESOLVED:
+                value = _stored_form(cache, value, conflict, s[1], s[2], d[2])
             if value is UNRESOLVED:
                 unresolved.append(conflict)
             elif value != d[2]:

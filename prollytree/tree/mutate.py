@@ -16,7 +16,7 @@ from bisect import bisect_left, bisect_right
 from operator import itemgetter
 
 from .chunker import Chunker, chunker_for
-from .codec import EMPTY_ROOT, Node, address, encode, encode_leaf, internal_edit, leaf_edit
+from .codec import EMPTY_ROOT, Envelope, Node, address, encode, encode_leaf, internal_edit, leaf_edit
 from .config import TreeConfig
 from .cursor import Cursor
 from .node_cache import NodeCache
@@ -286,6 +286,8 @@ def splice_one(cache: NodeCache, config: TreeConfig, root_addr: bytes, key: byte
         path.append((node, j))
         node = load(node.vals[j])
     leaf = node
+    if type(value) is Envelope or getattr(leaf, "env", None) is not None:
+        return None  # leaves with envelopes carry a bitmap: re-encode them (apply_edits)
     n = leaf.size
     i = leaf.index(key)
     found = i < n and leaf.key_at(i) == key

@@ -16,7 +16,8 @@ from typing import Mapping
 
 from ..errors import MissingNodeError
 from ..storage.base import NodeStore
-from .codec import EMPTY_NODE, EMPTY_NODE_BYTES, EMPTY_ROOT, Leaf, Node, address, decode, encode
+from .codec import (EMPTY_NODE, EMPTY_NODE_BYTES, EMPTY_ROOT, Leaf, Node, address, decode, encode,
+                    is_leaf_bytes)
 
 #: Bytes of leaf data kept decoded (64 MiB: every leaf of a 1M-pair tree of 16/32-byte pairs).
 DEFAULT_LEAF_CACHE_BYTES = 64 << 20
@@ -169,7 +170,7 @@ class NodeCache:
             if node is False:
                 continue
             if node is None:
-                if data[:2] != b"\x95\x00":
+                if not is_leaf_bytes(data):
                     continue
                 node = decode(data, addr)
             self._remember(addr, node)

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator
 
 from ..errors import ReadOnlyError
 from ..storage import NodeStore, open_store
-from .codec import EMPTY_ROOT, Node, decode
+from .codec import EMPTY_ROOT, Envelope, Node
 from .config import TreeConfig
 from .cursor import LeafIndex, iter_items, lookup
 from .diff import diff_roots
@@ -33,18 +33,20 @@ from .mutate import apply_edits, build
 from .node_cache import DEFAULT_LEAF_CACHE_BYTES, NodeCache
 from . import walk
 from .proof import generate_proof, proven_value, verify_proof
+from . import values as _values
 
 ROOT_REF = "root"
 CONFIG_REF = "config"
 
 
 def _children(data: bytes) -> tuple[list, bool]:
-    """(child addresses, whether they are leaves) of encoded node ``data`` (no children
-    for a leaf), for the file store's automatic compaction."""
+    """(addresses named by stored ``data``, whether those need no reading), for the file
+    store's automatic compaction: a node's children, or the chunks and chunk indexes a
+    leaf's large values need (:func:`.values.children`). A plain leaf (5 elements) names
+    nothing; every other object is read, since a leaf may hold chunked values."""
     if data[:2] == b"\x95\x00":
         return [], False
-    node = decode(data)
-    return node.vals, node.level == 1
+    return _values.children(data), False
 
 
 #: Buffered single writes are applied automatically beyond this many pending keys.
@@ -87,6 +89,11 @@ def _locked(method):
         with self._lock:
             return method(self, *args, **kwargs)
     return wrapper
+
+
+def value_length(value: bytes) -> int:
+    """Length of the value a leaf value stands for (an envelope's recorded length)."""
+    return _values.value_info(value).length if type(value) is Envelope else len(value)
 
 
 def prefix_end(prefix: bytes) -> bytes | None:
@@ -190,6 +197,7 @@ class ProllyTree:
         self._synced_root = root
         self._seen_gen = store.ref_generation
         self._closed = False
+        self._threshold = _values.DEFAULT_THRESHOLD
 
     @classmethod
     def from_root(cls, root_hash: bytes, store: NodeStore,
@@ -246,6 +254,8 @@ class ProllyTree:
             _check_value(value)
         if self._frozen:
             self._writable()
+        if len(value) > self._threshold:
+            value = self._chunked(value)
         pending = self._pending
         pending[key] = value
         if self._pending is not pending:  # replaced meanwhile: the store may be lost
@@ -269,6 +279,10 @@ class ProllyTree:
             for key, value in batch.items():  # name the first offender
                 _check_key(key)
                 _check_value(value)
+        if batch and max(map(len, batch.values())) > self._threshold:
+            for key, value in batch.items():
+                if len(value) > self._threshold and type(value) is not Envelope:
+                    batch[key] = self._chunked(value)
         if self._pending:
             self._pending.update(batch)
         elif not self._root_node.size and batch:
@@ -302,8 +316,10 @@ class ProllyTree:
         _check_key(key)
         _check_value(value)
         self._writable()
-        if self.find(key) is None:
+        if self.find_raw(key) is None:
             return False
+        if len(value) > self._threshold and type(value) is not Envelope:
+            value = self._chunked(value)
         self._pending[key] = value
         if len(self._pending) >= AUTO_FLUSH_PENDING:
             self._apply()
@@ -314,7 +330,7 @@ class ProllyTree:
         """Remove ``key``; returns whether it was present."""
         _check_key(key)
         self._writable()
-        if self.find(key) is None:
+        if self.find_raw(key) is None:
             return False
         self._pending[key] = None
         if len(self._pending) >= AUTO_FLUSH_PENDING:
@@ -332,7 +348,7 @@ class ProllyTree:
         removed = 0
         pending = self._pending
         for key in dict.fromkeys(keys):
-            if self.find(key) is not None:
+            if self.find_raw(key) is not None:
                 pending[key] = None
                 removed += 1
         self._apply()
@@ -409,7 +425,18 @@ class ProllyTree:
     # -- reads -------------------------------------------------------------------------
 
     def find(self, key: bytes) -> bytes | None:
-        """The value of ``key``, or None when absent."""
+        """The value of ``key``, or None when absent (a chunked value is read in full:
+        use :meth:`open_value` to stream it)."""
+        v = self.find_raw(key)
+        if type(v) is Envelope:
+            return _values.read_value(self._cache.raw, v)
+        return v
+
+    get = find
+
+    def find_raw(self, key: bytes) -> bytes | None:
+        """The value of ``key`` as its leaf holds it: an :class:`~.codec.Envelope` for a
+        chunked value (nothing is read beyond the leaf), else the value."""
         if type(key) is not bytes:
             _check_key(key)
         pending = self._pending
@@ -440,7 +467,55 @@ class ProllyTree:
                     self._reads = 0
         return lookup(self._cache, root, key)
 
-    get = find
+    @property
+    def value_threshold(self) -> int:
+        """Values longer than this many bytes are stored as content-defined chunks
+        (default 64 KiB). Root hashes depend on it like on the config: trees meant to
+        compare equal must use one threshold."""
+        return self._threshold
+
+    @value_threshold.setter
+    def value_threshold(self, n: int) -> None:
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"value_threshold must be an int, not {type(n).__name__}")
+        if n < 0:
+            raise ValueError(f"value_threshold must be >= 0, got {n}")
+        self._threshold = n
+
+    def _chunked(self, value: bytes) -> Envelope:
+        """Store ``value``'s chunks now; its envelope goes where the value would."""
+        return _values.write_value(self._store.put_many, value)
+
+    def _resolve(self, pairs: Iterator) -> Iterator:
+        raw = self._cache.raw
+        for k, v in pairs:
+            yield k, (_values.read_value(raw, v) if type(v) is Envelope else v)
+
+    def open_value(self, key: bytes):
+        """A read-only, seekable binary file object reading ``key``'s value chunk by
+        chunk (memory: one chunk; seek O(log chunks)); raises KeyError when absent.
+        Small values are served from memory."""
+        _check_key(key)
+        v = self.find_raw(key)
+        if v is None:
+            raise KeyError(key)
+        return _values.open_value(self._cache.raw, v)
+
+    @_locked
+    def insert_stream(self, key: bytes, fileobj: Any) -> int:
+        """Set ``key`` to the bytes read from binary ``fileobj`` (its ``read(n)`` until
+        b""), without holding the value: chunks are stored as they are read (memory
+        about 4 MiB). Returns the value's length."""
+        _check_key(key)
+        read = getattr(fileobj, "read", None)
+        if not callable(read):
+            raise TypeError(f"fileobj must have a read() method, not {type(fileobj).__name__}")
+        self._writable()
+        value = _values.write_stream(self._store.put_many, read, self._threshold)
+        self._pending[key] = value
+        if len(self._pending) >= AUTO_FLUSH_PENDING:
+            self._apply()
+        return value_length(value)
 
     def __getitem__(self, key: bytes) -> bytes:
         value = self.find(key)
@@ -449,7 +524,7 @@ class ProllyTree:
         return value
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, bytes) and self.find(key) is not None
+        return isinstance(key, bytes) and self.find_raw(key) is not None
 
     @_locked
     def size(self) -> int:
@@ -486,7 +561,7 @@ class ProllyTree:
         with self._lock:
             self._apply()
             root = self._root_node
-        return iter_items(self._cache, root, start, end, reverse)
+        return self._resolve(iter_items(self._cache, root, start, end, reverse))
 
     def keys(self, start: bytes | None = None, end: bytes | None = None,
              reverse: bool = False) -> Iterator[bytes]:
@@ -549,6 +624,16 @@ class ProllyTree:
         return out
 
     @_locked
+    def value_stats(self) -> dict[str, int]:
+        """Chunked values of this tree (see :func:`.values.usage`): how many, their
+        total length, the distinct chunks stored and the bytes dedup saves. O(leaves)
+        reads plus the chunk indexes; no value is read."""
+        envs = [v for _, node in self._walk() if not node.level
+                and getattr(node, "env", None) is not None
+                for v in node.vals if type(v) is Envelope]
+        return _values.usage(self._cache.raw, envs)
+
+    @_locked
     def traverse(self) -> str:
         """A readable outline of the tree: one line per node, indented by depth."""
         self._apply()
@@ -597,7 +682,14 @@ class ProllyTree:
             other._apply()
             theirs = other._root
         other_cache = None if other._store is self._store else other._cache
-        return diff_roots(self._cache, mine, theirs, other_cache)
+        # values are compared as their leaves hold them (envelopes: nothing read); only
+        # the changes reported read their chunked values
+        raw_new = (other_cache or self._cache).raw
+        raw_old = self._cache.raw
+        read = _values.read_value
+        return ((k, None if o is None else read(raw_old, o),
+                 None if n is None else read(raw_new, n))
+                for k, o, n in diff_roots(self._cache, mine, theirs, other_cache))
 
     # -- proofs ----------------------------------------------------------------------------
 
@@ -675,7 +767,8 @@ class ProllyTree:
         """Addresses of every node reachable from the current root and ``extra_roots``.
         Leaves are not decoded: only internal nodes name children."""
         self._apply()
-        return walk.reachable(self._cache.load, [self._root, *extra_roots])
+        return walk.reachable(self._cache.load, [self._root, *extra_roots],
+                              raw=self._store.get)
 
     @_locked
     def gc(self, extra_roots: Iterable[bytes] = ()) -> dict[str, int]:

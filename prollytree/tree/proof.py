@@ -19,8 +19,9 @@ from bisect import bisect_right
 import msgpack
 
 from ..errors import ProofError
-from .codec import _packb, address, decode, internal_route
+from .codec import Envelope, _packb, address, decode, internal_route, is_leaf_bytes
 from .node_cache import NodeCache
+from .values import matches
 
 PROOF_VERSION = 1
 
@@ -72,7 +73,7 @@ def proven_value(root_hash: bytes, proof: bytes, key: bytes) -> bytes | None:
             what = "the root hash" if depth == 0 else "its parent's child address"
             raise ProofError(f"proof node {depth} does not hash to {what}")
         last = depth == len(chain) - 1
-        routed = internal_route(data, key) if data[:2] != b"\x95\x00" else None
+        routed = internal_route(data, key) if not is_leaf_bytes(data) else None
         if routed is not None:  # the usual internal node, read in place
             node_level, child = routed
         else:
@@ -111,7 +112,16 @@ def verify_proof(root_hash: bytes, proof: bytes, key: bytes,
         value = proven_value(root_hash, proof, key)
     except ProofError:
         return False
-    return value is not None and (expected_value is None or value == bytes(expected_value))
+    if value is None:
+        return False
+    if expected_value is None:
+        return True
+    if type(value) is Envelope:  # a chunked value: its length and digest are proven
+        try:
+            return matches(value, bytes(expected_value))
+        except ValueError:
+            return False
+    return value == bytes(expected_value)
 
 
 def verify_absence(root_hash: bytes, proof: bytes, key: bytes) -> bool:

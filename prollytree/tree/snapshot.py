@@ -19,6 +19,8 @@ from .merge import MergeConflict, Resolver, three_way_merge
 from .mutate import apply_edits
 from .node_cache import NodeCache
 from .proof import generate_proof
+from .values import DEFAULT_THRESHOLD, Envelope, read_value, resolve_items, write_value
+from .values import open_value as _open_value
 
 
 class Snapshot:
@@ -49,13 +51,26 @@ class Snapshot:
     # -- reads -------------------------------------------------------------------------
 
     def get(self, key: bytes) -> bytes | None:
-        """The value of ``key``, None when absent. O(log n)."""
+        """The value of ``key`` (a chunked large value read in full), None when absent.
+        O(log n) (+ the value's chunks)."""
+        v = lookup(self.cache, self.node, key)
+        return read_value(self.cache.raw, v) if type(v) is Envelope else v
+
+    def raw_get(self, key: bytes) -> bytes | None:
+        """The value as the leaf holds it: a large value's envelope, not its bytes."""
         return lookup(self.cache, self.node, key)
+
+    def open_value(self, key: bytes):
+        """A read-only seekable binary file over ``key``'s value (chunk by chunk for a
+        large value); None when absent."""
+        v = lookup(self.cache, self.node, key)
+        return None if v is None else _open_value(self.cache.raw, v)
 
     def items(self, start: bytes | None = None, end: bytes | None = None,
               reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
         """(key, value) pairs with ``start <= key < end``, in key order or reversed."""
-        return iter_items(self.cache, self.node, start, end, reverse)
+        return resolve_items(self.cache.raw,
+                             iter_items(self.cache, self.node, start, end, reverse))
 
     def size(self) -> int:
         """Number of pairs. O(1)."""
@@ -63,8 +78,11 @@ class Snapshot:
 
     def diff(self, other: "Snapshot") -> Iterator[tuple[bytes, bytes | None, bytes | None]]:
         """(key, value here or None, value in ``other`` or None) for every key that
-        differs, in key order; equal subtrees are skipped by address."""
-        return diff_roots(self.cache, self.root, other.root)
+        differs, in key order; equal subtrees are skipped by address, and large values
+        compare by envelope (only changed ones are read)."""
+        raw = self.cache.raw
+        for k, o, n in diff_roots(self.cache, self.root, other.root):
+            yield k, read_value(raw, o), read_value(raw, n)
 
     def proof(self, key: bytes) -> bytes:
         """A portable proof of ``key``'s value or absence (see :mod:`.proof`)."""
@@ -79,10 +97,19 @@ class Snapshot:
         return Snapshot(self.cache, apply_edits(self.cache, self.config, self.root, edits),
                         self.config)
 
-    def changed(self, writes: dict) -> list:
-        """The writes (key -> value or None) that change something here, sorted."""
+    def changed(self, writes: dict, threshold: int = DEFAULT_THRESHOLD) -> list:
+        """The writes (key -> value or None) that change something here, sorted; values
+        over ``threshold`` bytes are first stored as chunks and stand as envelopes."""
         node, cache = self.node, self.cache
-        return [(k, v) for k, v in sorted(writes.items()) if lookup(cache, node, k) != v]
+        store = cache.store
+        holds = getattr(store, "holds", store.has)
+        out = []
+        for k, v in sorted(writes.items()):
+            if v is not None and type(v) is not Envelope and len(v) > threshold:
+                v = write_value(store.put_many, v, holds)   # large: chunks + envelope
+            if lookup(cache, node, k) != v:
+                out.append((k, v))
+        return out
 
     def merge(self, base: "Snapshot", source: "Snapshot", resolver: Resolver = None,
               tree: str = "") -> tuple[list, list[MergeConflict]]:

@@ -24,19 +24,25 @@ from typing import Callable, Iterable, NamedTuple
 
 from ..errors import CorruptNodeError, ProllyError
 from .chunker import Chunker
-from .codec import EMPTY_ROOT, Node, decode
+from .codec import EMPTY_ROOT, Envelope, Node, decode
 from .config import TreeConfig
+from .values import check_value, chunk_refs
 
 _sha256 = hashlib.sha256
 
 
 def reachable(load: Callable[[bytes], Node], roots: Iterable[bytes],
-              seen: set | None = None, progress: Callable[[int], None] | None = None
-              ) -> set[bytes]:
+              seen: set | None = None, progress: Callable[[int], None] | None = None,
+              raw: Callable[[bytes], bytes | None] | None = None) -> set[bytes]:
     """Addresses of every node reachable from ``roots`` (added to ``seen`` when given).
-    Leaves are not loaded: only internal nodes name children. ``load`` may raise for a
-    missing node (the caller decides what that means)."""
+    Without ``raw``, leaves are not loaded: only internal nodes name children. With
+    ``raw`` (stored bytes by address), every leaf is read too, and the chunks and chunk
+    indexes of its chunked values (see :mod:`.values`) count as reachable: what garbage
+    collection must keep. ``load`` may raise for a missing node (the caller decides what
+    that means)."""
     seen = set() if seen is None else seen
+    if raw is not None:
+        return _reachable_with_values(load, raw, roots, seen, progress)
     stack = [r for r in roots if r not in seen]
     while stack:
         addr = stack.pop()
@@ -50,6 +56,28 @@ def reachable(load: Callable[[bytes], Node], roots: Iterable[bytes],
             stack.extend(v for v in node.vals if v not in seen)
         elif node.level == 1:
             seen.update(node.vals)
+    return seen
+
+
+def _reachable_with_values(load, raw, roots, seen, progress) -> set[bytes]:
+    stack = [r for r in roots if r not in seen]
+    leaves: list = []
+    while stack:
+        addr = stack.pop()
+        if addr in seen:
+            continue
+        seen.add(addr)
+        node = load(addr)
+        if progress is not None:
+            progress(1)
+        if node.level:
+            stack.extend(v for v in node.vals if v not in seen)
+        elif getattr(node, "env", None) is not None:
+            leaves.append(node)
+    for leaf in leaves:
+        for v in leaf.vals:
+            if type(v) is Envelope:
+                seen.update(chunk_refs(raw, v))
     return seen
 
 
@@ -151,6 +179,18 @@ def check(raw: Callable[[bytes], bytes | None], roots: Iterable[tuple[bytes, Tre
                 why = _boundary_problem(node, config, rightmost)
             if why is not None:
                 problems.append(Problem("invariant", addr, root, why))
+            if not node.level and getattr(node, "env", None) is not None:
+                for v in node.vals:  # chunked values: every chunk, in full
+                    if type(v) is not Envelope:
+                        continue
+                    visited, bad = check_value(raw, v)
+                    for a in visited:
+                        if a not in seen:
+                            seen.add(a)
+                            nodes += 1
+                    for a, why in bad:
+                        kind = "missing-node" if why == "missing chunk" else "damaged-node"
+                        problems.append(Problem(kind, a, root, why))
             if node.level:
                 last = len(node.vals) - 1
                 counts = node.counts or [None] * len(node.vals)

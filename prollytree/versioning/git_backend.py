@@ -51,6 +51,7 @@ from ..storage.git import GitNodeStore
 from ..tree.codec import EMPTY_NODE_BYTES, EMPTY_ROOT, decode, encode
 from ..tree.config import TreeConfig
 from ..tree.node_cache import NodeCache
+from ..tree.values import Envelope, chunk_refs
 from .backend import TAGS, HistoryBackend
 from .lock import DatasetLock
 from .git_layout import (CONFIG_ENTRY, DATASET_DIR, NO_DATASET, ROOT_ENTRY, ROOT_MAGIC,
@@ -371,6 +372,18 @@ class GitBackend(GitIndexMixin, HistoryBackend):
 
     # -- writing commits --------------------------------------------------------------------
 
+    def _leaf_chunks(self, addr: bytes) -> list | None:
+        """Addresses of the chunks and chunk indexes the chunked values of leaf
+        ``addr`` need, sorted (None: it holds none); the mirror lists them under it."""
+        node = self.cache.load(addr)
+        if getattr(node, "env", None) is None:
+            return None
+        refs: set = set()
+        for v in node.vals:
+            if type(v) is Envelope:
+                refs.update(chunk_refs(self._raw, v))
+        return sorted(refs)
+
     def _raw(self, addr: bytes) -> bytes:
         """A node's bytes, re-encoded from the decoded node when the store lost them
         (the canonical encoding makes that exact)."""
@@ -422,7 +435,7 @@ class GitBackend(GitIndexMixin, HistoryBackend):
                     break
             else:
                 m = store.mirror(entry.root, self.cache.load, self._raw,
-                                 self._mirror_bases(infos, name))
+                                 self._mirror_bases(infos, name), self._leaf_chunks)
                 objects.extend(m.objects)
                 records.extend(m.records)
                 mirrors[name] = (m.mode, m.sha)

@@ -91,7 +91,8 @@ class GitIndexMixin:
             before = (ro, self._level(ro)) if name in o.mirrors else None
             after = (rn, self._level(rn)) if name in n.mirrors else None
             out.extend(self.store.index_changes(before, after, self.cache.load,
-                                                pre + mirror_path(name), self._raw))
+                                                pre + mirror_path(name), self._raw,
+                                                self._leaf_chunks))
         return out
 
     def sync_index(self, commit: str, full: bool = False) -> None:

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from ..errors import ProllyError, StoreError, UnknownRefError
 from ..tree import EMPTY_ROOT, ProllyTree, Snapshot
 from ..tree import walk
+from ..tree.values import chunk_refs
 from . import refs as _refs
 from .backend import HEADS, TAGS, HistoryBackend
 from .objects import Commit, local_tz_offset
@@ -221,6 +222,12 @@ class Repository:
             return None
         return self.snapshot(root).get(key)
 
+    def open_value_at(self, ref: str, key: bytes, tree: str = DEFAULT_TREE):
+        """A read-only seekable binary file over ``key``'s value at ``ref`` (chunk by
+        chunk for a chunked value); None when absent."""
+        root = self.tree_root(tree, ref)
+        return None if root is None else self.snapshot(root).open_value(key)
+
     def iter_items_at(self, ref: str, start: bytes | None = None, end: bytes | None = None,
                       tree: str = DEFAULT_TREE, reverse: bool = False
                       ) -> Iterator[tuple[bytes, bytes]]:
@@ -328,7 +335,8 @@ class Repository:
                 "trees": trees, "nodes": nodes, "bytes": nbytes, "problems": problems}
 
     def collect_garbage(self, tips: dict[str, str], dry_run: bool = False,
-                        progress: Callable[[int], None] | None = None) -> dict:
+                        progress: Callable[[int], None] | None = None,
+                        keep_values: Iterable[bytes] = ()) -> dict:
         """Reclaim what no commit of ``tips`` reaches (caller holds the dataset's
         exclusive lock, so no commit can add nodes between the walk and the removal).
 
@@ -339,6 +347,9 @@ class Repository:
           do not reach, and drops from the node map the entries whose objects ``git
           gc`` already deleted (``map_entries_dropped``).
 
+        Chunks of chunked values count as reachable from their leaves, and the chunks
+        of ``keep_values`` (envelopes staged but not committed) are kept too.
+
         ``dry_run`` counts without removing. Returns ``{"backend", "commits",
         "live_nodes", "unreachable_nodes", "unreachable_commits", "removed",
         "removed_commits", "map_entries_dropped", "dry_run", "managed_by_git"}``."""
@@ -348,7 +359,9 @@ class Repository:
         for cid in cids:
             rs = b.read_commit(cid).trees
             live.add(rs.address())
-            walk.reachable(b.cache.load, rs.roots(), live, progress)
+            walk.reachable(b.cache.load, rs.roots(), live, progress, raw=b.store.get)
+        for env in keep_values:
+            live.update(chunk_refs(b.store.get, env))
         report = b.collect(cids, live, dry_run, progress)
         report.update({"backend": b.name, "commits": len(cids),
                        "live_nodes": len(live), "dry_run": bool(dry_run)})

@@ -15,7 +15,10 @@ payload is one of
 * ``b"p" + u32 name length + name + u32 key length + key + value``: put in a named tree;
 * ``b"d" + u32 name length + name + key``: delete from a named tree;
 * ``b"X" + name``: drop the named tree (it and its earlier staged writes are gone);
-* ``b"C" + u32 name length + name + config``: create the (empty) named tree.
+* ``b"C" + u32 name length + name + config``: create the (empty) named tree;
+* ``b"E" + u32 name length + name + u32 key length + key + envelope``: put a chunked
+  value (its chunks are already in the node store; see ``prollytree.tree.values``) in
+  the named tree (name empty: the default tree).
 
 Names are UTF-8. A record cut short or failing its checksum ends the journal: it and
 anything after it are ignored (and cut off at the next clear).
@@ -35,6 +38,7 @@ import zlib
 from bisect import bisect_left, insort
 from typing import Iterator
 
+from ..tree.values import Envelope
 from .lock import DatasetLock
 
 MAGIC = b"PSJ1"
@@ -50,7 +54,9 @@ def _named(kind: bytes, name: str, rest: bytes, with_len: bool = True) -> bytes:
 
 def encode_record(key: bytes, value: bytes | None, tree: str = "") -> bytes:
     """One framed journal record staging ``key`` = ``value`` (None: delete) in ``tree``."""
-    if tree:
+    if type(value) is Envelope:
+        payload = _named(b"E", tree, KLEN.pack(len(key)) + key + value)
+    elif tree:
         if value is None:
             payload = _named(b"d", tree, key)
         else:
@@ -108,7 +114,7 @@ def decode_records(data: bytes, start: int = 0) -> tuple[list, int]:
             out.append(("", payload[5:5 + klen], payload[5 + klen:]))
         elif kind == b"D":
             out.append(("", payload[1:], None))
-        elif kind in (b"p", b"d", b"C"):
+        elif kind in (b"p", b"d", b"C", b"E"):
             named = _split_name(payload)
             if named is None:
                 break
@@ -123,7 +129,9 @@ def decode_records(data: bytes, start: int = 0) -> tuple[list, int]:
                 (klen,) = KLEN.unpack_from(payload, at)
                 if at + 4 + klen > length:
                     break
-                out.append((tree, payload[at + 4:at + 4 + klen], payload[at + 4 + klen:]))
+                v = payload[at + 4 + klen:]
+                out.append((tree, payload[at + 4:at + 4 + klen],
+                            Envelope(v) if kind == b"E" else v))
         elif kind == b"X":
             try:
                 out.append((payload[1:].decode("utf-8"), "drop", None))

@@ -292,6 +292,8 @@ class StoreBackend(HistoryBackend):
             elif isinstance(obj, list) and obj and (type(obj[0]) is int
                                                     or obj[0] == ROOTSET_MAGIC):
                 dead_nodes.append(addr)
+            elif type(obj) is bytes:  # a data chunk of a chunked value (a msgpack bin)
+                dead_nodes.append(addr)
         removed = removed_commits = 0
         if not dry_run:
             if dead_nodes:

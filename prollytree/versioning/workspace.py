@@ -23,6 +23,9 @@ from typing import Any, Callable, Iterator
 from ..errors import (CorruptRefError, ReadOnlyError,
                       UnknownRefError)
 from ..tree import ProllyTree, Snapshot, TreeConfig
+from ..tree.prolly_tree import value_length
+from ..tree.values import (DEFAULT_THRESHOLD, Envelope, open_value, read_value, resolve_items,
+                           write_stream)
 from ..tree.proof import verify_proof as _verify_proof
 from . import refs as _refs
 from .backend import HEADS, HistoryBackend
@@ -76,6 +79,18 @@ def synchronized(cls: type) -> type:
 
         setattr(cls, name, wrap(fn))
     return cls
+
+
+def _flushing(store) -> Callable[[list], None]:
+    """put_many that also flushes when the store buffers puts in memory until then
+    (Git), so a streamed value is never held whole."""
+    if not hasattr(store, "pending_count"):
+        return store.put_many
+
+    def put(items: list) -> None:
+        store.put_many(items)
+        store.flush()
+    return put
 
 
 @synchronized
@@ -166,11 +181,54 @@ class Workspace(MergeMixin):
         if st is not None:
             ch = st.changes
             if key in ch:
-                return ch[key]
+                return read_value(self._backend.cache.raw, ch[key])
             if st.reset:
                 return None
         snap = self._committed(tree)
         return None if snap is None else snap.get(key)
+
+    def open_value(self, key: bytes, tree: str = DEFAULT_TREE):
+        """A read-only, seekable binary file over ``key``'s value in the working view
+        (staged, else committed), reading a chunked value chunk by chunk; None when
+        absent."""
+        _check_key(key)
+        if tree:
+            check_tree_name(tree)
+        self._sync()
+        raw = self._backend.cache.raw
+        st = self._staging.stage_of(tree)
+        if st is not None and key in st.changes:
+            v = st.changes[key]
+        elif st is not None and st.reset:
+            v = None
+        else:
+            snap = self._committed(tree)
+            return None if snap is None else snap.open_value(key)
+        return None if v is None else open_value(raw, v)
+
+    def insert_stream(self, key: bytes, fileobj: Any, tree: str = DEFAULT_TREE) -> int:
+        """Stage ``key`` = the bytes read from binary ``fileobj`` without holding them: a
+        value above the threshold (64 KiB) is chunked into the node store as it is read
+        and only its small envelope is staged (chunks of a value never committed are
+        reclaimed by ``gc``). Returns the value's length."""
+        _check_key(key)
+        if tree:
+            check_tree_name(tree)
+        read = getattr(fileobj, "read", None)
+        if not callable(read):
+            raise TypeError(f"fileobj must have a read() method, not {type(fileobj).__name__}")
+        self._open_check()
+        self._writable()
+        b = self._backend
+        with b.lock.exclusive():  # node writes, as a commit makes them; gc is excluded
+            # a store that buffers (Git) gets 8 MiB per flush (one pack each: fewer
+            # packs than 4 MiB batches, memory still bounded)
+            value = write_stream(_flushing(b.store), read, DEFAULT_THRESHOLD,
+                                 getattr(b.store, "holds", b.store.has),
+                                 8 << 20 if hasattr(b.store, "pending_count") else 0)
+            b.store.flush()
+            self._staging.stage(key, value, tree)
+        return value_length(value)
 
     def list_keys(self) -> list[bytes]:
         """Every key of the current view (current commit plus staged changes), sorted."""
@@ -292,7 +350,7 @@ class Workspace(MergeMixin):
         committed = iter(()) if snap is None else snap.items(start, end, reverse)
         if reverse:
             overlay.reverse()
-        return _overlay(committed, overlay, reverse)
+        return resolve_items(self._backend.cache.raw, _overlay(committed, overlay, reverse))
 
     def _open_check(self) -> None:
         if self._closed:
@@ -557,6 +615,13 @@ class Workspace(MergeMixin):
 
     # -- history and other commits -------------------------------------------------------------
 
+    def open_value_at(self, ref: str, key: bytes, tree: str = DEFAULT_TREE):
+        """:meth:`open_value` at a commit (``ref``: branch, tag, id, ``HEAD~N``); None
+        when absent."""
+        _check_key(key)
+        self._sync()
+        return self.repo.open_value_at(ref, key, tree)
+
     def log(self, ref: str | None = None, limit: int | None = None) -> list[dict]:
         """The history of the current commit (or of ``ref``), newest first, at most
         ``limit`` entries: dicts with id, parents (ids, first parent first), author,
@@ -707,7 +772,10 @@ class Workspace(MergeMixin):
         with self._backend.lock.exclusive():
             self._sync()
             self._load_head()
-            return self.repo.collect_garbage(self._ref_tips(), dry_run, progress)
+            staged = [v for st in self._staging.trees.values()
+                      for v in st.changes.values() if type(v) is Envelope]
+            return self.repo.collect_garbage(self._ref_tips(), dry_run, progress,
+                                             keep_values=staged)
 
     def close(self) -> None:
         """Release files and locks (staged changes stay in the journal)."""
