@@ -179,6 +179,25 @@ class ProllyModule:
     Connect = Create
 
 
+def offer_plan(ii, got: tuple, first_arg: int,
+               omit: Callable[[int], bool] = lambda i: False) -> bool:
+    """Tell SQLite (``ii``, an apsw IndexInfo) the scan :meth:`ProllyTable.choose` chose
+    (``got``): constraint ``i`` becomes filter argument ``first_arg + n`` and is not
+    checked again where ``omit(i)``; plan, ordering, cost and row estimate. Returns
+    whether the scan yields at most one row."""
+    used, plan, obc, cost, unique = got
+    for i, n in enumerate(used):
+        if n is not None:
+            ii.set_aConstraintUsage_argvIndex(i, n + first_arg)
+            if omit(i):
+                ii.set_aConstraintUsage_omit(i, True)
+    ii.idxStr = plan
+    ii.orderByConsumed = obc
+    ii.estimatedCost = cost
+    ii.estimatedRows = 1 if unique else max(1, int(cost))
+    return unique
+
+
 class ProllyTable:
     """One SQL table over its prolly tree and its index trees."""
 
@@ -288,18 +307,9 @@ class ProllyTable:
             ii.estimatedCost = 1e6
             ii.estimatedRows = 1_000_000
             return True
-        used, plan, obc, cost, unique = got
-        for i, n in enumerate(used):
-            if n is not None:
-                ii.set_aConstraintUsage_argvIndex(i, n + 1)
-                if self._exact(constraints[i][0]):
-                    # the scan returns exactly the rows the comparison accepts: SQLite
-                    # need not check it again
-                    ii.set_aConstraintUsage_omit(i, True)
-        ii.idxStr = plan
-        ii.orderByConsumed = obc
-        ii.estimatedCost = cost
-        ii.estimatedRows = 1 if unique else max(1, int(cost))
+        # where the scan returns exactly the rows the comparison accepts, SQLite need not
+        # check it again
+        unique = offer_plan(ii, got, 1, lambda i: self._exact(constraints[i][0]))
         if unique:
             ii.idxFlags = apsw.SQLITE_INDEX_SCAN_UNIQUE
         return True
