@@ -19,7 +19,7 @@ import apsw.ext
 from .rows import decode_row, encode_row
 from .schema import quote_ident
 from .timetravel import AtModule
-from .vtable import coerce
+from .coercion import coerce
 
 __all__ = ["install"]
 
