@@ -13,58 +13,17 @@ import os
 import threading
 import time
 import uuid
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
-from ..search import HashEmbedder, TextIndex, VectorIndex
+from ..search import HashEmbedder
 from . import records as R
+from .checks import KEEP, check_confidence, check_opt_str, check_str, check_tags, check_ttl
+from .kinds import EpisodicMemory, ProceduralMemory, SemanticMemory, ShortTermMemory
+from .ranking import MemoryIndexes, record_filter
 from .storage import TREES, MemoryStorage
-from .types import Memory, MemoryQuery, MemoryResult, MemoryType, to_timestamp
+from .types import Memory, MemoryQuery, MemoryResult, MemoryType
 
-_KEEP = object()  # "argument not given" for update()
-_RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al.)
 DEFAULT_SHORT_TERM_TTL = 24 * 3600.0
-
-
-def _check_str(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    return value
-
-
-def _check_tags(tags: Any) -> list[str]:
-    if tags is None:
-        return []
-    if isinstance(tags, str) or not isinstance(tags, (list, tuple, set, frozenset)):
-        raise TypeError("tags must be a list of str")
-    out = []
-    for t in tags:
-        if not isinstance(t, str):
-            raise TypeError("tags must be str")
-        if t not in out:
-            out.append(t)
-    return out
-
-
-def _check_confidence(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"confidence must be a number, not {type(value).__name__}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"confidence must be within [0, 1], got {value}")
-    return float(value)
-
-
-def _check_ttl(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"ttl must be a number of seconds or None, not {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"ttl must be > 0 seconds, got {value}")
-    return float(value)
-
-
-def _check_opt_str(value: Any, what: str) -> str | None:
-    return None if value is None else _check_str(value, what)
 
 
 class AgentMemorySystem:
@@ -80,12 +39,12 @@ class AgentMemorySystem:
                  storage_backend: Any = None,
                  short_term_ttl: float | None = DEFAULT_SHORT_TERM_TTL,
                  clock: Callable[[], float] = time.time) -> None:
-        _check_str(agent_id, "agent_id")
+        check_str(agent_id, "agent_id")
         if not agent_id:
             raise ValueError("agent_id must not be empty")
         if not callable(clock):
             raise TypeError("clock must be callable")
-        self._ttl = _check_ttl(short_term_ttl)
+        self._ttl = check_ttl(short_term_ttl)
         self.agent_id = agent_id
         self.embedder = embedder if embedder is not None else HashEmbedder(256)
         self._clock = clock
@@ -93,24 +52,10 @@ class AgentMemorySystem:
         self._last_ns = 0
         self._storage = MemoryStorage(path, storage_backend)
         try:
-            cache = self._storage.cache_dir()
-            emb = self.embedder
-            vec_file = None
-            if cache is not None:
-                safe = "".join(ch if ch.isalnum() or ch in "-_." else "_"
-                               for ch in f"{emb.id}-{emb.version}-{emb.dim}")
-                vec_file = os.path.join(cache, f"vectors-{safe}.db")
-            self._text = TextIndex(None if cache is None else os.path.join(cache, "text.db"),
-                                   document=self._document)
-            self._vec = VectorIndex(vec_file, embedder=emb, document=self._document)
+            self._indexes = MemoryIndexes(self._storage, self.embedder)
         except BaseException:
             self._storage.close()
             raise
-        # keys written since each index last synced (the staged overlay); at open, every
-        # staged key (another process may have staged them before exiting)
-        staged = self._storage.staged_keys()
-        self._dirty = {"text": set(staged), "vec": set(staged)}
-        self._reset = {"text": True, "vec": True}
         self._access: dict[str, int] = {}
         self.short_term = ShortTermMemory(self)
         self.semantic = SemanticMemory(self)
@@ -124,9 +69,6 @@ class AgentMemorySystem:
         return cls(path, agent_id, embedder)
 
     # -- plumbing ------------------------------------------------------------------------------
-
-    def _document(self, raw: bytes, value: bytes) -> str | None:
-        return R.document(self._storage.key_in_tree(raw), value)
 
     def _now_ns(self) -> int:
         ns = max(R.ns_int(self._clock()), self._last_ns + 1)
@@ -154,8 +96,7 @@ class AgentMemorySystem:
         key = R.PRIMARY + rec["id"].encode()
         pairs[key] = None if new is None else R.encode(new)
         self._storage.put_batch(tree, sorted(pairs.items()))
-        for d in self._dirty.values():
-            d.add((tree, key))
+        self._indexes.staged(tree, key)
 
     def _new(self, mtype: MemoryType, kind: str, namespace: str, content: dict, *,
              thread_id: str | None = None, tags: Any = None, ttl: float | None = None,
@@ -167,9 +108,9 @@ class AgentMemorySystem:
             "id": mtype.id_prefix + uuid.uuid4().hex, "type": mtype.value, "kind": kind,
             "namespace": namespace, "content": content, "created_at": ns / 1e9,
             "updated_at": ns / 1e9, "agent_id": self.agent_id, "thread_id": thread_id,
-            "tags": _check_tags(tags), "ttl": _check_ttl(ttl),
-            "source": _check_opt_str(source, "source"),
-            "confidence": _check_confidence(confidence), "related": list(related),
+            "tags": check_tags(tags), "ttl": check_ttl(ttl),
+            "source": check_opt_str(source, "source"),
+            "confidence": check_confidence(confidence), "related": list(related),
             "access_count": 0, "archived": False,
         }
         R.secondary_keys(rec)  # validates the key parts before anything is staged
@@ -191,9 +132,9 @@ class AgentMemorySystem:
             self._access[memory_id] = self._access.get(memory_id, 0) + 1
             return self._memory(rec)
 
-    def update(self, memory_id: str, content: Any = _KEEP, *, tags: Any = _KEEP,
-               confidence: Any = _KEEP, source: Any = _KEEP, ttl: Any = _KEEP,
-               related: Any = _KEEP) -> bool:
+    def update(self, memory_id: str, content: Any = KEEP, *, tags: Any = KEEP,
+               confidence: Any = KEEP, source: Any = KEEP, ttl: Any = KEEP,
+               related: Any = KEEP) -> bool:
         """Change a memory's content (validated for its kind) and/or metadata; False
         when there is no such memory. The update time is set to now."""
         with self._lock:
@@ -201,21 +142,21 @@ class AgentMemorySystem:
             if old is None:
                 return False
             new = dict(old)
-            if content is not _KEEP:
+            if content is not KEEP:
                 R.check_content(old["kind"], content)
                 new["content"] = content
-            if tags is not _KEEP:
-                new["tags"] = _check_tags(tags)
-            if confidence is not _KEEP:
-                new["confidence"] = _check_confidence(confidence)
-            if source is not _KEEP:
-                new["source"] = _check_opt_str(source, "source")
-            if ttl is not _KEEP:
-                new["ttl"] = _check_ttl(ttl)
-            if related is not _KEEP:
+            if tags is not KEEP:
+                new["tags"] = check_tags(tags)
+            if confidence is not KEEP:
+                new["confidence"] = check_confidence(confidence)
+            if source is not KEEP:
+                new["source"] = check_opt_str(source, "source")
+            if ttl is not KEEP:
+                new["ttl"] = check_ttl(ttl)
+            if related is not KEEP:
                 if isinstance(related, str):
                     raise TypeError("related must be a list of memory ids")
-                new["related"] = [_check_str(r, "related id") for r in related]
+                new["related"] = [check_str(r, "related id") for r in related]
             new["updated_at"] = max(self._now_ns() / 1e9, old["updated_at"])
             R.secondary_keys(new)
             self._write(old, new)
@@ -237,56 +178,13 @@ class AgentMemorySystem:
 
     # -- search ----------------------------------------------------------------------------------
 
-    def _sync_index(self, which: str) -> None:
-        index = self._text if which == "text" else self._vec
-        dirty = self._dirty[which]
-        replace = self._reset[which]
-        st = self._storage
-        for name, tree in st.index_sources():
-            staged = {}
-            for t, k in dirty:
-                iname, raw = st.index_key(t, k)
-                if iname == name:
-                    staged[raw] = st.get(t, k)
-            index.sync(tree, name=name, staged=staged, replace=replace)
-        dirty.clear()
-        self._reset[which] = False
-
     def _query(self, q: MemoryQuery, kinds: set[MemoryType]) -> list[MemoryResult]:
         if not isinstance(q, MemoryQuery):
             raise TypeError(f"query must be a MemoryQuery, not {type(q).__name__}")
         q.checked()
         if q.memory_types is not None:
             kinds = kinds & set(q.memory_types)
-        now = self._clock()
-        lo = hi = None
-        if q.time_range is not None:
-            lo, hi = (None if v is None else to_timestamp(v, "time_range bound")
-                      for v in q.time_range)
-        tags = set(q.tags or ())
-        ns = q.namespace
-
-        def keep(rec: dict) -> bool:
-            if MemoryType(rec["type"]) not in kinds:
-                return False
-            if ns is not None and ns and rec["namespace"] != ns \
-                    and not rec["namespace"].startswith(ns.rstrip("/") + "/"):
-                return False
-            if tags and not tags.issubset(rec.get("tags", ())):
-                return False
-            if lo is not None and rec["created_at"] < lo:
-                return False
-            if hi is not None and rec["created_at"] > hi:
-                return False
-            if q.agent_id is not None and rec["agent_id"] != q.agent_id:
-                return False
-            if not q.include_expired and rec.get("ttl") is not None \
-                    and rec["created_at"] + rec["ttl"] <= now:
-                return False
-            if not q.include_archived and rec.get("archived"):
-                return False
-            return True
-
+        keep = record_filter(q, kinds, self._clock())
         with self._lock:
             if not kinds:
                 return []
@@ -305,57 +203,19 @@ class AgentMemorySystem:
             limit = 10 if q.limit is None else q.limit
             if limit == 0:
                 return []
-            both = q.text_query is not None and q.semantic_query is not None
-            want = 3 * limit if both else limit
-            cache: dict[tuple[str, bytes], dict | None] = {}
-
-            def load(name: str, raw: bytes) -> dict | None:
-                if (name, raw) not in cache:
-                    loc = self._storage.from_index_key(name, raw)
-                    value = None if loc is None else self._storage.get(*loc)
-                    cache[(name, raw)] = None if value is None else R.decode(value)
-                return cache[(name, raw)]
-
-            lists = []
-            if q.text_query is not None:
-                self._sync_index("text")
-                got = []
-                for name, raw, score in self._text.iter_search(q.text_query):
-                    rec = load(name, raw)
-                    if rec is not None and keep(rec):
-                        got.append((rec, score))
-                        if len(got) >= want:
-                            break
-                lists.append(got)
-            if q.semantic_query is not None:
-                self._sync_index("vec")
-
-                def where(name: str, raw: bytes) -> bool:
-                    rec = load(name, raw)
-                    return rec is not None and keep(rec)
-                found = self._vec.search(q.semantic_query, want, where=where)
-                lists.append([(load(n, k), s) for n, k, s in found])
-            if not both:
-                return [MemoryResult(self._memory(r), s) for r, s in lists[0][:limit]]
-            fused: dict[str, list] = {}
-            for lst in lists:
-                for rank, (rec, _) in enumerate(lst):
-                    entry = fused.setdefault(rec["id"], [rec, 0.0])
-                    entry[1] += 1.0 / (_RRF_K + rank + 1)
-            best = sorted(fused.values(), key=lambda e: (-e[1], e[0]["id"]))[:limit]
-            return [MemoryResult(self._memory(r), s) for r, s in best]
+            return [MemoryResult(self._memory(r), s)
+                    for r, s in self._indexes.ranked(q, keep, limit)]
 
     # -- versions --------------------------------------------------------------------------------
 
     def _committed(self) -> None:
         """After a commit, checkout or merge: nothing is staged any more."""
-        for d in self._dirty.values():
-            d.clear()
+        self._indexes.committed()
 
     def checkpoint(self, message: str = "checkpoint") -> str:
         """Commit every memory written since the last checkpoint (and the access counts
         gathered since); returns the commit id."""
-        _check_str(message, "message")
+        check_str(message, "message")
         with self._lock:
             for mid, n in sorted(self._access.items()):
                 rec = self._load(mid)
@@ -371,13 +231,13 @@ class AgentMemorySystem:
         self._storage.discard_staged()
         self._access.clear()
         self._committed()
-        self._reset = {k: True for k in self._reset}
+        self._indexes.invalidate()
 
     def rollback(self, checkpoint: str, message: str | None = None) -> str:
         """Return every memory to its state at ``checkpoint`` (any ref) by recording a new
         checkpoint equal to it (history is kept, so the rollback is audited too).
         Uncommitted memories are dropped. Returns the new commit id."""
-        _check_str(checkpoint, "checkpoint")
+        check_str(checkpoint, "checkpoint")
         with self._lock:
             target = self._storage.resolve(checkpoint)
             if self._storage.current_branch() is None:
@@ -402,8 +262,8 @@ class AgentMemorySystem:
         """Per memory type (``"semantic"``...): the ids of memories ``added``,
         ``updated`` and ``removed`` from checkpoint ``a`` to ``b``. Cost grows with the
         differences (structural diff)."""
-        _check_str(a, "a")
-        _check_str(b, "b")
+        check_str(a, "a")
+        check_str(b, "b")
         with self._lock:
             out = {}
             for mtype in MemoryType:
@@ -426,7 +286,7 @@ class AgentMemorySystem:
     def checkout(self, ref: str, *, discard: bool = False) -> None:
         """Switch to a branch, or to any checkpoint read-only (detached). With
         uncommitted memories: ValueError unless ``discard``."""
-        _check_str(ref, "ref")
+        check_str(ref, "ref")
         with self._lock:
             if self._storage.has_staged() and not discard:
                 raise ValueError("there are uncommitted memories: checkpoint() them first, "
@@ -434,7 +294,7 @@ class AgentMemorySystem:
             self._storage.checkout(ref, "discard")
             self._access.clear()
             self._committed()
-            self._reset = {k: True for k in self._reset}
+            self._indexes.invalidate()
 
     def current_branch(self) -> str | None:
         with self._lock:
@@ -449,7 +309,7 @@ class AgentMemorySystem:
         sides keeps the most recently updated version (a deletion loses to an update,
         but not to a mere access; access counts of both sides add up). Checkpoint
         first. Returns the resulting commit id."""
-        _check_str(branch, "branch")
+        check_str(branch, "branch")
 
         def resolve(tree: str, key: bytes, base: bytes | None, src: bytes | None,
                     dst: bytes | None) -> bytes | None:
@@ -562,8 +422,8 @@ class AgentMemorySystem:
         of queries unless asked for; ``archived``); delete facts and relationships with
         confidence below ``min_confidence`` (``pruned``). Returns the four counts."""
         if archive_after is not None:
-            _check_ttl(archive_after)
-        _check_confidence(min_confidence)
+            check_ttl(archive_after)
+        check_confidence(min_confidence)
         with self._lock:
             now = self._clock()
             counts = {"expired": 0, "consolidated": 0, "archived": 0, "pruned": 0}
@@ -596,7 +456,7 @@ class AgentMemorySystem:
                     keep, rest = group[-1], group[:-1]
                     merged = dict(keep)
                     for r in rest:
-                        merged["tags"] = _check_tags(merged["tags"] + r.get("tags", []))
+                        merged["tags"] = check_tags(merged["tags"] + r.get("tags", []))
                         merged["related"] = list(dict.fromkeys(
                             x for x in merged["related"] + r.get("related", [])
                             if x != keep["id"]))
@@ -623,8 +483,7 @@ class AgentMemorySystem:
         """Close the dataset and the index caches. Uncommitted memories stay staged (a
         new process finds them)."""
         with self._lock:
-            self._text.close()
-            self._vec.close()
+            self._indexes.close()
             self._storage.close()
 
     def __enter__(self) -> "AgentMemorySystem":
@@ -635,319 +494,3 @@ class AgentMemorySystem:
 
     def __repr__(self) -> str:
         return f"AgentMemorySystem(agent_id={self.agent_id!r})"
-
-
-class _KindMemory:
-    """What every kind offers: get/update/delete by id and queries restricted to it."""
-
-    TYPE: MemoryType
-
-    def __init__(self, system: AgentMemorySystem) -> None:
-        self._sys = system
-
-    def get(self, memory_id: str) -> Memory | None:
-        """The memory with this id if it is of this kind (else None)."""
-        if MemoryType.of_id(memory_id) is not self.TYPE:
-            return None
-        return self._sys.get(memory_id)
-
-    def update(self, memory_id: str, *args: Any, **kwargs: Any) -> bool:
-        if MemoryType.of_id(memory_id) is not self.TYPE:
-            return False
-        return self._sys.update(memory_id, *args, **kwargs)
-
-    def delete(self, memory_id: str) -> bool:
-        if MemoryType.of_id(memory_id) is not self.TYPE:
-            return False
-        return self._sys.delete(memory_id)
-
-    def query(self, query: MemoryQuery | None = None) -> list[MemoryResult]:
-        """Memories of this kind matching ``query``."""
-        return self._sys._query(query or MemoryQuery(), {self.TYPE})
-
-    def _scan_ids(self, prefix: bytes) -> list[dict]:
-        """Records pointed at by the secondary keys under ``prefix`` (in key order)."""
-        out = []
-        st = self._sys._storage
-        for k, v in st.scan(self.TYPE.tree, prefix):
-            mid = v.decode() if v else k.rsplit(b"\0", 1)[1].decode()
-            rec = self._sys._load(mid)
-            if rec is not None:
-                out.append(rec)
-        return out
-
-
-class ShortTermMemory(_KindMemory):
-    """Conversation turns per thread (with the system's TTL), working memory per thread
-    and key, and one session context per thread."""
-
-    TYPE = MemoryType.ShortTerm
-
-    def store_conversation_turn(self, thread_id: str, role: str, content: str,
-                                metadata: dict | None = None, *, tags: Any = None,
-                                ttl: Any = _KEEP) -> str:
-        """Append a turn to thread ``thread_id``; returns its id."""
-        R.part(thread_id, "thread_id")
-        _check_str(role, "role")
-        _check_str(content, "content")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise TypeError("metadata must be a dict or None")
-        s = self._sys
-        with s._lock:
-            return s._new(self.TYPE, "turn", f"threads/{thread_id}/conversation",
-                          {"role": role, "content": content, "metadata": metadata},
-                          thread_id=thread_id, tags=tags,
-                          ttl=s._ttl if ttl is _KEEP else ttl)
-
-    def get_conversation_history(self, thread_id: str, limit: int | None = None, *,
-                                 include_expired: bool = False) -> list[Memory]:
-        """The thread's turns, oldest first (the last ``limit`` of them)."""
-        prefix = b"t/" + R.part(thread_id, "thread_id") + b"\0"
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-            raise TypeError("limit must be an int or None")
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
-        s = self._sys
-        with s._lock:
-            now = s._clock()
-            recs = [r for r in self._scan_ids(prefix)
-                    if include_expired or r.get("ttl") is None
-                    or r["created_at"] + r["ttl"] > now]
-            if limit is not None:
-                recs = recs[len(recs) - limit:] if limit else []
-            return [s._memory(r) for r in recs]
-
-    def clear_thread(self, thread_id: str) -> int:
-        """Delete the thread's turns, working memory and session context; how many."""
-        t = R.part(thread_id, "thread_id")
-        s = self._sys
-        with s._lock:
-            recs = (self._scan_ids(b"t/" + t + b"\0") + self._scan_ids(b"w/" + t + b"\0")
-                    + self._scan_ids(b"x/" + t))
-            n = 0
-            for r in recs:
-                if r.get("thread_id") == thread_id and s.delete(r["id"]):
-                    n += 1
-            return n
-
-    def set_working_memory(self, thread_id: str, key: str, value: Any) -> str:
-        """Set ``key`` of the thread's working memory (a JSON value); returns the id."""
-        wkey = b"w/" + R.part(thread_id, "thread_id") + b"\0" + R.part(key, "key")
-        s = self._sys
-        with s._lock:
-            mid = s._storage.get(self.TYPE.tree, wkey)
-            content = {"key": key, "value": value}
-            if mid is not None and s.update(mid.decode(), content):
-                return mid.decode()
-            return s._new(self.TYPE, "working", f"threads/{thread_id}/working", content,
-                          thread_id=thread_id)
-
-    def get_working_memory(self, thread_id: str, key: str) -> Any:
-        """The value of ``key`` in the thread's working memory, or None."""
-        wkey = b"w/" + R.part(thread_id, "thread_id") + b"\0" + R.part(key, "key")
-        s = self._sys
-        with s._lock:
-            mid = s._storage.get(self.TYPE.tree, wkey)
-            rec = None if mid is None else s._load(mid.decode())
-            return None if rec is None else rec["content"].get("value")
-
-    def get_all_working_memory(self, thread_id: str) -> dict[str, Any]:
-        """The thread's whole working memory, key -> value."""
-        prefix = b"w/" + R.part(thread_id, "thread_id") + b"\0"
-        with self._sys._lock:
-            return {r["content"]["key"]: r["content"].get("value")
-                    for r in self._scan_ids(prefix)}
-
-    def set_session_context(self, thread_id: str, context: dict) -> str:
-        """Replace the thread's session context (a JSON object); returns the id."""
-        xkey = b"x/" + R.part(thread_id, "thread_id")
-        if not isinstance(context, dict):
-            raise TypeError("context must be a dict")
-        s = self._sys
-        with s._lock:
-            mid = s._storage.get(self.TYPE.tree, xkey)
-            if mid is not None and s.update(mid.decode(), {"context": context}):
-                return mid.decode()
-            return s._new(self.TYPE, "context", f"threads/{thread_id}/context",
-                          {"context": context}, thread_id=thread_id)
-
-    def get_session_context(self, thread_id: str) -> dict | None:
-        xkey = b"x/" + R.part(thread_id, "thread_id")
-        s = self._sys
-        with s._lock:
-            mid = s._storage.get(self.TYPE.tree, xkey)
-            rec = None if mid is None else s._load(mid.decode())
-            return None if rec is None else rec["content"]["context"]
-
-
-class SemanticMemory(_KindMemory):
-    """Facts about entities (with confidence and source) and relationships between them."""
-
-    TYPE = MemoryType.Semantic
-
-    def store_fact(self, entity_type: str, entity_id: str, facts: Any,
-                   confidence: float = 1.0, source: str | None = None, *,
-                   tags: Any = None) -> str:
-        """Record ``facts`` (a JSON value, usually an object) about an entity; returns
-        the id."""
-        R.part(entity_type, "entity_type")
-        R.part(entity_id, "entity_id")
-        with self._sys._lock:
-            return self._sys._new(
-                self.TYPE, "fact", f"entities/{entity_type}/{entity_id}",
-                {"entity_type": entity_type, "entity_id": entity_id, "facts": facts},
-                tags=tags, source=source, confidence=confidence)
-
-    def get_entity_facts(self, entity_type: str, entity_id: str) -> list[Memory]:
-        """Every fact about the entity, oldest first."""
-        prefix = (b"f/" + R.part(entity_type, "entity_type") + b"\0"
-                  + R.part(entity_id, "entity_id") + b"\0")
-        s = self._sys
-        with s._lock:
-            recs = sorted(self._scan_ids(prefix), key=lambda r: (r["created_at"], r["id"]))
-            return [s._memory(r) for r in recs]
-
-    def store_relationship(self, from_type: str, from_id: str, relation: str, to_type: str,
-                           to_id: str, properties: dict | None = None,
-                           confidence: float = 1.0, source: str | None = None, *,
-                           tags: Any = None) -> str:
-        """Record ``from --relation--> to``; returns the id."""
-        for v, what in ((from_type, "from_type"), (from_id, "from_id"),
-                        (relation, "relation"), (to_type, "to_type"), (to_id, "to_id")):
-            R.part(v, what)
-        if properties is not None and not isinstance(properties, dict):
-            raise TypeError("properties must be a dict or None")
-        with self._sys._lock:
-            return self._sys._new(
-                self.TYPE, "relationship", f"relationships/{relation}",
-                {"from_type": from_type, "from_id": from_id, "relation": relation,
-                 "to_type": to_type, "to_id": to_id, "properties": properties or {}},
-                tags=tags, source=source, confidence=confidence)
-
-    def get_entity_relationships(self, entity_type: str, entity_id: str) -> list[Memory]:
-        """Relationships the entity takes part in (either end), oldest first."""
-        prefix = (b"r/" + R.part(entity_type, "entity_type") + b"\0"
-                  + R.part(entity_id, "entity_id") + b"\0")
-        s = self._sys
-        with s._lock:
-            recs = sorted(self._scan_ids(prefix), key=lambda r: (r["created_at"], r["id"]))
-            return [s._memory(r) for r in recs]
-
-
-class EpisodicMemory(_KindMemory):
-    """Episodes (what happened, in what context, with what outcome) and interactions,
-    with an importance (kept as the memory's confidence)."""
-
-    TYPE = MemoryType.Episodic
-
-    def store_episode(self, description: str, context: Any = None, outcome: Any = None,
-                      importance: float = 0.5, timestamp: Any = None, *,
-                      tags: Any = None) -> str:
-        """Record an episode at ``timestamp`` (default now); returns the id."""
-        _check_str(description, "description")
-        s = self._sys
-        with s._lock:
-            ts = s._now_ns() / 1e9 if timestamp is None else to_timestamp(timestamp, "timestamp")
-            return s._new(self.TYPE, "episode", "episodes",
-                          {"description": description, "context": context,
-                           "outcome": outcome, "timestamp": ts},
-                          tags=tags, confidence=importance)
-
-    def store_interaction(self, interaction_type: str, summary: str,
-                          participants: Sequence[str] = (), importance: float = 0.5,
-                          timestamp: Any = None, *, tags: Any = None) -> str:
-        R.part(interaction_type, "interaction_type")
-        _check_str(summary, "summary")
-        if isinstance(participants, str):
-            raise TypeError("participants must be a list of str")
-        parts = [_check_str(p, "participant") for p in participants]
-        s = self._sys
-        with s._lock:
-            ts = s._now_ns() / 1e9 if timestamp is None else to_timestamp(timestamp, "timestamp")
-            return s._new(self.TYPE, "interaction", f"interactions/{interaction_type}",
-                          {"interaction_type": interaction_type, "summary": summary,
-                           "participants": parts, "timestamp": ts},
-                          tags=tags, confidence=importance)
-
-    def get_episodes_in_period(self, start: Any, end: Any) -> list[Memory]:
-        """Episodes and interactions with ``start <= timestamp <= end``, in time order.
-        O(log n + matches)."""
-        lo = to_timestamp(start, "start")
-        hi = to_timestamp(end, "end")
-        s = self._sys
-        with s._lock:
-            st = s._storage
-            out = []
-            lo_key = b"p/" + b"%020d" % R.ns_int(lo)
-            for k, _ in st.scan(self.TYPE.tree, b"p/"):
-                if k < lo_key:
-                    continue
-                ts_ns = int(k[2:22])
-                if ts_ns > R.ns_int(hi):
-                    break
-                rec = s._load(k.rsplit(b"\0", 1)[1].decode())
-                if rec is not None:
-                    out.append(s._memory(rec))
-            return out
-
-
-class ProceduralMemory(_KindMemory):
-    """Procedures (named steps, by category and priority) and rules (condition -> action,
-    enabled or disabled)."""
-
-    TYPE = MemoryType.Procedural
-
-    def store_procedure(self, name: str, description: str, steps: Sequence[Any],
-                        category: str = "general", priority: int = 1,
-                        conditions: Any = None, *, tags: Any = None) -> str:
-        _check_str(name, "name")
-        _check_str(description, "description")
-        R.part(category, "category")
-        if isinstance(steps, str) or not isinstance(steps, (list, tuple)):
-            raise TypeError("steps must be a list")
-        with self._sys._lock:
-            return self._sys._new(
-                self.TYPE, "procedure", f"procedures/{category}",
-                {"name": name, "description": description, "steps": list(steps),
-                 "category": category, "priority": priority, "conditions": conditions},
-                tags=tags)
-
-    def store_rule(self, name: str, condition: Any, action: Any, category: str = "general",
-                   priority: int = 1, enabled: bool = True, *, tags: Any = None) -> str:
-        _check_str(name, "name")
-        R.part(category, "category")
-        with self._sys._lock:
-            return self._sys._new(
-                self.TYPE, "rule", f"rules/{category}",
-                {"name": name, "condition": condition, "action": action,
-                 "category": category, "priority": priority, "enabled": enabled},
-                tags=tags)
-
-    def _by_category(self, category: str, kind: str) -> list[Memory]:
-        prefix = b"c/" + R.part(category, "category") + b"\0"
-        s = self._sys
-        with s._lock:
-            recs = [r for r in self._scan_ids(prefix) if r["kind"] == kind]
-            recs.sort(key=lambda r: (-r["content"]["priority"], r["created_at"], r["id"]))
-            return [s._memory(r) for r in recs]
-
-    def get_procedures_by_category(self, category: str) -> list[Memory]:
-        """Procedures of ``category``, highest priority first."""
-        return self._by_category(category, "procedure")
-
-    def get_active_rules_by_category(self, category: str) -> list[Memory]:
-        """Enabled rules of ``category``, highest priority first."""
-        return [m for m in self._by_category(category, "rule") if m.content["enabled"]]
-
-    def update_rule_status(self, rule_id: str, enabled: bool) -> bool:
-        """Enable or disable a rule; False when there is no such rule."""
-        if not isinstance(enabled, bool):
-            raise TypeError(f"enabled must be a bool, not {type(enabled).__name__}")
-        s = self._sys
-        with s._lock:
-            if MemoryType.of_id(rule_id) is not self.TYPE:
-                return False
-            rec = s._load(rule_id)
-            if rec is None or rec["kind"] != "rule":
-                return False
-            return s.update(rule_id, dict(rec["content"], enabled=enabled))

@@ -17,6 +17,8 @@ __all__ = ["SEQ", "seq_key", "Column", "IndexSchema", "TableSchema", "Shadow", "
            "table_tree", "index_tree", "CATALOG"]
 
 CATALOG = "sql/catalog"
+# catalog key prefixes: a table entry, a view entry (then the lower-cased name)
+CATALOG_TABLE, CATALOG_VIEW = b"t\x00", b"v\x00"
 SEQ = b"s\x00"   # catalog key prefix: the AUTOINCREMENT high-water mark of a table
 
 

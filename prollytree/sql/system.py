@@ -19,7 +19,7 @@ import apsw.ext
 from .rows import decode_row, encode_row
 from .schema import quote_ident
 from .timetravel import AtModule
-from .vtable import coerce
+from .coercion import coerce
 
 __all__ = ["install"]
 
@@ -33,6 +33,40 @@ def _table(db, name, fn, columns) -> None:
     fn.columns = tuple(columns)
     fn.column_access = apsw.ext.VTColumnAccess.By_Index
     apsw.ext.make_virtual_module(db.conn, name, fn)
+
+
+class _Table:
+    """What every system table does on disconnect: nothing (its rows are computed)."""
+
+    def Disconnect(self):
+        pass
+
+    Destroy = Disconnect
+
+
+class _RowsCursor:
+    """A cursor over ``self.rows``, a list the subclass's ``Filter`` fills; the rowid is
+    the position."""
+
+    def __init__(self, table) -> None:
+        self.tab = table
+        self.rows: list = []
+        self.i = 0
+
+    def Eof(self):
+        return self.i >= len(self.rows)
+
+    def Rowid(self):
+        return self.i
+
+    def Column(self, n):
+        return self.i if n == -1 else self.rows[self.i][n]
+
+    def Next(self):
+        self.i += 1
+
+    def Close(self):
+        self.rows = []
 
 
 class _HistoryModule:
@@ -52,7 +86,7 @@ class _HistoryModule:
     Create = Connect
 
 
-class _HistoryTable:
+class _HistoryTable(_Table):
     def __init__(self, store, schema) -> None:
         self.store = store
         self.t = schema
@@ -81,17 +115,8 @@ class _HistoryTable:
     def Open(self):
         return _HistoryCursor(self)
 
-    def Disconnect(self):
-        pass
 
-    Destroy = Disconnect
-
-
-class _HistoryCursor:
-    def __init__(self, table) -> None:
-        self.tab = table
-        self.rows: list = []
-        self.i = 0
+class _HistoryCursor(_RowsCursor):
 
     def Filter(self, idxnum, idxstr, args):
         store, t = self.tab.store, self.tab.t
@@ -107,21 +132,6 @@ class _HistoryCursor:
                                                      _when(c["timestamp"])])
                      for row, c in it]
         self.i = 0
-
-    def Eof(self):
-        return self.i >= len(self.rows)
-
-    def Rowid(self):
-        return self.i
-
-    def Column(self, n):
-        return self.i if n == -1 else self.rows[self.i][n]
-
-    def Next(self):
-        self.i += 1
-
-    def Close(self):
-        self.rows = []
 
 
 class _ConflictsModule:
@@ -146,7 +156,7 @@ class _ConflictsModule:
     Create = Connect
 
 
-class _ConflictsTable:
+class _ConflictsTable(_Table):
     def __init__(self, store, schema, session) -> None:
         self.store = store
         self.t = schema
@@ -181,26 +191,12 @@ class _ConflictsTable:
     def UpdateInsertRow(self, rowid, fields):
         raise apsw.ReadOnlyError("rows cannot be added to a conflicts table")
 
-    def Disconnect(self):
-        pass
 
-    Destroy = Disconnect
-
-
-class _ConflictsCursor:
-    def __init__(self, table) -> None:
-        self.tab = table
-        self.i = 0
+class _ConflictsCursor(_RowsCursor):
 
     def Filter(self, *args):
         self.rows = self.tab.load_rows()
         self.i = 0
-
-    def Eof(self):
-        return self.i >= len(self.rows)
-
-    def Rowid(self):
-        return self.i
 
     def Column(self, n):
         if n == -1:
@@ -210,12 +206,6 @@ class _ConflictsCursor:
         r = decode_row(raw) if raw is not None else []
         k = n % width
         return r[k] if k < len(r) else None
-
-    def Next(self):
-        self.i += 1
-
-    def Close(self):
-        pass
 
 
 def install(store, db) -> None:

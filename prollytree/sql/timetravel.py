@@ -10,7 +10,7 @@ from __future__ import annotations
 import apsw
 
 from .schema import TableSchema, quote_ident
-from .vtable import ProllyTable, Session
+from .vtable import ProllyTable, Session, offer_plan
 
 __all__ = ["AtModule"]
 
@@ -63,14 +63,7 @@ class AtTable:
             ii.idxStr = ""
             ii.estimatedCost = 1e6
             return True
-        used, plan, obc, cost, unique = got
-        for i, n in enumerate(used):
-            if n is not None:
-                ii.set_aConstraintUsage_argvIndex(i, n + 2)
-        ii.idxStr = plan
-        ii.orderByConsumed = obc
-        ii.estimatedCost = cost
-        ii.estimatedRows = 1 if unique else max(1, int(cost))
+        offer_plan(ii, got, 2)  # argument 1 is the ref
         return True
 
     def table_at(self, ref) -> tuple[ProllyTable | None, list[int] | None]:

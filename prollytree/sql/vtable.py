@@ -9,16 +9,16 @@ constraints on the primary key and on indexed columns down to tree range scans.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Callable, Iterator
 
 import apsw
 
+from .coercion import coerce
 from .keys import encode_key, encode_value, decode_key, prefix_end
 from .rows import decode_row, encode_row
 from .schema import CATALOG, IndexSchema, TableSchema, quote_ident, seq_key
 
-__all__ = ["ProllyModule", "ProllyTable", "Session", "coerce", "index_key"]
+__all__ = ["ProllyModule", "ProllyTable", "Session", "index_key"]
 
 EQ = apsw.SQLITE_INDEX_CONSTRAINT_EQ
 GT = apsw.SQLITE_INDEX_CONSTRAINT_GT
@@ -26,49 +26,6 @@ GE = apsw.SQLITE_INDEX_CONSTRAINT_GE
 LT = apsw.SQLITE_INDEX_CONSTRAINT_LT
 LE = apsw.SQLITE_INDEX_CONSTRAINT_LE
 _IGNORE, _REPLACE = 2, 5
-
-_NUM = re.compile(r"\s*[+-]?(?:(\d+)|(\d+\.\d*|\.\d+|\d+(?:\.\d*)?[eE][+-]?\d+|"
-                  r"\.\d+[eE][+-]?\d+))\s*\Z")
-_I64 = 1 << 63
-
-
-def _numeric(v: str):
-    """The number a text converts to under numeric affinity, or None when it stays text."""
-    m = _NUM.match(v)
-    if not m:
-        return None
-    if m.group(1) is not None:
-        i = int(v)
-        return i if -_I64 <= i < _I64 else float(i)
-    return float(v)
-
-
-def coerce(aff: str, v: Any, cast_text: Callable[[float], str] | None = None) -> Any:
-    """Apply SQLite's column affinity ``aff`` to value ``v`` (datatype3.html section 3)."""
-    if v is None or isinstance(v, bytes):
-        return v
-    if aff == "INTEGER" or aff == "NUMERIC":
-        if isinstance(v, str):
-            n = _numeric(v)
-            if n is None:
-                return v
-            v = n
-        if isinstance(v, float) and v.is_integer() and -_I64 <= v < _I64:
-            return int(v)
-        return v
-    if aff == "REAL":
-        if isinstance(v, str):
-            n = _numeric(v)
-            return v if n is None else float(n)
-        return float(v) if isinstance(v, int) else v
-    if aff == "TEXT":
-        if isinstance(v, int):
-            return str(v)
-        if isinstance(v, float):
-            return cast_text(v) if cast_text else repr(v)
-        return v
-    return v
-
 
 def index_key(idx: IndexSchema, row: list, key: bytes) -> bytes:
     """The entry of ``row`` (primary key encoding ``key``) in index ``idx``."""
@@ -177,6 +134,25 @@ class ProllyModule:
         return schema.declaration(), t
 
     Connect = Create
+
+
+def offer_plan(ii, got: tuple, first_arg: int,
+               omit: Callable[[int], bool] = lambda i: False) -> bool:
+    """Tell SQLite (``ii``, an apsw IndexInfo) the scan :meth:`ProllyTable.choose` chose
+    (``got``): constraint ``i`` becomes filter argument ``first_arg + n`` and is not
+    checked again where ``omit(i)``; plan, ordering, cost and row estimate. Returns
+    whether the scan yields at most one row."""
+    used, plan, obc, cost, unique = got
+    for i, n in enumerate(used):
+        if n is not None:
+            ii.set_aConstraintUsage_argvIndex(i, n + first_arg)
+            if omit(i):
+                ii.set_aConstraintUsage_omit(i, True)
+    ii.idxStr = plan
+    ii.orderByConsumed = obc
+    ii.estimatedCost = cost
+    ii.estimatedRows = 1 if unique else max(1, int(cost))
+    return unique
 
 
 class ProllyTable:
@@ -288,18 +264,9 @@ class ProllyTable:
             ii.estimatedCost = 1e6
             ii.estimatedRows = 1_000_000
             return True
-        used, plan, obc, cost, unique = got
-        for i, n in enumerate(used):
-            if n is not None:
-                ii.set_aConstraintUsage_argvIndex(i, n + 1)
-                if self._exact(constraints[i][0]):
-                    # the scan returns exactly the rows the comparison accepts: SQLite
-                    # need not check it again
-                    ii.set_aConstraintUsage_omit(i, True)
-        ii.idxStr = plan
-        ii.orderByConsumed = obc
-        ii.estimatedCost = cost
-        ii.estimatedRows = 1 if unique else max(1, int(cost))
+        # where the scan returns exactly the rows the comparison accepts, SQLite need not
+        # check it again
+        unique = offer_plan(ii, got, 1, lambda i: self._exact(constraints[i][0]))
         if unique:
             ii.idxFlags = apsw.SQLITE_INDEX_SCAN_UNIQUE
         return True

@@ -15,7 +15,7 @@ An object stream is ``b"PROLLY-OBJECTS 1\\n"``, then per Git object a header
 the zlib-compressed body) and the compressed body, then ``b"\\0"`` and the object count
 as ``>I``. Objects carry no id: the receiver computes each id from the bytes (SHA-1, as
 Git does), so nothing can be misnamed, and checks connectivity before storing anything
-(:func:`prollytree.sync.git_remote.verify_received`).
+(:func:`prollytree.sync.exchange.verify_received`).
 
 The token comes from ``token=`` or from the URL (``http://TOKEN@host:port/``); it is
 sent only as an ``Authorization`` header, never in the URL.
@@ -211,7 +211,7 @@ class HttpTransport:
         ``(refs, symrefs)`` as dulwich's clients do."""
         import httpx
 
-        from .git_remote import verify_received, write_received
+        from .exchange import verify_received, write_received
         with self._client() as client:
             info = self._refs(client)
             refs = {k.encode("utf-8"): v.encode("ascii") for k, v in info["refs"].items()}
@@ -255,7 +255,7 @@ class HttpTransport:
         the wanted refs; returns ``{ref: None | error}``."""
         import httpx
 
-        from .git_remote import objects_to_send
+        from .exchange import objects_to_send
         with self._client() as client:
             info = self._refs(client)
             refs = {k.encode("utf-8"): v.encode("ascii") for k, v in info["refs"].items()}

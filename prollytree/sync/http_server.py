@@ -84,7 +84,7 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
     from starlette.routing import Route
 
     from ..versioning import StorageBackend, VersionedKvStore
-    from .git_remote import learn_commits, verify_received, write_received
+    from .exchange import learn_commits, verify_received, write_received
 
     if not isinstance(allow_push, bool):
         raise TypeError(f"allow_push must be a bool, not {type(allow_push).__name__}")
@@ -181,7 +181,7 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
             raise _Refused(413, "too many wants or haves")
         wants = [_hex(w, "want") for w in req["wants"]]
         haves = [_hex(h, "have") for h in req.get("haves", [])]
-        from .git_remote import objects_to_send
+        from .exchange import objects_to_send
         repo = open_repo()
         try:
             tips = {v.encode("ascii") for v in advertised(repo).values()}
