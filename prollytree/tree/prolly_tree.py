@@ -32,6 +32,8 @@ from .merge import ConflictResolution, three_way_merge
 from .mutate import apply_edits, build
 from .node_cache import DEFAULT_LEAF_CACHE_BYTES, NodeCache
 from . import walk
+from .checks import check_key as _check_key
+from .checks import check_value as _check_value
 from .proof import generate_proof, proven_value, verify_proof
 from . import values as _values
 
@@ -65,16 +67,6 @@ class _ClosedRoot:
 
 
 _CLOSED_ROOT = _ClosedRoot()
-
-
-def _check_key(key: Any) -> None:
-    if not isinstance(key, bytes):
-        raise TypeError(f"key must be bytes, not {type(key).__name__}")
-
-
-def _check_value(value: Any) -> None:
-    if not isinstance(value, bytes):
-        raise TypeError(f"value must be bytes, not {type(value).__name__}")
 
 
 def _all_bytes(objects: Iterable) -> bool:
