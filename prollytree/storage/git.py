@@ -48,7 +48,7 @@ from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
 
 from ..errors import CorruptNodeError, StoreError
 from ..git.objects import (MODE_BLOB, MODE_TREE, git_raw_id, tree_layout)
-from ..git.pack import write_pack, zlib_level
+from ..git.pack import PackReader, write_pack, zlib_level
 from .base import ANY, NodeStore
 
 try:  # pragma: no cover - import probe
@@ -169,6 +169,9 @@ class GitNodeStore(NodeStore):
         # the common directory, not a linked worktree's own .git/worktrees/<id>
         self.objects_dir = os.path.normpath(repo.object_store.path)
         self.pack_dir = os.path.join(self.objects_dir, "pack")
+        #: whole objects straight from the memory-mapped packs (dulwich's reader is ~5x
+        #: slower per object; it still reads loose and deltified objects)
+        self._packs = PackReader(self.pack_dir)
         self.state_dir = os.path.join(os.path.normpath(repo.commondir()), "prollytree")
         self.map_path = os.path.join(self.state_dir, "nodemap")
         self._lock = threading.RLock()
@@ -424,7 +427,8 @@ class GitNodeStore(NodeStore):
         ``verify`` also checks the bytes against the id (node reads need not: they are
         checked against their SHA-256 address)."""
         try:
-            kind, data = self.object_store.get_raw(sha)
+            got = self._packs.get(sha) if len(sha) == 20 else None
+            kind, data = got if got is not None else self.object_store.get_raw(sha)
         except KeyError:
             return None
         except Exception as e:
@@ -910,5 +914,6 @@ class GitNodeStore(NodeStore):
             if not self.read_only:
                 self.flush()
         finally:
+            self._packs.close()
             if self._owns_repo:
                 self.repo.close()
