@@ -420,6 +420,20 @@ class GitNodeStore(NodeStore):
         not a blob)."""
         return self._read_blob(sha)
 
+    def read_object(self, sha: bytes) -> tuple[int, bytes] | None:
+        """(pack type number: 1 commit, 2 tree, 3 blob, 4 tag; body) of the Git object
+        with 20-byte id ``sha``, None when absent. Whole packed objects come straight
+        from the mapped packs, others through dulwich. StoreError when damaged."""
+        try:
+            got = self._packs.get(sha)
+            return got if got is not None else self.object_store.get_raw(sha)
+        except KeyError:
+            return None
+        except Exception as e:
+            raise StoreError(f"Git object {sha.hex()} cannot be read, the repository's "
+                             f"object files are damaged ({type(e).__name__}: {e}); run "
+                             f"'git fsck'") from e
+
     def _read_blob(self, sha: bytes, verify: bool = False) -> bytes | None:
         """The bytes of blob ``sha`` (20 bytes or 40 hex), None when absent (or not a
         blob). Raises StoreError naming the object when Git's files holding it are
