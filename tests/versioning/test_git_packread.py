@@ -74,3 +74,25 @@ def test_damaged_pack_is_an_error_not_wrong_bytes(tmp_path) -> None:
         f.write(data)
     with pytest.raises(ValueError):
         PackReader(pack_dir).get(sha)
+
+
+def test_parse_tree_matches_git_ls_tree(tmp_path) -> None:
+    from prollytree.git.objects import parse_tree
+
+    repo = str(tmp_path)
+    _git(repo, "init", "-q")
+    blob = _git(repo, "hash-object", "-w", "--stdin", data=b"x").strip().decode()
+    sub = _git(repo, "mktree", data=f"100644 blob {blob}\tf\n".encode()).strip().decode()
+    listing = (f"100644 blob {blob}\ta b\n040000 tree {sub}\tdir\n"
+               f"100755 blob {blob}\texec\n")
+    tree = _git(repo, "mktree", data=listing.encode()).strip().decode()
+    body = _git(repo, "cat-file", "tree", tree)
+    got = parse_tree(body)
+    want = []
+    for line in _git(repo, "ls-tree", tree).decode().splitlines():
+        meta, name = line.split("\t")
+        mode, _, sha = meta.split()
+        want.append((name.encode(), int(mode, 8), bytes.fromhex(sha)))
+    assert got == want
+    with pytest.raises(ValueError):
+        parse_tree(body[:-3])
