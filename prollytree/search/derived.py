@@ -18,8 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ..errors import MissingNodeError, ProllyError, StoreError
 from ..tree import ProllyTree
-from ..tree.diff import diff_roots
-from ..tree.node_cache import NodeCache
+from ..tree import NodeCache, Snapshot
 
 #: decoded nodes kept between syncs (the old root's nodes are the next diff's old side)
 NODE_CACHE_BYTES = 16 << 20
@@ -248,7 +247,8 @@ class DerivedIndex:
             if cache is None or attempt:
                 cache = NodeCache(tree.store, NODE_CACHE_BYTES)
             try:
-                out = {k: new for k, _, new in diff_roots(cache, old_root, new_root)}
+                old = Snapshot(cache, old_root, tree.config)
+                out = {k: new for k, _, new in old.diff(Snapshot(cache, new_root, tree.config))}
             except (MissingNodeError, StoreError):
                 if attempt or self._nodes is None:
                     raise

@@ -41,6 +41,8 @@ class NodeStore(ABC):
     verify_reads: bool = False
     #: True when the store was opened without write access.
     read_only: bool = False
+    #: Bumped by every successful :meth:`set_ref` through this object.
+    ref_generation: int = 0
     #: Short name of the backend ("memory", "file", ...).
     kind: str = "abstract"
 
@@ -116,7 +118,12 @@ class NodeStore(ABC):
         if self.read_only:
             raise ReadOnlyError(f"{self.kind} store is open read-only")
         check_ref_name(name)
-        return self._set_ref(name, check_ref_value(value), check_expected(expected))
+        done = self._set_ref(name, check_ref_value(value), check_expected(expected))
+        if done:
+            # objects sharing this store (two trees on one path in one process) notice
+            # ref moves by comparing this counter: one attribute read per lookup
+            self.ref_generation += 1
+        return done
 
     def refs(self) -> Mapping[str, bytes]:
         """All refs, as a name -> value mapping."""

@@ -831,14 +831,16 @@ class FileNodeStore(LockedDirectoryStore):
         return data if sha256(data).digest() == address else None
 
     def enable_auto_compaction(self, root_refs: Iterable[str],
-                               children: Callable[[bytes], Iterable[bytes]],
+                               children: Callable[[bytes], tuple[list[bytes], bool]],
                                garbage_share: float | None = None) -> None:
         """Compact automatically, in a background thread, once unreachable nodes make up
-        ``garbage_share`` (default :data:`AUTO_COMPACT_SHARE`) of the log (checked each time the log has doubled since the
-        last check, and only past :data:`AUTO_COMPACT_MIN_BYTES`).
+        ``garbage_share`` (default :data:`AUTO_COMPACT_SHARE`) of the log. Checked at the
+        first flush once the log is past :data:`AUTO_COMPACT_MIN_BYTES`, then each time
+        it has doubled since the last check; a check walks the internal nodes only.
 
         The owner of the store declares what is live: the nodes reachable from the values
-        of ``root_refs`` (``children(node bytes)`` names a node's children), plus every
+        of ``root_refs`` (``children(node bytes)`` returns the node's child addresses and
+        whether those children are leaves, which are then not read), plus every
         node written or re-written since. Readers are not blocked while live nodes are
         copied; only the final swap takes the store's mutex; for :data:`RETIRED_SECONDS`
         after it, nodes the compaction dropped are still served (from the old log, kept
@@ -854,7 +856,9 @@ class FileNodeStore(LockedDirectoryStore):
             raise ValueError(f"garbage_share must be between 0 and 1, got {garbage_share!r}")
         with self._mutex:
             self._auto = (tuple(root_refs), children, float(garbage_share))
-            self._next_check = max(self._next_check, AUTO_COMPACT_MIN_BYTES, 2 * self._end)
+            # First check at the first flush past the floor: the garbage a log holds when
+            # opened is unknown (a process killed before its compaction leaves some).
+            self._next_check = max(self._next_check, AUTO_COMPACT_MIN_BYTES, self._end)
 
     def _maybe_compact(self) -> None:
         """Start a background compaction check if the log grew enough (mutex held)."""
@@ -904,7 +908,14 @@ class FileNodeStore(LockedDirectoryStore):
             data = self.get(addr)
             if data is None:
                 raise StoreError(f"node {addr.hex()} is missing: not compacting")
-            stack.extend(c for c in children(data) if c in snapshot and c not in live)
+            kids, leaves = children(data)
+            for c in kids:
+                if c not in snapshot:
+                    raise StoreError(f"node {c.hex()} is missing: not compacting")
+            if leaves:
+                live.update(kids)                # leaves name nothing: not read
+            else:
+                stack.extend(c for c in kids if c not in live)
         garbage = sum(_NODE_PREFIX + (e & 0xFFFFFFFF) for a, e in snapshot.items()
                       if a not in live)
         self._reclaimable = end - HEADER_SIZE - sum(

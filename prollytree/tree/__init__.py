@@ -6,9 +6,10 @@ from .merge import ConflictResolution, MergeConflict, three_way_merge
 from .node_cache import NodeCache
 from .prolly_tree import ProllyTree, prefix_end
 from .proof import proven_value, verify_absence, verify_proof
+from .snapshot import Snapshot
 
 __all__ = [
     "EMPTY_ROOT", "Node", "TreeConfig", "ConflictResolution", "MergeConflict",
     "three_way_merge", "NodeCache", "ProllyTree", "prefix_end", "proven_value",
-    "verify_absence", "verify_proof",
+    "verify_absence", "verify_proof", "Snapshot",
 ]

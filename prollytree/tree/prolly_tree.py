@@ -28,6 +28,7 @@ from .codec import EMPTY_ROOT, Node, decode
 from .config import TreeConfig
 from .cursor import LeafIndex, iter_items, lookup
 from .diff import diff_roots
+from .merge import ConflictResolution, three_way_merge
 from .mutate import apply_edits, build
 from .node_cache import DEFAULT_LEAF_CACHE_BYTES, NodeCache
 from . import walk
@@ -37,10 +38,13 @@ ROOT_REF = "root"
 CONFIG_REF = "config"
 
 
-def _children(data: bytes) -> list:
-    """Child addresses named by encoded node ``data`` (none for a leaf), for the file
-    store's automatic compaction."""
-    return [] if data[:2] == b"\x95\x00" else decode(data).vals
+def _children(data: bytes) -> tuple[list, bool]:
+    """(child addresses, whether they are leaves) of encoded node ``data`` (no children
+    for a leaf), for the file store's automatic compaction."""
+    if data[:2] == b"\x95\x00":
+        return [], False
+    node = decode(data)
+    return node.vals, node.level == 1
 
 
 #: Buffered single writes are applied automatically beyond this many pending keys.
@@ -180,6 +184,11 @@ class ProllyTree:
         self._reads = 0
         self._pending: dict[bytes, bytes | None] = {}
         self._root_ref = root_ref
+        # the root as last read from / written to the root ref, and the store's ref
+        # counter then: another tree object sharing this store (the same path opened
+        # twice in one process) moves the ref, and this tree adopts its root
+        self._synced_root = root
+        self._seen_gen = store.ref_generation
         self._closed = False
 
     @classmethod
@@ -334,6 +343,8 @@ class ProllyTree:
         The caller holds the lock."""
         if self._closed:
             raise ValueError("tree is closed")
+        if self._store.ref_generation != self._seen_gen:
+            self._refresh()
         pending = self._pending
         if not pending:
             return
@@ -366,6 +377,28 @@ class ProllyTree:
             if paused:
                 gc.enable()
 
+    def _refresh(self, force: bool = False) -> bytes | None:
+        """Adopt the root another tree object on the same store recorded in the root ref
+        since this tree last synced, keeping this tree's own unflushed changes on top
+        (a three-way merge: ours win where both changed a key). Returns the ref's raw
+        value (for a compare-and-swap). The caller holds the lock."""
+        store = self._store
+        if self._root_ref is None or (not force and store.ref_generation == self._seen_gen):
+            return None
+        self._seen_gen = store.ref_generation
+        raw = store.get_ref(self._root_ref)
+        cur = raw or EMPTY_ROOT
+        if cur != self._synced_root:
+            if self._root == self._synced_root:
+                self._set_root(cur)
+            else:
+                edits, _ = three_way_merge(self._cache, self._synced_root, cur, self._root,
+                                           ConflictResolution.TakeSource)
+                self._set_root(apply_edits(self._cache, self._config, cur, edits)
+                               if edits else cur)
+            self._synced_root = cur
+        return raw
+
     def _set_root(self, root: bytes) -> None:
         if root != self._root:
             self._root = root
@@ -389,6 +422,9 @@ class ProllyTree:
             v = applying.get(key, _MISSING)
             if v is not _MISSING:
                 return v
+        if self._store.ref_generation != self._seen_gen:
+            with self._lock:
+                self._refresh()
         index = self._index
         if index is not None:
             return index.get(key)
@@ -601,9 +637,15 @@ class ProllyTree:
             return
         self._apply()
         if self._root_ref is not None and not self._store.read_only:
-            if self._store.get_ref(self._root_ref) != self._root:
-                self._store.set_ref(self._root_ref, self._root)
-            self._store.flush()
+            store = self._store
+            while True:
+                raw = self._refresh(force=True)   # another tree's root, ours on top
+                if raw == self._root or store.set_ref(self._root_ref, self._root,
+                                                      expected=raw):
+                    break
+            self._synced_root = self._root
+            self._seen_gen = store.ref_generation
+            store.flush()
 
     @_locked
     def close(self) -> None:

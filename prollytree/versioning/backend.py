@@ -95,9 +95,10 @@ class HistoryBackend(ABC):
     def write_head(self, branch: str | None, commit: str | None = None) -> None:
         """Point HEAD at a branch (``branch``) or detach it at ``commit``."""
 
-    def checked_out_branches(self) -> set[str]:
+    def checked_out_branches(self, others_only: bool = False) -> set[str]:
         """Branches checked out outside this store (Git: by the repository and its
-        worktrees), which must not be deleted."""
+        worktrees; ``others_only``: but not the worktree the store is in), which must
+        not be deleted, nor checked out by a store of another worktree."""
         return set()
 
     def after_branch_update(self, branch: str, old: str | None, new: str) -> None:

@@ -638,15 +638,19 @@ class GitBackend(GitIndexMixin, HistoryBackend):
         # atomic (rename) but not fsynced: a checkout lost to power failure is harmless
         atomic_write(self.head_path, data.encode("utf-8"), fsync=False)
 
-    def checked_out_branches(self) -> set[str]:
-        """The branch the repository's HEAD is on and those of its linked worktrees."""
+    def checked_out_branches(self, others_only: bool = False) -> set[str]:
+        """The branch the repository's HEAD is on and those of its linked worktrees
+        (``others_only``: leave out the worktree this store works in)."""
         out = set()
         common = self.repo.commondir()
         heads = [os.path.join(common, "HEAD")]
         wt = os.path.join(common, "worktrees")
         if os.path.isdir(wt):
             heads.extend(os.path.join(wt, d, "HEAD") for d in os.listdir(wt))
+        own = os.path.realpath(os.path.join(self.repo.controldir(), "HEAD"))
         for path in heads:
+            if others_only and os.path.realpath(path) == own:
+                continue
             try:
                 with open(path, "rb") as f:
                     data = f.read().strip()

@@ -15,10 +15,8 @@ import time
 from typing import Callable, Iterator
 
 from ..errors import ProllyError, StoreError, UnknownRefError
-from ..tree import EMPTY_ROOT, ProllyTree
-from ..tree.cursor import iter_items, lookup
+from ..tree import EMPTY_ROOT, ProllyTree, Snapshot
 from ..tree import walk
-from ..tree.diff import diff_roots
 from . import refs as _refs
 from .backend import HEADS, TAGS, HistoryBackend
 from .objects import Commit, local_tz_offset
@@ -172,12 +170,11 @@ class Repository:
         if start is None:
             return []
         b = self.backend
-        cache = b.cache
         values: dict[bytes | None, bytes | None] = {None: None}
 
         def value(root: bytes | None) -> bytes | None:
             if root not in values:
-                values[root] = lookup(cache, cache.load(root), key)
+                values[root] = self.snapshot(root).get(key)
             return values[root]
 
         out = []
@@ -189,6 +186,10 @@ class Repository:
             elif v is not None:
                 out.append(c.as_dict())
         return out
+
+    def snapshot(self, root: bytes, config=None) -> Snapshot:
+        """The tree at ``root`` in this repository's store (see :class:`Snapshot`)."""
+        return Snapshot(self.cache, root, config or self.backend.config)
 
     # -- named trees at any commit ----------------------------------------------------------
 
@@ -213,7 +214,7 @@ class Repository:
         root = self.tree_root(tree, ref)
         if root is None:
             return None
-        return lookup(self.cache, self.cache.load(root), key)
+        return self.snapshot(root).get(key)
 
     def iter_items_at(self, ref: str, start: bytes | None = None, end: bytes | None = None,
                       tree: str = DEFAULT_TREE, reverse: bool = False
@@ -221,14 +222,14 @@ class Repository:
         root = self.tree_root(tree, ref)
         if root is None:
             return iter(())
-        return iter_items(self.cache, self.cache.load(root), start, end, reverse)
+        return self.snapshot(root).items(start, end, reverse)
 
     def diff(self, from_ref: str, to_ref: str, tree: str = DEFAULT_TREE) -> list[KvDiff]:
         """Keys of tree ``tree`` added, removed or modified between two refs, sorted by
         key (a tree absent at a ref diffs as empty); cost grows with the differences."""
         a = self.tree_root(tree, from_ref) or EMPTY_ROOT
         c = self.tree_root(tree, to_ref) or EMPTY_ROOT
-        return [KvDiff(k, o, n) for k, o, n in diff_roots(self.cache, a, c)]
+        return [KvDiff(k, o, n) for k, o, n in self.snapshot(a).diff(self.snapshot(c))]
 
     def diff_trees(self, from_ref: str, to_ref: str) -> dict[str, list[KvDiff]]:
         """:meth:`diff` of every tree whose root differs between the two refs."""
@@ -237,7 +238,8 @@ class Repository:
         for name in sorted(set(a) | set(c), key=lambda n: n.encode("utf-8")):
             ra, rc = a.root_of(name) or EMPTY_ROOT, c.root_of(name) or EMPTY_ROOT
             if ra != rc:
-                out[name] = [KvDiff(k, o, n) for k, o, n in diff_roots(self.cache, ra, rc)]
+                out[name] = [KvDiff(k, o, n)
+                             for k, o, n in self.snapshot(ra).diff(self.snapshot(rc))]
         return out
 
     # -- merges ----------------------------------------------------------------------------

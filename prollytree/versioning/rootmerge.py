@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, NamedTuple
 
-from ..tree import EMPTY_ROOT, NodeCache, TreeConfig, three_way_merge
-from ..tree.cursor import lookup
-from ..tree.mutate import apply_edits
+from ..tree import EMPTY_ROOT, NodeCache, Snapshot, TreeConfig
 from .roots import DEFAULT_TREE, RootSet, TreeEntry
 from .staging import TreeStage
 
@@ -43,9 +41,8 @@ def apply_stages(cache: NodeCache, trees: RootSet, stages: Mapping[str, TreeStag
             config = entry.config
         else:
             config = default_config
-        node = cache.load(base)
-        edits = [(k, v) for k, v in sorted(st.changes.items()) if lookup(cache, node, k) != v]
-        root = apply_edits(cache, config, base, edits) if edits else base
+        root = Snapshot(cache, base, config).apply(
+            Snapshot(cache, base, config).changed(st.changes)).root
         if name == DEFAULT_TREE or stage_exists(st, entry is not None):
             if entry is None or entry.root != root or entry.config != config:
                 out = out.with_tree(name, root, config)
@@ -90,7 +87,9 @@ def plan_merge(cache: NodeCache, base: RootSet | None, dest: RootSet, src: RootS
         if d_root == s_root or s_root == b_root:
             edits, conflicts = [], []
         else:
-            edits, conflicts = three_way_merge(cache, b_root, d_root, s_root, None, name)
+            edits, conflicts = Snapshot(cache, d_root, TreeConfig()).merge(
+                Snapshot(cache, b_root, TreeConfig()), Snapshot(cache, s_root, TreeConfig()),
+                None, name)
         config = d_e.config if d_ex else (s_e.config if s_ex else TreeConfig())
         out.append(TreeMerge(name, d_root, config, edits, conflicts, exists))
     return out
@@ -104,7 +103,7 @@ def apply_merge(cache: NodeCache, dest: RootSet, plans: list[TreeMerge],
     for p in plans:
         edits = p.edits + list((resolved or {}).get(p.name, ()))
         edits.sort(key=lambda e: e[0])
-        root = apply_edits(cache, p.config, p.dest_root, edits) if edits else p.dest_root
+        root = Snapshot(cache, p.dest_root, p.config).apply(edits).root
         if p.name == DEFAULT_TREE or p.exists or root != EMPTY_ROOT:
             out = out.with_tree(p.name, root, p.config)
         else:

@@ -34,6 +34,8 @@ def check_tree_name(name: object, *, allow_default: bool = True) -> str:
     """Return ``name`` if it is a valid tree name: a ``str`` of at most
     :data:`MAX_TREE_NAME` UTF-8 bytes without control characters (``""`` is the default
     tree). TypeError / ValueError otherwise."""
+    if type(name) is str and name in _VALID:      # hot path: names seen before
+        return name
     if not isinstance(name, str):
         raise TypeError(f"tree name must be a str, not {type(name).__name__}")
     if name == DEFAULT_TREE:
@@ -48,7 +50,13 @@ def check_tree_name(name: object, *, allow_default: bool = True) -> str:
         raise ValueError(f"tree name is {size} bytes long; at most {MAX_TREE_NAME} allowed")
     if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
         raise ValueError(f"tree name {name!r:.60} contains a control character")
+    if len(_VALID) < 4096:
+        _VALID.add(name)
     return name
+
+
+#: names already checked (SQL tables and memory kinds ask on every row)
+_VALID: set = set()
 
 
 def _sort_key(name: str) -> bytes:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from bisect import bisect_left, insort
 from typing import Iterator
 
 from .lock import DatasetLock
@@ -139,15 +140,42 @@ class TreeStage:
     tree was dropped first (``reset``: the writes apply to an empty tree) and the config
     bytes of an explicit creation (``config``)."""
 
-    __slots__ = ("changes", "reset", "config")
+    __slots__ = ("changes", "reset", "config", "_keys")
 
     def __init__(self) -> None:
         self.changes: dict[bytes, bytes | None] = {}
         self.reset = False
         self.config: bytes | None = None
+        self._keys: list | None = None      # sorted staged keys, built on first scan
 
     def __len__(self) -> int:
         return len(self.changes) + self.reset + (self.config is not None)
+
+    def put(self, key: bytes, value: bytes | None) -> None:
+        """Stage ``key`` = ``value`` (None: delete). O(1), or O(n) memmove to keep the
+        sorted key list once a scan has built it."""
+        if key not in self.changes and self._keys is not None:
+            insort(self._keys, key)
+        self.changes[key] = value
+
+    def drop(self) -> None:
+        """Forget the writes: the tree was dropped."""
+        self.changes = {}
+        self._keys = None
+        self.reset = True
+        self.config = None
+
+    def in_range(self, start: bytes | None, end: bytes | None
+                 ) -> list[tuple[bytes, bytes | None]]:
+        """Staged writes with ``start <= key < end``, sorted by key: O(log n + hits)
+        once the sorted key list exists (built in O(n log n) by the first scan)."""
+        keys = self._keys
+        if keys is None:
+            keys = self._keys = sorted(self.changes)
+        lo = 0 if start is None else bisect_left(keys, start)
+        hi = len(keys) if end is None else bisect_left(keys, end)
+        ch = self.changes
+        return [(k, ch[k]) for k in keys[lo:hi]]
 
 
 class StagingArea:
@@ -218,13 +246,11 @@ class StagingArea:
             if st is None:
                 st = trees[tree] = TreeStage()
             if key == "drop":
-                st.changes = {}
-                st.reset = True
-                st.config = None
+                st.drop()
             elif key == "create":
                 st.config = value
             else:
-                st.changes[key] = value
+                st.put(key, value)
 
     @property
     def generation(self) -> int:

@@ -20,9 +20,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import (CorruptRefError, ReadOnlyError,
                       UnknownRefError)
-from ..tree import ProllyTree, TreeConfig
-from ..tree.cursor import iter_items, lookup
-from ..tree.proof import generate_proof as _generate_proof
+from ..tree import ProllyTree, Snapshot, TreeConfig
 from ..tree.proof import verify_proof as _verify_proof
 from . import refs as _refs
 from .backend import HEADS, HistoryBackend
@@ -111,7 +109,9 @@ class Workspace(MergeMixin):
     def _set_trees(self, trees: RootSet) -> None:
         self._trees = trees
         self._root = trees.default_root
-        self._root_node = self._backend.cache.load(self._root)
+        entry = trees[DEFAULT_TREE]
+        self._default = self.repo.snapshot(entry.root, entry.config)
+        self._default.node  # noqa: B018 - load now: damage shows at open, not later
 
     def _sync(self) -> None:
         """Catch up with other writers: their staged changes, and their commits (seen
@@ -137,12 +137,12 @@ class Workspace(MergeMixin):
                 f"HEAD is detached at {self._head[:12]}: the store is read-only; "
                 f"create_branch(name) to write from here, or checkout a branch")
 
-    def _committed_node(self, tree: str):
-        """The committed root node of ``tree`` (None when the commit has no such tree)."""
+    def _committed(self, tree: str) -> Snapshot | None:
+        """Tree ``tree`` at the current commit (None when the commit has no such tree)."""
         if tree == DEFAULT_TREE:
-            return self._root_node
-        root = self._trees.root_of(tree)
-        return None if root is None else self._backend.cache.load(root)
+            return self._default
+        entry = self._trees.get(tree)
+        return None if entry is None else self.repo.snapshot(entry.root, entry.config)
 
     def get(self, key: bytes, *, tree: str = DEFAULT_TREE) -> bytes | None:
         """The value of ``key`` as staged, else as in the current commit; None if absent.
@@ -158,8 +158,8 @@ class Workspace(MergeMixin):
                 return ch[key]
             if st.reset:
                 return None
-        node = self._committed_node(tree)
-        return None if node is None else lookup(self._backend.cache, node, key)
+        snap = self._committed(tree)
+        return None if snap is None else snap.get(key)
 
     def list_keys(self) -> list[bytes]:
         """Every key of the current view (current commit plus staged changes), sorted."""
@@ -177,7 +177,6 @@ class Workspace(MergeMixin):
         that will appear or disappear at the next commit."""
         self._sync()
         out = []
-        cache = self._backend.cache
         for tree in sorted(self._staging.trees, key=lambda n: n.encode("utf-8")):
             st = self._staging.trees[tree]
             if not len(st):
@@ -190,9 +189,9 @@ class Workspace(MergeMixin):
                 elif committed and not exists:
                     out.append((tree, None, "dropped"))
                     continue
-            node = None if st.reset else self._committed_node(tree)
+            snap = None if st.reset else self._committed(tree)
             for key, value in sorted(st.changes.items()):
-                old = None if node is None else lookup(cache, node, key)
+                old = None if snap is None else snap.get(key)
                 if value is None:
                     if old is not None:
                         out.append((tree, key, "deleted"))
@@ -200,10 +199,10 @@ class Workspace(MergeMixin):
                     out.append((tree, key, "added"))
                 elif old != value:
                     out.append((tree, key, "modified"))
-            if st.reset and committed and node is None and tree in self._trees:
-                base = self._committed_node(tree)
+            if st.reset and committed and snap is None:
+                base = self._committed(tree)
                 if base is not None:
-                    for key, _ in iter_items(cache, base):
+                    for key, _ in base.items():
                         if key not in st.changes:
                             out.append((tree, key, "deleted"))
         out.sort(key=lambda e: (e[0].encode("utf-8"), e[1] or b""))
@@ -277,12 +276,9 @@ class Workspace(MergeMixin):
             raise TypeError(f"reverse must be a bool, not {type(reverse).__name__}")
         self._sync()
         st = self._staging.stage_of(tree)
-        overlay = [] if st is None else sorted(
-            (k, v) for k, v in st.changes.items()
-            if (start is None or k >= start) and (end is None or k < end))
-        node = None if st is not None and st.reset else self._committed_node(tree)
-        committed = (iter(()) if node is None
-                     else iter_items(self._backend.cache, node, start, end, reverse))
+        overlay = [] if st is None else st.in_range(start, end)
+        snap = None if st is not None and st.reset else self._committed(tree)
+        committed = iter(()) if snap is None else snap.items(start, end, reverse)
         if reverse:
             overlay.reverse()
         return _overlay(committed, overlay, reverse)
@@ -520,6 +516,9 @@ class Workspace(MergeMixin):
                 name = name[len(HEADS):]
             target_branch = None
             if b.get_ref(HEADS + name) is not None:
+                if name != self._branch and name in b.checked_out_branches(others_only=True):
+                    raise ValueError(f"branch {name!r} is checked out in another worktree "
+                                     f"(as Git refuses: work there, or check out a commit)")
                 target_branch = name
                 target = b.get_ref(HEADS + name)
             else:
@@ -636,7 +635,7 @@ class Workspace(MergeMixin):
         check it with :meth:`verify_proof` or ``prollytree.verify_proof(root_hash, ...)``."""
         _check_key(key)
         self._sync()
-        return _generate_proof(self._backend.cache, self._root, key)
+        return self._default.proof(key)
 
     def verify_proof(self, proof_bytes: bytes, key: bytes,
                      expected_value: bytes | None = None) -> bool:
