@@ -536,6 +536,8 @@ class GitNodeStore(NodeStore):
                     seen.add(o[1])
                     unique.append(o)
             write_pack(self.pack_dir, unique)
+            # see the new pack, and drop the mappings of packs a repack removed
+            self._packs.refresh()
             recs = list(records)
             pending = self._pending
             for kind, addr, _ in recs:
