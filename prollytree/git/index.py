@@ -32,6 +32,8 @@ import os
 import struct
 import time
 
+from xxhash import xxh3_128, xxh3_128_hexdigest
+
 HEADER = struct.Struct(">4sII")
 SIGNATURE = b"DIRC"
 FLAG_EXTENDED = 0x4000
@@ -61,6 +63,18 @@ def make_entry(path: bytes, mode: int, sha: bytes) -> bytes:
     data = _ENTRY_HEAD.pack(0, 0, 0, 0, 0, 0, mode, 0, 0, 0, sha,
                             FLAG_EXTENDED | min(n, 0xFFF), XFLAG_SKIP_WORKTREE) + path
     return data + b"\0" * (((64 + n + 8) & ~7) - 64 - n)
+
+
+#: marks a block digest as xxh3-128 (older records, SHA-1, simply mismatch once)
+_DIGEST_TAG = "x3:"
+
+
+def block_hash(data) -> str:
+    """Digest of a run of raw index entries. It only tells whether another program
+    rewrote them since this module did (never adversarial), so xxh3-128, ~15x cheaper
+    than SHA-1 over the 2 MB of entries a 1M-key dataset has; Git's own checksum of the
+    file stays SHA-1."""
+    return _DIGEST_TAG + xxh3_128_hexdigest(data)
 
 
 class IndexFile:
@@ -223,7 +237,7 @@ class IndexFile:
         """SHA-1 of the raw entries under ``prefix`` (to tell whether anyone else changed
         them since this module wrote them)."""
         lo, hi = self.block(prefix)
-        return hashlib.sha1(self.data[self.offsets[lo]:self.offsets[hi]]).hexdigest()
+        return block_hash(memoryview(self.data)[self.offsets[lo]:self.offsets[hi]])
 
     # -- editing -----------------------------------------------------------------------
 
@@ -276,11 +290,11 @@ class IndexFile:
                 new_offsets.extend([o + shift for o in offsets[i:hi]])
                 pieces.append(data[offsets[i]:offsets[hi]])
                 pos += offsets[hi] - offsets[i]
-        digest = hashlib.sha1()
+        digest = xxh3_128()
         for piece in pieces:
             digest.update(piece)
         self._new = (lo, hi, pieces, pos, new_offsets, prefix)
-        return digest.hexdigest()
+        return _DIGEST_TAG + digest.hexdigest()
 
     def _extensions(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
         out = []

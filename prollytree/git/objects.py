@@ -68,3 +68,19 @@ def tree_layout(entries: list[tuple[bytes, int, bytes, int]], plain: bool = Fals
         parts.append(s)
         pos += 20
     return b"".join(parts), offsets, special
+
+
+def parse_tree(body: bytes) -> list[tuple[bytes, int, bytes]]:
+    """The entries (name, mode, 20-byte id) of a Git tree object's ``body``, in order.
+    ValueError when it is not a well-formed tree body."""
+    out = []
+    pos, end = 0, len(body)
+    find = body.find
+    while pos < end:
+        sp = find(b" ", pos)
+        nul = find(b"\0", sp + 1)
+        if sp < 0 or nul < 0 or nul + 21 > end:
+            raise ValueError("malformed Git tree")
+        out.append((body[sp + 1:nul], int(body[pos:sp], 8), body[nul + 1:nul + 21]))
+        pos = nul + 21
+    return out

@@ -51,7 +51,7 @@ from typing import Callable, Iterable, Iterator, Mapping, NamedTuple
 
 from ..errors import CorruptNodeError, StoreError
 from ..git.objects import (MODE_BLOB, MODE_TREE, git_raw_id, tree_layout)
-from ..git.pack import write_pack, zlib_level
+from ..git.pack import PackReader, write_pack, zlib_level
 from .base import ANY, NodeStore
 
 try:  # pragma: no cover - import probe
@@ -172,6 +172,9 @@ class GitNodeStore(NodeStore):
         # the common directory, not a linked worktree's own .git/worktrees/<id>
         self.objects_dir = os.path.normpath(repo.object_store.path)
         self.pack_dir = os.path.join(self.objects_dir, "pack")
+        #: whole objects straight from the memory-mapped packs (dulwich's reader is ~5x
+        #: slower per object; it still reads loose and deltified objects)
+        self._packs = PackReader(self.pack_dir)
         self.state_dir = os.path.join(os.path.normpath(repo.commondir()), "prollytree")
         self.map_path = os.path.join(self.state_dir, "nodemap")
         self._lock = threading.RLock()
@@ -420,6 +423,20 @@ class GitNodeStore(NodeStore):
         not a blob)."""
         return self._read_blob(sha)
 
+    def read_object(self, sha: bytes) -> tuple[int, bytes] | None:
+        """(pack type number: 1 commit, 2 tree, 3 blob, 4 tag; body) of the Git object
+        with 20-byte id ``sha``, None when absent. Whole packed objects come straight
+        from the mapped packs, others through dulwich. StoreError when damaged."""
+        try:
+            got = self._packs.get(sha)
+            return got if got is not None else self.object_store.get_raw(sha)
+        except KeyError:
+            return None
+        except Exception as e:
+            raise StoreError(f"Git object {sha.hex()} cannot be read, the repository's "
+                             f"object files are damaged ({type(e).__name__}: {e}); run "
+                             f"'git fsck'") from e
+
     def _read_blob(self, sha: bytes, verify: bool = False) -> bytes | None:
         """The bytes of blob ``sha`` (20 bytes or 40 hex), None when absent (or not a
         blob). Raises StoreError naming the object when Git's files holding it are
@@ -427,7 +444,8 @@ class GitNodeStore(NodeStore):
         ``verify`` also checks the bytes against the id (node reads need not: they are
         checked against their SHA-256 address)."""
         try:
-            kind, data = self.object_store.get_raw(sha)
+            got = self._packs.get(sha) if len(sha) == 20 else None
+            kind, data = got if got is not None else self.object_store.get_raw(sha)
         except KeyError:
             return None
         except Exception as e:
@@ -529,6 +547,8 @@ class GitNodeStore(NodeStore):
                     seen.add(o[1])
                     unique.append(o)
             write_pack(self.pack_dir, unique)
+            # see the new pack, and drop the mappings of packs a repack removed
+            self._packs.refresh()
             recs = list(records)
             pending = self._pending
             for kind, addr, _ in recs:
@@ -1008,5 +1028,6 @@ class GitNodeStore(NodeStore):
             if not self.read_only:
                 self.flush()
         finally:
+            self._packs.close()
             if self._owns_repo:
                 self.repo.close()
