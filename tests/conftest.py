@@ -34,3 +34,27 @@ def s3_server(tmp_path_factory):
     server.stop()
     import shutil
     shutil.rmtree(server.root, ignore_errors=True)
+
+
+# -- Git: a private HOME and a fixed identity (no user config leaks into the tests) ------
+
+GIT_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.com",
+    "GIT_COMMITTER_NAME": "Test Committer", "GIT_COMMITTER_EMAIL": "committer@example.com",
+}
+
+
+@pytest.fixture
+def git_home(tmp_path_factory, monkeypatch):
+    """A private HOME, a fixed Git identity, a longer lock timeout for loaded machines,
+    and no GIT_DIR-style variables from the caller's environment."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    for k, v in GIT_ENV.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("PROLLYTREE_LOCK_TIMEOUT", "20")
+    for k in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        monkeypatch.delenv(k, raising=False)
+    return home

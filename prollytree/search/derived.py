@@ -12,6 +12,8 @@ Deleting the file loses nothing; the next sync rebuilds it.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import os
 import threading
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -217,8 +219,7 @@ class DerivedIndex:
         if full:
             for key, value in overlay.items():
                 docs[key] = None if value is None else document(key, value)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing():
             if full:
                 self._drop(name)
             self._apply(name, docs)
@@ -227,13 +228,6 @@ class DerivedIndex:
                 self._db.execute("DELETE FROM overlay WHERE name=?", (name,))
             self._db.executemany("INSERT OR IGNORE INTO overlay VALUES (?, ?)",
                                  [(name, k) for k in overlay])
-            self._db.execute("UPDATE meta SET v = CAST(v AS INTEGER) + 1 WHERE k='gen'")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            self._after_write(False)
-            raise
-        self._after_write(True)
         return len(docs)
 
     def _diff(self, old_root: bytes, new_root: bytes, tree: ProllyTree
@@ -270,11 +264,18 @@ class DerivedIndex:
             self._forget(name)
 
     def _forget(self, name: str) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing():
             self._drop(name)
             self._db.execute("DELETE FROM roots WHERE name=?", (name,))
             self._db.execute("DELETE FROM overlay WHERE name=?", (name,))
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One write transaction of the cache file: bumps its generation with the changes,
+        rolls everything back on any error (``_after_write`` learns which)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
             self._db.execute("UPDATE meta SET v = CAST(v AS INTEGER) + 1 WHERE k='gen'")
             self._db.execute("COMMIT")
         except BaseException:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import Callable, Iterator
 
-import pyfastcdc
-
 #: chunk size bounds (bytes); the mean chunk is about AVG + MIN (FastCDC skips MIN bytes)
 MIN = 16 * 1024
 AVG = 64 * 1024
@@ -26,11 +24,15 @@ MAX = 256 * 1024
 #: bytes read from a stream per window (a multiple of MAX keeps windows aligned to work)
 WINDOW = 2 * 1024 * 1024
 
-_chunker = pyfastcdc.FastCDC(AVG, min_size=MIN, max_size=MAX)
+_chunker = None
 
 
 def cut(data) -> list[int]:
     """Lengths of the chunks of ``data`` (bytes-like), in order; [] for empty data."""
+    global _chunker
+    if _chunker is None:  # imported on first use: `import prollytree` stays cheap
+        import pyfastcdc
+        _chunker = pyfastcdc.FastCDC(AVG, min_size=MIN, max_size=MAX)
     return [c.length for c in _chunker.cut_buf(data)]
 
 

@@ -41,25 +41,6 @@ def reachable(load: Callable[[bytes], Node], roots: Iterable[bytes],
     collection must keep. ``load`` may raise for a missing node (the caller decides what
     that means)."""
     seen = set() if seen is None else seen
-    if raw is not None:
-        return _reachable_with_values(load, raw, roots, seen, progress)
-    stack = [r for r in roots if r not in seen]
-    while stack:
-        addr = stack.pop()
-        if addr in seen:
-            continue
-        seen.add(addr)
-        node = load(addr)
-        if progress is not None:
-            progress(1)
-        if node.level > 1:
-            stack.extend(v for v in node.vals if v not in seen)
-        elif node.level == 1:
-            seen.update(node.vals)
-    return seen
-
-
-def _reachable_with_values(load, raw, roots, seen, progress) -> set[bytes]:
     stack = [r for r in roots if r not in seen]
     leaves: list = []
     while stack:
@@ -70,10 +51,12 @@ def _reachable_with_values(load, raw, roots, seen, progress) -> set[bytes]:
         node = load(addr)
         if progress is not None:
             progress(1)
-        if node.level:
+        if node.level > 1 or (node.level == 1 and raw is not None):
             stack.extend(v for v in node.vals if v not in seen)
+        elif node.level == 1:
+            seen.update(node.vals)              # leaves named, not read
         elif getattr(node, "env", None) is not None:
-            leaves.append(node)
+            leaves.append(node)                 # a leaf holding chunked values
     for leaf in leaves:
         for v in leaf.vals:
             if type(v) is Envelope:

@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import random
 
-import numpy as np
 import pytest
 
 pytest.importorskip("langgraph")
 
-from langgraph.store.base import MatchCondition  # noqa: E402
 
 from prollytree.integrations.langgraph import ProllyStore  # noqa: E402
 from prollytree.search import HashEmbedder  # noqa: E402

@@ -12,7 +12,6 @@ import time
 import pytest
 
 from prollytree.errors import StoreLockedError
-from prollytree.storage import open_store
 from prollytree.storage.file import FileNodeStore
 from prollytree.storage.locking import LOCK_FILE_NAME, QUEUE_SUFFIX, WriterLock
 

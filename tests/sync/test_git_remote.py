@@ -18,24 +18,7 @@ from prollytree.errors import (MergeConflictError, NonFastForwardError, RemoteEr
 from prollytree.sync import git_remote as gr
 from prollytree.versioning import ConflictResolution, StorageBackend, VersionedKvStore
 
-GIT_ENV = {
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.com",
-    "GIT_COMMITTER_NAME": "Test Committer", "GIT_COMMITTER_EMAIL": "committer@example.com",
-}
-
-
-@pytest.fixture(autouse=True)
-def git_home(tmp_path_factory, monkeypatch):
-    home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    for k, v in GIT_ENV.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("PROLLYTREE_LOCK_TIMEOUT", "20")
-    for k in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
-        monkeypatch.delenv(k, raising=False)
-    return home
+pytestmark = pytest.mark.usefixtures("git_home")     # tests/conftest.py
 
 
 def git(cwd, *args, check=True) -> str:

@@ -3,7 +3,6 @@ executable (subprocess), against bare repositories and a real ``git-prolly serve
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess

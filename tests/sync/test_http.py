@@ -27,7 +27,9 @@ from prollytree.sync import git_remote as gr  # noqa: E402
 from prollytree.sync.http_client import END, MAGIC, RECORD, split_url  # noqa: E402
 from prollytree.versioning import VersionedKvStore  # noqa: E402
 
-from .test_git_remote import contents, fill, fsck, git, git_home  # noqa: E402,F401
+from .test_git_remote import contents, fill, fsck, git  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("git_home")     # tests/conftest.py
 
 TOKEN = "t0ken-for-tests"
 

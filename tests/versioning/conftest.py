@@ -5,23 +5,10 @@ import pytest
 
 from prollytree.versioning import StorageBackend, VersionedKvStore
 
-GIT_ENV = {
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Test Author", "GIT_AUTHOR_EMAIL": "author@example.com",
-    "GIT_COMMITTER_NAME": "Test Committer", "GIT_COMMITTER_EMAIL": "committer@example.com",
-}
-
-
 @pytest.fixture(autouse=True)
-def git_home(tmp_path_factory, monkeypatch):
-    """A private HOME (no user git config leaks in) and a fixed identity."""
-    home = tmp_path_factory.mktemp("home")
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
-    for k, v in GIT_ENV.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.setenv("PROLLYTREE_LOCK_TIMEOUT", "20")
-    return home
+def _git_identity(git_home):
+    """Every versioning test runs with tests/conftest.py's private HOME and identity."""
+    return git_home
 
 
 def git(cwd, *args, check=True):
