@@ -144,6 +144,8 @@ import sys, time
 from prollytree.versioning import StorageBackend, VersionedKvStore
 path, kind, me, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 s = VersionedKvStore(path, StorageBackend[kind])
+print("ready", flush=True)
+sys.stdin.readline()            # both start together, whatever their start-up took
 end = time.monotonic() + seconds
 i = 0
 while time.monotonic() < end:
@@ -158,8 +160,13 @@ def _two_writers(tmp_path, backend, seconds):
     path = str(tmp_path / "ds")
     VersionedKvStore(path, backend).close()
     procs = [subprocess.Popen([sys.executable, "-c", PAIR, path, backend.name, me,
-                               str(seconds)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for me in ("a", "b")]
+                               str(seconds)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for me in ("a", "b")]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready", p.stderr.read()[-2000:]
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
     outs = [p.communicate(timeout=seconds + 120) for p in procs]
     for p, (out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
