@@ -281,3 +281,26 @@ def test_datasets_written_before_root_sets_open_and_upgrade(tmp_path, kind):
             "prollytree-dataset 1")
         assert git(path, "fsck", "--strict").returncode == 0
     shutil.rmtree(tmp_path / kind)
+
+
+def test_bad_input_on_the_new_calls_changes_nothing(make_store):
+    s = make_store()
+    s.tree("t").insert(b"k", b"v")
+    c = s.commit("one")
+    before = (s.list_trees(), s.staged(), s.current_commit())
+    bad_types = [lambda: s.tree(5), lambda: s.get(b"k", tree=5), lambda: s.insert(b"k", b"v", tree=5),
+                 lambda: s.tree_root(5), lambda: s.tree_at("HEAD", 5), lambda: s.diff(c, c, tree=5),
+                 lambda: s.iter_items(reverse="yes"), lambda: s.create_tree("x", config="cfg"),
+                 lambda: s.delete_branch("main", force="yes"), lambda: s.merge("main", message=3),
+                 lambda: s.tree("t").insert("k", b"v"), lambda: s.insert_batch([(b"a", 1)], tree="t")]
+    for call in bad_types:
+        with pytest.raises(TypeError):
+            call()
+    bad_values = [lambda: s.get(b"k", tree="a\x01"), lambda: s.create_tree("t"),
+                  lambda: s.drop_tree(""), lambda: s.tree_root("t", "no-such-ref"),
+                  lambda: s.diff_trees(c, "nope"), lambda: s.merge("main", message=" "),
+                  lambda: s.get_commits_for_key(b"k", tree="x" * 201)]
+    for call in bad_values:
+        with pytest.raises(ValueError):
+            call()
+    assert (s.list_trees(), s.staged(), s.current_commit()) == before
