@@ -3,9 +3,9 @@ ref (commit, merge, branch, checkout) and shared for appending to the staging jo
 
 A waiter polls for up to ``timeout`` seconds (``$PROLLYTREE_LOCK_TIMEOUT``, default 30)
 and then gets :class:`~prollytree.errors.StoreLockedError` naming the holder's pid.
-Exclusive waiters are served in arrival order (the ticket queue of
-:func:`prollytree.storage.locking.fair_flock_until`), so two processes committing in a
-loop take turns; shared holders (journal appends) are brief and use plain ``flock``. Locks
+Waiters are served in arrival order (the ticket queue of
+:func:`prollytree.storage.locking.fair_flock_until`; shared waiters queue only behind
+earlier exclusive ones), so two processes that stage and commit in a loop take turns. Locks
 are re-entrant within one lock object; two store objects (in one process or two) exclude
 each other, since ``flock`` locks belong to open file descriptions.
 """
@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from ..errors import StoreLockedError
-from ..storage.locking import fair_flock_until, flock_until, lock_holder, resolve_lock_timeout
+from ..storage.locking import fair_flock_until, lock_holder, resolve_lock_timeout
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -42,8 +42,9 @@ class DatasetLock:
     def _acquire(self, op: int) -> None:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        got = (fair_flock_until(self._fd, self.path, op, self.timeout)
-               if op == fcntl.LOCK_EX else flock_until(self._fd, op, self.timeout))
+        # Shared waiters queue too: a journal append polling with plain flock keeps
+        # missing the short windows between another process's commits and starves.
+        got = fair_flock_until(self._fd, self.path, op, self.timeout)
         if not got:
             pid = lock_holder(self.path)
             holder = f" (last exclusive holder: pid {pid})" if pid else ""
