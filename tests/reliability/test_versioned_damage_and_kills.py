@@ -173,12 +173,16 @@ def _two_writers(tmp_path, backend, seconds):
     stamps = {me: [float(line.split()[0]) for line in out.splitlines()]
               for me, (out, _) in zip("ab", outs)}
     # they take turns: in the merged timeline the committer changes again and again (a
-    # process that waited for the other to finish would make a single switch). How long a
-    # run is depends on when the other process is outside the lock (staging): runs of 4-14
-    # commits were seen here, so the count is only bounded below; the gaps are bounded too
+    # process that waited for the other to finish would make a single switch). With every
+    # waiter queued they alternate almost commit by commit (about one switch per two
+    # commits, even beside CPU burners); the bound leaves a wide margin for slow machines
     timeline = sorted([(t, me) for me, times in stamps.items() for t in times])
     switches = sum(1 for (_, x), (_, y) in zip(timeline, timeline[1:]) if x != y)
-    assert switches >= 5, switches
+    longest = max((b - a for times in stamps.values() for a, b in zip(times, times[1:])),
+                  default=0.0)
+    print(f"two writers, {seconds} s: {len(timeline)} commits, {switches} switches, "
+          f"longest gap {longest:.2f} s")
+    assert switches >= max(5, len(timeline) // 20), (switches, len(timeline))
     s = VersionedKvStore(path, backend)
     for me, times in stamps.items():
         assert len(times) > 0
