@@ -32,6 +32,14 @@ def fsync_dir(path: str, required: bool = True) -> None:
         os.close(fd)
 
 
+def unlink_quietly(path: str) -> None:
+    """Remove ``path`` if it exists (a file someone else may have removed already)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def atomic_write(path: str, data: bytes, fsync: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically (temp file + rename); with ``fsync``, the
     new content and the rename are durable when this returns."""

@@ -29,7 +29,7 @@ from typing import Callable
 
 from ..errors import StoreError, StoreLockedError
 from .base import NodeStore
-from .._fs import make_store_dir
+from .._fs import make_store_dir, unlink_quietly
 
 try:  # pragma: no cover - the import itself is what is being probed
     import fcntl
@@ -135,13 +135,6 @@ def _try_flock(fd: int, op: int) -> bool:
         return False
 
 
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
 def _take_ticket(queue: str, kind: str) -> tuple[int, str, int]:
     """Draw the next number and publish ticket ``<number>.<kind>``, flocked by us.
     Returns (number, ticket path, ticket fd)."""
@@ -163,7 +156,7 @@ def _take_ticket(queue: str, kind: str) -> tuple[int, str, int]:
             os.rename(tmp, path)
         except BaseException:
             os.close(fd)
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp)
             raise
     finally:
         os.close(seq_fd)                         # releases the counter flock
@@ -192,7 +185,7 @@ def _live(path: str) -> bool:
         if not _try_flock(fd, fcntl.LOCK_SH):
             return True
         # Nobody holds it: its owner died between publishing it and deleting it.
-        _unlink_quietly(path)
+        unlink_quietly(path)
         return False
     finally:
         os.close(fd)
@@ -238,7 +231,7 @@ def fair_flock_until(fd: int, path: str, op: int, timeout: float) -> bool:
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, 0.01)
     finally:
-        _unlink_quietly(ticket)
+        unlink_quietly(ticket)
         os.close(tfd)
 
 

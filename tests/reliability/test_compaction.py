@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-import prollytree.storage.file as file_store
+import prollytree.storage.file_compaction as file_store
 from prollytree import ProllyTree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
