@@ -204,3 +204,14 @@ class LeafIndex:
                     return leaf.value_at(j)
                 return None
         return self.cache.leaf_get(addr, key)
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with ``prefix`` (None if none)."""
+    p = bytearray(prefix)
+    while p and p[-1] == 0xFF:
+        p.pop()
+    if not p:
+        return None
+    p[-1] += 1
+    return bytes(p)

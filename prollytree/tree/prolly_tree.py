@@ -15,7 +15,6 @@ open trees too.
 from __future__ import annotations
 
 import atexit
-import functools
 import gc
 import os
 import threading
@@ -26,15 +25,15 @@ from ..errors import ReadOnlyError
 from ..storage import NodeStore, open_store
 from .codec import EMPTY_ROOT, Envelope, Node
 from .config import TreeConfig
-from .cursor import LeafIndex, iter_items, lookup
+from .cursor import LeafIndex, iter_items, lookup, prefix_end
 from .diff import diff_roots
 from .merge import ConflictResolution, three_way_merge
 from .mutate import apply_edits, build
 from .node_cache import DEFAULT_LEAF_CACHE_BYTES, NodeCache
-from . import walk
 from .checks import check_key as _check_key
 from .checks import check_value as _check_value
 from .proof import generate_proof, proven_value, verify_proof
+from .upkeep import TreeUpkeep, locked
 from . import values as _values
 
 ROOT_REF = "root"
@@ -74,29 +73,9 @@ def _all_bytes(objects: Iterable) -> bool:
     return set(map(type, objects)) <= {bytes}
 
 
-def _locked(method):
-    """Run ``method`` holding the tree's lock (reentrant: locked methods call each other)."""
-    @functools.wraps(method)
-    def wrapper(self, *args, **kwargs):
-        with self._lock:
-            return method(self, *args, **kwargs)
-    return wrapper
-
-
 def value_length(value: bytes) -> int:
     """Length of the value a leaf value stands for (an envelope's recorded length)."""
     return _values.value_info(value).length if type(value) is Envelope else len(value)
-
-
-def prefix_end(prefix: bytes) -> bytes | None:
-    """The smallest key greater than every key starting with ``prefix`` (None if none)."""
-    p = bytearray(prefix)
-    while p and p[-1] == 0xFF:
-        p.pop()
-    if not p:
-        return None
-    p[-1] += 1
-    return bytes(p)
 
 
 # Trees with a persistent store are flushed at interpreter exit (weakly held, so that
@@ -113,7 +92,7 @@ def _flush_open_trees() -> None:
             pass
 
 
-class ProllyTree:
+class ProllyTree(TreeUpkeep):
     """An ordered map of bytes to bytes stored as a prolly tree.
 
     ``ProllyTree(storage_type="memory", path=None, config=None)``: ``storage_type`` is
@@ -258,7 +237,7 @@ class ProllyTree:
             with self._lock:
                 self._apply()
 
-    @_locked
+    @locked
     def insert_batch(self, items: Iterable[tuple[bytes, bytes]]) -> None:
         """Set many pairs at once; a later duplicate key wins. Nothing is applied unless
         every pair is valid."""
@@ -301,7 +280,7 @@ class ProllyTree:
             if paused:
                 gc.enable()
 
-    @_locked
+    @locked
     def update(self, key: bytes, value: bytes) -> bool:
         """Change the value of an existing key; returns False (changing nothing) when
         ``key`` is absent."""
@@ -317,7 +296,7 @@ class ProllyTree:
             self._apply()
         return True
 
-    @_locked
+    @locked
     def delete(self, key: bytes) -> bool:
         """Remove ``key``; returns whether it was present."""
         _check_key(key)
@@ -329,7 +308,7 @@ class ProllyTree:
             self._apply()
         return True
 
-    @_locked
+    @locked
     def delete_batch(self, keys: Iterable[bytes]) -> int:
         """Remove many keys; returns how many were present. Nothing is applied unless
         every key is valid."""
@@ -493,7 +472,7 @@ class ProllyTree:
             raise KeyError(key)
         return _values.open_value(self._cache.raw, v)
 
-    @_locked
+    @locked
     def insert_stream(self, key: bytes, fileobj: Any) -> int:
         """Set ``key`` to the bytes read from binary ``fileobj`` (its ``read(n)`` until
         b""), without holding the value: chunks are stored as they are read (memory
@@ -518,7 +497,7 @@ class ProllyTree:
     def __contains__(self, key: object) -> bool:
         return isinstance(key, bytes) and self.find_raw(key) is not None
 
-    @_locked
+    @locked
     def size(self) -> int:
         """Number of key/value pairs."""
         self._apply()
@@ -526,13 +505,13 @@ class ProllyTree:
 
     __len__ = size
 
-    @_locked
+    @locked
     def depth(self) -> int:
         """Number of node levels (1 for a tree that fits in one leaf, including empty)."""
         self._apply()
         return self._root_node.level + 1
 
-    @_locked
+    @locked
     def get_root_hash(self) -> bytes:
         """The 32-byte root address; equal trees (same config, same pairs) share it."""
         self._apply()
@@ -589,62 +568,6 @@ class ProllyTree:
         """The pair with the greatest key, or None when empty."""
         return next(self.items(reverse=True), None)
 
-    # -- whole-tree views ----------------------------------------------------------------
-
-    def _walk(self) -> Iterator[tuple[bytes, Node]]:
-        """Every node (address, node) reachable from the root, parents before children."""
-        self._apply()
-        stack = [self._root]
-        load = self._cache.load
-        while stack:
-            addr = stack.pop()
-            node = load(addr)
-            yield addr, node
-            if node.level:
-                stack.extend(reversed(node.vals))
-
-    @_locked
-    def stats(self) -> dict[str, Any]:
-        """Shape statistics: num_nodes, num_leaves, num_internal_nodes, avg_node_size
-        (entries per node), total_key_value_pairs, depth and total_node_bytes, and for a
-        file store the bytes a compaction would free (reclaimable_bytes). O(nodes)."""
-        self._apply()
-        out = walk.shape(self._cache.load, self._cache.raw, self._root)
-        store_stats = getattr(self._store, "stats", None)
-        if store_stats is not None:  # the file store: bytes a compaction would free
-            out["reclaimable_bytes"] = store_stats(self.reachable())["reclaimable_bytes"]
-        return out
-
-    @_locked
-    def value_stats(self) -> dict[str, int]:
-        """Chunked values of this tree (see :func:`.values.usage`): how many, their
-        total length, the distinct chunks stored and the bytes dedup saves. O(leaves)
-        reads plus the chunk indexes; no value is read."""
-        envs = [v for _, node in self._walk() if not node.level
-                and getattr(node, "env", None) is not None
-                for v in node.vals if type(v) is Envelope]
-        return _values.usage(self._cache.raw, envs)
-
-    @_locked
-    def traverse(self) -> str:
-        """A readable outline of the tree: one line per node, indented by depth."""
-        self._apply()
-        lines: list[str] = []
-        load = self._cache.load
-
-        def show(addr: bytes, indent: int) -> None:
-            node = load(addr)
-            span = f"{node.first_key!r}..{node.last_key!r}" if node.size else "empty"
-            kind = "leaf" if node.level == 0 else f"L{node.level}"
-            lines.append(f"{'  ' * indent}{kind} {addr.hex()[:12]} entries={node.size} "
-                         f"pairs={node.total} keys={span}")
-            if node.level:
-                for child in node.vals:
-                    show(child, indent + 1)
-
-        show(self._root, 0)
-        return "\n".join(lines)
-
     def diff(self, other: "ProllyTree") -> dict[str, dict]:
         """Differences from this tree to ``other``: ``{"added": {k: v}, "removed": {k: v},
         "modified": {k: {"old": v1, "new": v2}}}``. Identical subtrees are skipped by
@@ -685,7 +608,7 @@ class ProllyTree:
 
     # -- proofs ----------------------------------------------------------------------------
 
-    @_locked
+    @locked
     def generate_proof(self, key: bytes) -> bytes:
         """A portable proof of ``key``'s value (or absence) under the current root hash;
         check it with :func:`prollytree.verify_proof` given only the root hash."""
@@ -706,7 +629,7 @@ class ProllyTree:
 
     # -- persistence -------------------------------------------------------------------------
 
-    @_locked
+    @locked
     def save_config(self) -> None:
         """Store the config next to the tree (persistent stores keep it from creation; this
         re-saves it and makes it durable)."""
@@ -714,7 +637,7 @@ class ProllyTree:
         self._store.set_ref(CONFIG_REF, self._config.to_bytes())
         self._store.flush()
 
-    @_locked
+    @locked
     def flush(self) -> None:
         """Apply buffered writes, record the root (persistent trees) and make it durable."""
         if self._closed:
@@ -731,7 +654,7 @@ class ProllyTree:
             self._seen_gen = store.ref_generation
             store.flush()
 
-    @_locked
+    @locked
     def close(self) -> None:
         """Flush and release the store. Further use raises ValueError."""
         if self._closed:
@@ -753,52 +676,6 @@ class ProllyTree:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    @_locked
-    def reachable(self, extra_roots: Iterable[bytes] = ()) -> set[bytes]:
-        """Addresses of every node reachable from the current root and ``extra_roots``.
-        Leaves are not decoded: only internal nodes name children."""
-        self._apply()
-        return walk.reachable(self._cache.load, [self._root, *extra_roots],
-                              raw=self._store.get)
-
-    @_locked
-    def gc(self, extra_roots: Iterable[bytes] = ()) -> dict[str, int]:
-        """Delete every stored node not reachable from the current root or from
-        ``extra_roots``. Returns {"kept": n, "removed": m}."""
-        self._writable()
-        self.flush()
-        extra = list(extra_roots)
-        for r in extra:
-            if not isinstance(r, bytes):
-                raise TypeError("extra_roots must be bytes addresses")
-        live = self.reachable(extra)
-        dead = [a for a in self._store.addresses() if a not in live]
-        removed = self._store.remove(dead) if dead else 0
-        self._store.flush()
-        return {"kept": len(live), "removed": removed}
-
-    @_locked
-    def verify(self) -> dict[str, Any]:
-        """Walk every node reachable from the root and check it (see
-        :func:`prollytree.tree.walk.check`: present, hashing to its address, decodable,
-        ordered, counts and chunk boundaries as the config says). Never raises for
-        damage: returns ``{"nodes": checked, "missing": [hex], "damaged": [hex],
-        "invalid": [hex], "problems": [{"kind", "node", "detail"}], "ok"}``."""
-        self._apply()
-        report = walk.check(self._store.get, [(self._root, self._config)])
-        by_kind: dict[str, list] = {"missing-node": [], "damaged-node": [],
-                                    "unreadable-node": [], "invariant": []}
-        for p in report.problems:
-            by_kind[p.kind].append(p.address.hex())
-        return {"nodes": report.nodes, "missing": by_kind["missing-node"],
-                "damaged": by_kind["damaged-node"] + by_kind["unreadable-node"],
-                "invalid": by_kind["invariant"],
-                "problems": [{"kind": p.kind, "node": p.address.hex(), "detail": p.detail}
-                             for p in report.problems],
-                "ok": not report.problems}
-
-    fsck = verify
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"root={self._root.hex()[:12]}"
