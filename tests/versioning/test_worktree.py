@@ -402,3 +402,45 @@ def test_node_map_rebuilt_from_a_linked_worktree(repo, tmp_path):
     assert dict(s.iter_items()) == {b"base": b"0", **{b"k%04d" % i: b"v%d" % i
                                                       for i in range(300)}}
     s.close()
+
+
+def test_manager_merge_covers_every_namespace(repo, tmp_path):
+    """merge_to_main is three-way over every tree of the dataset, namespaces included,
+    and agrees with a model of each namespace."""
+    from prollytree import NamespacedKvStore
+    main = NamespacedKvStore(str(repo / "data"))
+    main.ns_insert("users", b"u0", b"base")
+    main.ns_insert("tmp", b"t", b"1")
+    main.commit("namespaces")
+    m = WorktreeManager(str(repo))
+    a = m.add_worktree(str(tmp_path / "a"), "a", True)
+    agent = NamespacedKvStore(os.path.join(a["path"], "data"))
+    assert agent.current_branch == "a" and agent.ns_get("users", b"u0") == b"base"
+    agent.ns_insert("users", b"ua", b"agent")
+    agent.ns_insert("notes", b"n", b"agent")
+    agent.delete_namespace("tmp")
+    agent.commit("agent")
+    main.ns_insert("users", b"um", b"main")
+    main.insert(b"base", b"main")
+    main.commit("main")
+    merged = m.merge_to_main("a", "Merge a")
+    assert git(repo, "log", "-1", "--format=%s", merged).stdout.strip() == "Merge a"
+    expect = {"default": {b"base": b"main"},
+              "users": {b"u0": b"base", b"ua": b"agent", b"um": b"main"},
+              "notes": {b"n": b"agent"}}
+    assert main.current_commit() == merged
+    assert main.list_namespaces() == sorted(expect)
+    for name, pairs in expect.items():
+        assert dict(main.ns_items(name)) == pairs
+    # a conflict inside a namespace names its tree and changes nothing
+    agent.ns_insert("users", b"u0", b"agent's")
+    agent.commit("agent u0")
+    main.ns_insert("users", b"u0", b"main's")
+    tip = main.commit("main u0")
+    with pytest.raises(MergeConflictError) as e:
+        m.merge_to_main("a", "no")
+    assert [(c.tree, c.key) for c in e.value.conflicts] == [("ns/users", b"u0")]
+    assert m.get_branch_commit("main") == tip == main.current_commit()
+    agent.close()
+    main.close()
+    assert git(repo, "status", "--porcelain").stdout == ""
