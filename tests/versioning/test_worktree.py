@@ -185,7 +185,14 @@ def test_locks_are_gits_and_shared(repo, tmp_path):
     assert m2.is_locked("main") and m2.list_worktrees()[0]["lock_reason"] == "release"
     with pytest.raises(ValueError, match="main worktree cannot be removed"):
         m2.remove_worktree("main")
+    # ... without Git's index lock (the wheel's main lock blocked every later commit)
+    assert not (repo / ".git" / "index.lock").exists()
+    assert git(repo, "status", "--porcelain").returncode == 0
     assert m2.unlock_worktree("main")
+    wm = WorktreeVersionedKvStore.from_worktree(str(repo), "main", "main", m2)
+    wm.insert(b"after-unlock", b"1")
+    assert wm.commit("main commits after its lock") == m1.get_branch_commit("main")
+    wm.close()
     w.close()
     w2.close()
     # removal
@@ -444,3 +451,47 @@ def test_manager_merge_covers_every_namespace(repo, tmp_path):
     agent.close()
     main.close()
     assert git(repo, "status", "--porcelain").stdout == ""
+
+
+def test_bad_input_changes_nothing(repo, tmp_path):
+    m = WorktreeManager(str(repo))
+    w = m.add_worktree(str(tmp_path / "w"), "w", True)
+    h = WorktreeVersionedKvStore.from_worktree(w["path"], "w", "w", m)
+    h.insert(b"x", b"y")
+    h.commit("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "f").write_text("x")
+
+    def state():
+        return (git(repo, "for-each-ref").stdout,
+                git(repo, "worktree", "list", "--porcelain").stdout,
+                sorted(os.listdir(repo / ".git" / "worktrees")), m.is_locked("w"),
+                h.store.tree_status(), sorted(os.listdir(tmp_path)))
+
+    before = state()
+    calls = {
+        TypeError: [lambda: m.merge_branch("w", 5, "x"), lambda: m.merge_to_main(None, "x"),
+                    lambda: m.merge_to_main("w", "x", "take-source"),
+                    lambda: m.lock_worktree("w", 5), lambda: m.remove_worktree(5),
+                    lambda: m.remove_worktree("w", "yes"), lambda: m.is_locked(None),
+                    lambda: m.add_worktree(5, "n", True), lambda: m.get_branch_commit(5),
+                    lambda: m.add_worktree(str(tmp_path / "n"), "n", True, 7),
+                    lambda: WorktreeVersionedKvStore.from_worktree(w["path"], "w", "w", "m"),
+                    lambda: h.insert("k", b"v"), lambda: h.commit(5), lambda: h.lock(5),
+                    lambda: WorktreeManager(str(repo), dataset=5)],
+        UnknownRefError: [lambda: m.merge_branch("w", "nope", "x"),
+                          lambda: m.add_worktree(str(tmp_path / "n"), "n", True, "nope")],
+        ValueError: [lambda: m.merge_to_main("w", "  "), lambda: m.merge_to_main("zz", "x"),
+                     lambda: m.lock_worktree("w", "two\nlines"),
+                     lambda: m.lock_worktree("zz", "r"), lambda: m.remove_worktree("zz"),
+                     lambda: m.unlock_worktree("zz"),
+                     lambda: m.add_worktree(str(tmp_path / "full"), "n", True),
+                     lambda: m.add_worktree(str(tmp_path / "n"), "n", False, "main"),
+                     lambda: WorktreeManager(str(repo), dataset=".git/x")],
+    }
+    for error, group in calls.items():
+        for call in group:
+            with pytest.raises(error):
+                call()
+            assert state() == before
+    h.close()
