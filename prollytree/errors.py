@@ -75,7 +75,7 @@ class RevertConflictError(MergeConflictError):
 
 class WorktreeLockedError(StoreError):
     """A write or commit through a handle that does not hold a worktree's lock (see
-    :class:`prollytree.versioning.worktree.WorktreeVersionedKvStore`); also raised when
+    :class:`prollytree.versioning.worktree_store.WorktreeVersionedKvStore`); also raised when
     removing a locked worktree."""
 
     def __init__(self, message: str, worktree_id: str | None = None,

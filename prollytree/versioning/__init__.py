@@ -26,6 +26,7 @@ __all__ = ["VersionedKvStore", "StorageBackend", "KvDiff", "DiffOperation", "Cha
            "Unresolved", "ConflictResolution", "MergeConflict", "RevertConflictError",
            "Commit", "Repository", "Workspace", "RootSet", "TreeEntry", "TreeHandle"]
 from .namespaced import NamespacedKvStore  # noqa: E402  (issue #11)
-from .worktree import WorktreeManager, WorktreeVersionedKvStore  # noqa: E402
+from .worktree import WorktreeManager  # noqa: E402
+from .worktree_store import WorktreeVersionedKvStore  # noqa: E402
 
 __all__ += ["NamespacedKvStore", "WorktreeManager", "WorktreeVersionedKvStore"]

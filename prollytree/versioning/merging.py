@@ -45,7 +45,7 @@ class MergeMixin:
         """Refuse ``what`` with staged changes (under the exclusive lock); staged writes
         that change nothing (see :meth:`status`) are dropped instead."""
         if len(self._staging):
-            changes = self.status()
+            changes = self.tree_status()  # every tree: namespaces too
             if changes:
                 raise ValueError(f"cannot {what} with {len(changes)} staged change(s): "
                                  f"commit them first")

@@ -242,3 +242,50 @@ def test_git_stays_clean(tmp_path):
     assert git(tmp_path, "status", "--porcelain").stdout == ""
     assert git(tmp_path, "fsck", "--strict").returncode == 0
     assert git(tmp_path, "log", "--format=%s").stdout.split("\n")[:2] == ["drop", "ns commit"]
+
+
+def test_merge_refuses_staged_namespace_writes(ns):
+    """Staged writes only in a namespace (not the default tree) still block a merge:
+    they are neither committed under the merge nor silently dropped."""
+    ns.ns_insert("users", b"k", b"base")
+    ns.commit("base")
+    ns.branch("other")
+    ns.ns_insert("users", b"o", b"1")
+    ns.commit("other")
+    ns.checkout("main")
+    ns.ns_insert("users", b"m", b"1")
+    ns.commit("main")
+    ns.merge("other")
+    head = ns.current_commit()
+    ns.ns_insert("users", b"pending", b"x")          # staged in a namespace only
+    ns.create_namespace("fresh")
+    staged = ns.store.tree_status()
+    for call in (lambda: ns.merge("other"), lambda: ns.try_merge("other"),
+                 lambda: ns.merge("HEAD~1")):
+        with pytest.raises(ValueError, match="staged"):
+            call()
+        assert ns.current_commit() == head and ns.store.tree_status() == staged
+    assert ns.ns_get("users", b"pending") == b"x" and "fresh" in ns.list_namespaces()
+    ns.commit("pending")
+    assert ns.ns_list_keys("users") == [b"k", b"m", b"o", b"pending"]
+
+
+def test_namespace_changed_with_any_ref(ns):
+    ns.ns_insert("users", b"a", b"1")
+    c1 = ns.commit("one")
+    git(ns.path, "tag", "v1")                       # a Git tag on the dataset's repository
+    ns.ns_insert("other", b"x", b"y")
+    c2 = ns.commit("two")
+    ns.ns_insert("users", b"b", b"2")
+    ns.commit("three")
+    # (namespace, a, b) -> changed, each side by a branch, a tag, a short id or HEAD~N
+    cases = {("users", "v1", "HEAD"): True, ("users", c1[:8], "HEAD~1"): False,
+             ("other", "v1", c2[:10]): True, ("other", "HEAD~1", "main"): False,
+             ("default", "v1", "main"): False, ("users", "HEAD~2", "v1"): False,
+             ("ghost", "v1", "HEAD"): False}
+    for (name, a, b), changed in cases.items():
+        assert ns.namespace_changed(name, a, b) is changed, (name, a, b)
+    with pytest.raises(ValueError):
+        ns.namespace_changed("users", "no-such-ref", "HEAD")
+    with pytest.raises(TypeError):
+        ns.namespace_changed("users", 1, "HEAD")

@@ -7,6 +7,7 @@ import tempfile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from prollytree import ProllyTree
 from prollytree.versioning import ConflictResolution, NamespacedKvStore, StorageBackend
 
 NAMESPACES = ["default", "users", "agents/a"]
@@ -183,6 +184,22 @@ def run(seq, path, backend):
                                                   "ns/" + ns)) == state.get(ns, {})
                 assert (s.store.tree_root("" if ns == "default" else "ns/" + ns, b)
                         is not None) == (ns in state)
+        # roots are canonical: a namespace changed between two branches exactly when
+        # its pairs (or its existence) differ, and its root is a ProllyTree's
+        for ns in NAMESPACES:
+            for b1, c1 in m.heads.items():
+                for b2, c2 in m.heads.items():
+                    s1, s2 = m.commits[c1], m.commits[c2]
+                    assert s.namespace_changed(ns, b1, b2) == \
+                        ((ns in s1) != (ns in s2) or s1.get(ns) != s2.get(ns))
+            pairs = m.committed().get(ns)
+            if pairs is None:
+                assert s.get_namespace_root_hash(ns) is None
+            else:
+                t = ProllyTree()
+                for k, v in pairs.items():
+                    t.insert(k, v)
+                assert s.get_namespace_root_hash(ns) == t.get_root_hash()
     finally:
         s.close()
 

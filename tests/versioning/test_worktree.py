@@ -185,7 +185,14 @@ def test_locks_are_gits_and_shared(repo, tmp_path):
     assert m2.is_locked("main") and m2.list_worktrees()[0]["lock_reason"] == "release"
     with pytest.raises(ValueError, match="main worktree cannot be removed"):
         m2.remove_worktree("main")
+    # ... without Git's index lock (the wheel's main lock blocked every later commit)
+    assert not (repo / ".git" / "index.lock").exists()
+    assert git(repo, "status", "--porcelain").returncode == 0
     assert m2.unlock_worktree("main")
+    wm = WorktreeVersionedKvStore.from_worktree(str(repo), "main", "main", m2)
+    wm.insert(b"after-unlock", b"1")
+    assert wm.commit("main commits after its lock") == m1.get_branch_commit("main")
+    wm.close()
     w.close()
     w2.close()
     # removal
@@ -402,3 +409,89 @@ def test_node_map_rebuilt_from_a_linked_worktree(repo, tmp_path):
     assert dict(s.iter_items()) == {b"base": b"0", **{b"k%04d" % i: b"v%d" % i
                                                       for i in range(300)}}
     s.close()
+
+
+def test_manager_merge_covers_every_namespace(repo, tmp_path):
+    """merge_to_main is three-way over every tree of the dataset, namespaces included,
+    and agrees with a model of each namespace."""
+    from prollytree import NamespacedKvStore
+    main = NamespacedKvStore(str(repo / "data"))
+    main.ns_insert("users", b"u0", b"base")
+    main.ns_insert("tmp", b"t", b"1")
+    main.commit("namespaces")
+    m = WorktreeManager(str(repo))
+    a = m.add_worktree(str(tmp_path / "a"), "a", True)
+    agent = NamespacedKvStore(os.path.join(a["path"], "data"))
+    assert agent.current_branch == "a" and agent.ns_get("users", b"u0") == b"base"
+    agent.ns_insert("users", b"ua", b"agent")
+    agent.ns_insert("notes", b"n", b"agent")
+    agent.delete_namespace("tmp")
+    agent.commit("agent")
+    main.ns_insert("users", b"um", b"main")
+    main.insert(b"base", b"main")
+    main.commit("main")
+    merged = m.merge_to_main("a", "Merge a")
+    assert git(repo, "log", "-1", "--format=%s", merged).stdout.strip() == "Merge a"
+    expect = {"default": {b"base": b"main"},
+              "users": {b"u0": b"base", b"ua": b"agent", b"um": b"main"},
+              "notes": {b"n": b"agent"}}
+    assert main.current_commit() == merged
+    assert main.list_namespaces() == sorted(expect)
+    for name, pairs in expect.items():
+        assert dict(main.ns_items(name)) == pairs
+    # a conflict inside a namespace names its tree and changes nothing
+    agent.ns_insert("users", b"u0", b"agent's")
+    agent.commit("agent u0")
+    main.ns_insert("users", b"u0", b"main's")
+    tip = main.commit("main u0")
+    with pytest.raises(MergeConflictError) as e:
+        m.merge_to_main("a", "no")
+    assert [(c.tree, c.key) for c in e.value.conflicts] == [("ns/users", b"u0")]
+    assert m.get_branch_commit("main") == tip == main.current_commit()
+    agent.close()
+    main.close()
+    assert git(repo, "status", "--porcelain").stdout == ""
+
+
+def test_bad_input_changes_nothing(repo, tmp_path):
+    m = WorktreeManager(str(repo))
+    w = m.add_worktree(str(tmp_path / "w"), "w", True)
+    h = WorktreeVersionedKvStore.from_worktree(w["path"], "w", "w", m)
+    h.insert(b"x", b"y")
+    h.commit("x")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "f").write_text("x")
+
+    def state():
+        return (git(repo, "for-each-ref").stdout,
+                git(repo, "worktree", "list", "--porcelain").stdout,
+                sorted(os.listdir(repo / ".git" / "worktrees")), m.is_locked("w"),
+                h.store.tree_status(), sorted(os.listdir(tmp_path)))
+
+    before = state()
+    calls = {
+        TypeError: [lambda: m.merge_branch("w", 5, "x"), lambda: m.merge_to_main(None, "x"),
+                    lambda: m.merge_to_main("w", "x", "take-source"),
+                    lambda: m.lock_worktree("w", 5), lambda: m.remove_worktree(5),
+                    lambda: m.remove_worktree("w", "yes"), lambda: m.is_locked(None),
+                    lambda: m.add_worktree(5, "n", True), lambda: m.get_branch_commit(5),
+                    lambda: m.add_worktree(str(tmp_path / "n"), "n", True, 7),
+                    lambda: WorktreeVersionedKvStore.from_worktree(w["path"], "w", "w", "m"),
+                    lambda: h.insert("k", b"v"), lambda: h.commit(5), lambda: h.lock(5),
+                    lambda: WorktreeManager(str(repo), dataset=5)],
+        UnknownRefError: [lambda: m.merge_branch("w", "nope", "x"),
+                          lambda: m.add_worktree(str(tmp_path / "n"), "n", True, "nope")],
+        ValueError: [lambda: m.merge_to_main("w", "  "), lambda: m.merge_to_main("zz", "x"),
+                     lambda: m.lock_worktree("w", "two\nlines"),
+                     lambda: m.lock_worktree("zz", "r"), lambda: m.remove_worktree("zz"),
+                     lambda: m.unlock_worktree("zz"),
+                     lambda: m.add_worktree(str(tmp_path / "full"), "n", True),
+                     lambda: m.add_worktree(str(tmp_path / "n"), "n", False, "main"),
+                     lambda: WorktreeManager(str(repo), dataset=".git/x")],
+    }
+    for error, group in calls.items():
+        for call in group:
+            with pytest.raises(error):
+                call()
+            assert state() == before
+    h.close()
