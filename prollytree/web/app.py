@@ -70,6 +70,7 @@ def _templates():
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["field"] = _field
     env.filters["keyq"] = _keyq
+    env.filters["keyparams"] = lambda obj: D.key_query(get_bytes(obj, "key")).items()
     env.filters["short"] = lambda cid: (cid or "")[:12]
     env.filters["firstline"] = lambda m: (m.splitlines() or [""])[0]
     env.filters["qs"] = lambda d: urlencode(d or {})
@@ -195,7 +196,8 @@ class WebApp:
         p = r.query_params
         return {"history": self.ds.key_history(D.key_param(p),
                                                D.page_limit(p.get("limit"), 100),
-                                               D.tree_param(p))}
+                                               D.tree_param(p), D.ref_param(p)),
+                "refs": self.ds.refs()}
 
     def v_diff(self, r: Request) -> dict:
         p = r.query_params

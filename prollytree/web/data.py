@@ -318,15 +318,40 @@ class Dataset:
             raise NotFound(f"key {show(key)} is not in {_where(tree)}{ref} ({cid[:12]})")
         return v
 
-    def key_history(self, key: bytes, limit: int, tree: str = "") -> dict:
-        """Commits reachable from HEAD that changed ``key`` (newest first), with the
-        value before (first parent) and after each."""
+    def key_history(self, key: bytes, limit: int, tree: str = "", ref: str = "HEAD") -> dict:
+        """Commits reachable from ``ref`` that changed ``key`` (newest first), with the
+        value before (first parent) and after each. A commit changed the key when its
+        value differs from the value in every parent (a root commit: when the key
+        exists), as :meth:`VersionedKvStore.get_commits_for_key` counts it. Costs one
+        commit read per commit reachable from ``ref`` and one lookup per distinct root
+        of the tree."""
         s = self.store
+        cid = self.resolve(ref)
+        commits = s.log(cid)
+        roots: dict[str, bytes | None] = {}
+        values: dict[bytes | None, bytes | None] = {None: None}
+
+        def value(commit: str) -> bytes | None:
+            root = roots.get(commit, b"")
+            if root == b"":
+                root = roots[commit] = s.tree_root(tree, commit)
+            if root not in values:
+                # not through self.tree: a long history would flush that cache
+                values[root] = s.tree_at(commit, tree).find(key)
+            return values[root]
+
+        changed = []
+        for c in commits:
+            v = value(c["id"])
+            if c["parents"]:
+                if all(value(p) != v for p in c["parents"]):
+                    changed.append(c)
+            elif v is not None:
+                changed.append(c)
         rows = []
-        commits = s.get_commits_for_key(key, tree)
-        for c in commits[:limit]:
-            new = self.tree(c["id"], tree).find(key)
-            old = self.tree(c["parents"][0], tree).find(key) if c["parents"] else None
+        for c in changed[:limit]:
+            new = value(c["id"])
+            old = value(c["parents"][0]) if c["parents"] else None
             d = commit_json(c)
             d["change"] = "added" if old is None else "deleted" if new is None else "modified"
             put_bytes(d, "old", _clip(old))
@@ -335,7 +360,8 @@ class Dataset:
             d["new_size"] = None if new is None else len(new)
             rows.append(d)
         out = put_bytes({}, "key", key)
-        out.update({"tree": tree, "commits": rows, "total": len(commits)})
+        out.update({"ref": ref, "commit": cid, "tree": tree, "commits": rows,
+                    "total": len(changed)})
         return out
 
     # -- diff and merge ---------------------------------------------------------------------

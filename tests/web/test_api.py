@@ -241,6 +241,54 @@ def test_key_history(client, dataset):
     assert [c["id"] for c in people["commits"]] == [ids["c2"]]
 
 
+def test_key_history_at_any_ref_matches_model(client, dataset):
+    """From any ref, the commits whose value of the key differs from every parent's
+    (a root commit: the key exists), newest first - computed from the model's values
+    per commit; at HEAD also equal to the store's get_commits_for_key."""
+    ids, model, store = dataset["ids"], dataset["model"], dataset["store"]
+    at = {ids[label]: model[label] for label in model}
+    keys = sorted({k for m in model.values() for k in m}) + [b"never:there"]
+    for ref in ["main", "feature", "side", "v1", "HEAD~1", ids["c2"]]:
+        log = store.log(ref)
+
+        def value(cid, key):
+            return at.get(cid, {}).get(key)
+
+        for key in keys:
+            want = [c for c in log
+                    if (all(value(p, key) != value(c["id"], key) for p in c["parents"])
+                        if c["parents"] else value(c["id"], key) is not None)]
+            h = client.get("/api/key-history",
+                           params=dict(D_key(key), ref=ref)).json()
+            assert [c["id"] for c in h["commits"]] == [c["id"] for c in want], (ref, key)
+            assert h["total"] == len(want) and h["commit"] == store.resolve_ref(ref)
+            for row, c in zip(h["commits"], want):
+                old = value(c["parents"][0], key) if c["parents"] else None
+                assert (kb(row, "old"), kb(row, "new")) == (
+                    old and old[:65536], value(c["id"], key) and value(c["id"], key)[:65536])
+            if ref == "main":
+                assert [c["id"] for c in h["commits"]] == [
+                    c["id"] for c in store.get_commits_for_key(key)]
+    # the feature-only key has a history from feature, none from main
+    assert client.get("/api/key-history", params={"key": "user:carol", "ref": "feature"}
+                      ).json()["total"] == 1
+    assert client.get("/api/key-history", params={"key": "user:carol"}).json()["total"] == 0
+    r = client.get("/api/key-history", params={"key": "user:carol", "ref": "nope"})
+    assert r.status_code == 404 and "nope" in r.json()["error"]
+    # the page carries the ref in its form, and its links from browse/diff carry it too
+    page = client.get("/key-history", params={"key": "user:carol", "ref": "feature"}).text
+    assert 'name="ref" value="feature"' in page and "reachable from feature" in page
+    browse = client.get("/browse", params={"ref": "feature", "prefix": "user:c"}).text
+    assert "/key-history?ref=feature&amp;key=user%3Acarol" in browse
+
+
+def D_key(key: bytes) -> dict:
+    try:
+        return {"key": key.decode()}
+    except UnicodeDecodeError:
+        return {"key_hex": key.hex()}
+
+
 # -- diff and merge ------------------------------------------------------------------------
 
 
