@@ -175,7 +175,7 @@ class WebApp:
         return {"commit": self.ds.commit(r.path_params["ref"],
                                          D.key_param(p, "after", False),
                                          D.page_limit(p.get("limit"), 100),
-                                         D.tree_param(p))}
+                                         p.get("tree"))}
 
     def v_counts(self, r: Request) -> dict:
         return self.ds.counts(r.path_params["ref"], D.tree_param(r.query_params))

@@ -150,12 +150,20 @@ class Dataset:
                 out.append(n)
         return out
 
-    def changes(self, old: str | None, new: str, name: str = ""
+    def changes(self, old: str | None, new: str, name: str = "",
+                after: bytes | None = None
                 ) -> Iterator[tuple[bytes, bytes | None, bytes | None]]:
         """Key-ordered (key, old value, new value) of tree ``name`` from commit ``old``
-        (None: the empty dataset) to commit ``new``, lazily."""
-        if old is None:
-            return ((k, None, v) for k, v in self.tree(new, name).items())
+        (None: the empty dataset) to commit ``new``, lazily. When either side is empty
+        (a commit that added every key of a tree, or removed them all), the stream is a
+        range scan starting after ``after``: a deep page of a commit that added a
+        million keys costs what the first page does. A diff of two non-empty trees
+        streams from its first difference (callers skip up to ``after``)."""
+        start = None if after is None else after + b"\x00"
+        if old is None or _empty(self.tree(old, name)):
+            return ((k, None, v) for k, v in self.tree(new, name).items(start))
+        if _empty(self.tree(new, name)):
+            return ((k, v, None) for k, v in self.tree(old, name).items(start))
         return self.tree(old, name).changes(self.tree(new, name))
 
     # -- state for live updates -------------------------------------------------------------
@@ -211,9 +219,11 @@ class Dataset:
 
     # -- a commit ---------------------------------------------------------------------------
 
-    def commit(self, ref: str, after: bytes | None, limit: int, tree: str = "") -> dict:
+    def commit(self, ref: str, after: bytes | None, limit: int, tree: str | None = ""
+               ) -> dict:
         """A commit with the counts of keys it changed per named tree (against its first
-        parent) and a page of the changed keys of tree ``tree``."""
+        parent) and a page of the changed keys of tree ``tree`` (None: the default tree,
+        or when the commit left it alone, the first tree it changed)."""
         cid = self.resolve(ref)
         c = self.store.commit_info(cid)
         doc = commit_json(c)
@@ -224,8 +234,10 @@ class Dataset:
         doc["trees"] = {n: self._counts.get((cid, n)) or self.counts(cid, n, cap=COUNT_CAP)
                         for n in changed}
         doc["counts"] = doc["trees"].get("") or dict(_zero(), complete=True)
+        if tree is None:
+            tree = "" if "" in changed or not changed else changed[0]
         doc["tree"] = tree
-        page = _page(self.changes(parent, cid, tree), after, limit)
+        page = _page(self.changes(parent, cid, tree, after), after, limit)
         doc["changes"] = [diff_json(_Change(*x)) for x in page["rows"]]
         doc["next"] = _with_tree(page["next"], tree)
         if doc["next"] is not None:
@@ -242,6 +254,18 @@ class Dataset:
         c = self.store.commit_info(cid)
         parent = c["parents"][0] if c["parents"] else None
         counts = dict(_zero(), complete=True)
+        new_tree = self.tree(cid, tree)
+        old_tree = None if parent is None else self.tree(parent, tree)
+        if old_tree is None or _empty(old_tree) or _empty(new_tree):
+            # every key added (or removed): the count is the tree's size, which the
+            # root node holds (O(1)), so a commit that imported a million keys gets
+            # exact counts on its page without reading them
+            if old_tree is None or _empty(old_tree):
+                counts["added"] = len(new_tree)
+            else:
+                counts["deleted"] = len(old_tree)
+            self._counts[(cid, tree)] = counts
+            return counts
         for n, (_, old, new) in enumerate(self.changes(parent, cid, tree)):
             if cap is not None and n >= cap:
                 counts["complete"] = False
@@ -371,7 +395,7 @@ class Dataset:
         """A page of the structural diff of tree ``tree`` between two refs, and the
         names of every tree that differs."""
         a, b = self.resolve(from_ref), self.resolve(to_ref)
-        stream = self.changes(a, b, tree)
+        stream = self.changes(a, b, tree, after)
         if prefix:
             stream = _within(stream, prefix)
         page = _page(stream, after, limit)

@@ -172,6 +172,32 @@ def test_commit_named_tree_counts(client, dataset):
     assert "ns/places" in html and "Keys changed per tree" in html
 
 
+def test_commit_page_shows_the_first_changed_tree_when_the_default_is_untouched(
+        tmp_path):
+    """A commit that changed only named trees (agent memory, SQL tables) lists their
+    keys without a tree parameter; ``tree=`` (empty) still asks for the default tree."""
+    from starlette.testclient import TestClient
+
+    from prollytree import StorageBackend
+    from prollytree.web import create_app
+    s = VersionedKvStore(str(tmp_path / "ds"), StorageBackend.File)
+    s.insert(b"k", b"v")
+    s.commit("default tree")
+    s.tree("zeta").insert(b"z", b"1")
+    s.tree("alpha").insert(b"a", b"2")
+    cid = s.commit("named trees only")
+    with TestClient(create_app(s)) as c:
+        doc = c.get(f"/api/commit/{cid}").json()
+        assert set(doc["trees"]) == {"alpha", "zeta"} and doc["tree"] == "alpha"
+        assert [(x["key"], x["new"]) for x in doc["changes"]] == [("a", "2")]
+        doc = c.get(f"/api/commit/{cid}", params={"tree": ""}).json()
+        assert doc["tree"] == "" and doc["changes"] == []
+        doc = c.get(f"/api/commit/{cid}", params={"tree": "zeta"}).json()
+        assert [(x["key"], x["new"]) for x in doc["changes"]] == [("z", "1")]
+        assert "of tree <span class=\"tree\">alpha</span>" in c.get(f"/commit/{cid}").text
+    s.close()
+
+
 # -- browsing ------------------------------------------------------------------------------
 
 
@@ -302,6 +328,24 @@ def test_diff_matches_model_and_store(client, dataset, a, b):
     assert [d.key for d in dataset["store"].diff(a, b)] == [k for k, _, _ in want]
     pref = client.get("/api/diff", params={"from": a, "to": b, "prefix": "user:"}).json()
     assert [kb(c) for c in pref["changes"]] == [k for k, _, _ in want if k.startswith(b"user:")]
+
+
+@pytest.mark.parametrize("forward", [True, False])
+def test_diff_against_an_empty_tree_pages_like_the_model(client, dataset, forward):
+    """A side that is empty (the initial commit) is read as a range scan from the page
+    start: every page, with or without a prefix, is the model's."""
+    store, model = dataset["store"], dataset["model"]
+    empty = store.log("v1")[-1]["id"]
+    assert store.log("v1")[-1]["parents"] == []
+    a, b = (empty, "v1") if forward else ("v1", empty)
+    ma, mb = ({}, model["c1"]) if forward else (model["c1"], {})
+    want = model_diff(ma, mb)
+    for limit in (1, 3, 50):
+        got = get_all_pages(client, f"/api/diff?from={a}&to={b}&limit={limit}")
+        assert [(kb(c), kb(c, "old"), kb(c, "new")) for c in got] == \
+            [(k, o and o[:65536], n and n[:65536]) for k, o, n in want]
+        got = get_all_pages(client, f"/api/diff?from={a}&to={b}&limit={limit}&prefix=user:0")
+        assert [kb(c) for c in got] == [k for k, _, _ in want if k.startswith(b"user:0")]
 
 
 def test_diff_named_trees(client):
@@ -612,23 +656,51 @@ def test_a_fresh_dataset_renders_every_page(tmp_path):
 
 def test_large_commit_counts_are_deferred(client, dataset, monkeypatch):
     from prollytree.web import data
-    monkeypatch.setattr(data, "COUNT_CAP", 5)
-    cid = dataset["ids"]["c1"]
-    n = len(dataset["model"]["c1"])
+    monkeypatch.setattr(data, "COUNT_CAP", 1)
+    cid = dataset["ids"]["f1"]
+    want = model_diff(dataset["model"]["c1"], dataset["model"]["f1"])
+    exact = {"added": sum(o is None for _, o, _n in want),
+             "deleted": sum(n is None for _, _o, n in want),
+             "modified": sum(o is not None and n is not None for _, o, n in want),
+             "complete": True}
+    assert exact == {"added": 1, "modified": 1, "deleted": 1, "complete": True}
     # a fresh app: nothing cached yet
     from starlette.testclient import TestClient
 
     from prollytree.web import create_app
     with TestClient(create_app(dataset["store"])) as c:
         doc = c.get(f"/api/commit/{cid}").json()
-        assert doc["counts"] == {"added": 5, "modified": 0, "deleted": 0, "complete": False}
+        assert doc["counts"]["complete"] is False
+        assert sum(doc["counts"][k] for k in ("added", "modified", "deleted")) == 1
         html = c.get(f"/commit/{cid}").text
         assert f'data-counts-url="/api/commit/{cid}/counts' in html
-        assert "5+ added" in html
+        assert "1+ " in html
         full = c.get(f"/api/commit/{cid}/counts").json()
-        assert full == {"added": n, "modified": 0, "deleted": 0, "complete": True}
+        assert full == exact
         # once counted, the page has them
-        assert c.get(f"/api/commit/{cid}").json()["counts"]["added"] == n
+        assert c.get(f"/api/commit/{cid}").json()["counts"] == exact
+
+
+def test_counts_of_a_commit_filling_an_empty_tree_are_exact_at_once(dataset, monkeypatch):
+    """A commit that added every key of a tree (its parent's tree is empty) is counted
+    from the tree's size, above the inline cap too."""
+    from prollytree.web import data
+    monkeypatch.setattr(data, "COUNT_CAP", 5)
+    from starlette.testclient import TestClient
+
+    from prollytree.web import create_app
+    cid, n = dataset["ids"]["c1"], len(dataset["model"]["c1"])
+    assert n > 5
+    with TestClient(create_app(dataset["store"])) as c:
+        doc = c.get(f"/api/commit/{cid}").json()
+        assert doc["counts"] == {"added": n, "modified": 0, "deleted": 0, "complete": True}
+        assert "data-counts-url" not in c.get(f"/commit/{cid}").text
+        # and the other way round: every key removed
+        empty = dataset["store"].log("v1")[-1]["id"]
+        d = data.Dataset(dataset["store"])
+        assert d.counts(cid) == doc["counts"]
+        got = list(d.changes(cid, empty))
+        assert [(k, o) for k, o, _ in got] == sorted(dataset["model"]["c1"].items())
 
 
 def test_merge_preview_property_against_try_merge():
