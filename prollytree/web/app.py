@@ -607,14 +607,36 @@ def serve(path: str | os.PathLike = ".", host: str = "127.0.0.1", port: int = 87
         allowed = LOOPBACK_HOSTS if host in LOOPBACK_HOSTS else None
         web = WebApp(store, write, allowed, sql=sql)
         app = web.build()
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                timeout_graceful_shutdown=2)
+        # bind before saying where: a port in use or an unknown host is an error here
+        # (OSError with the address), not a URL printed for a server that never starts;
+        # --port 0 prints the port the system picked
+        sock = _listen(host, port)
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
         server = uvicorn.Server(config)
         if on_ready is not None:
             shown = f"[{host}]" if ":" in host else host
-            on_ready(f"http://{shown}:{port}/")
-        server.run()
+            on_ready(f"http://{shown}:{sock.getsockname()[1]}/")
+        server.run(sockets=[sock])
     finally:
         if web is not None:
             web.mem.close()
         (sql or store).close()
+
+
+def _listen(host: str, port: int):
+    """A socket bound to ``host``:``port``; OSError naming the address when it cannot
+    be (port in use, unknown host, no permission)."""
+    import socket
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, addr = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as e:
+        raise OSError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+    except OSError as e:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    return sock
