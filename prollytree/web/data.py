@@ -28,6 +28,7 @@ MAX_LIMIT = 1000          #: largest page any endpoint returns
 COUNT_CAP = 5_000         #: changes counted inline on a commit page before deferring
 VIEW_BYTES = 64 * 1024    #: bytes of a value shown inline; the rest via the raw download
 HEX_VIEW_BYTES = 4096     #: bytes of a binary value shown as a hex dump
+SCAN_BUDGET = 2_000       #: keys a later diff page may walk before the structural diff
 
 
 class BadRequest(ValueError):
@@ -166,6 +167,34 @@ class Dataset:
             return ((k, v, None) for k, v in self.tree(old, name).items(start))
         return self.tree(old, name).changes(self.tree(new, name))
 
+    def page_of_changes(self, old: str | None, new: str, name: str, after: bytes | None,
+                        limit: int, prefix: bytes = b"") -> dict:
+        """``{"rows", "next"}``: the first ``limit`` changes of tree ``name`` from commit
+        ``old`` to ``new`` with key > ``after`` (and starting with ``prefix``), and the
+        query parameters of the next page (None at the end).
+
+        A later page of a diff of two non-empty trees first walks both trees side by side
+        from ``after`` (a range scan, at most ``SCAN_BUDGET`` keys a page): when the
+        differences there are dense - a commit that rewrote a million keys - the page
+        costs what the first one does. When they are sparse, the structural diff (which
+        skips identical subtrees) streams from the first difference instead."""
+        if after is not None and old is not None:
+            t_old, t_new = self.tree(old, name), self.tree(new, name)
+            if not _empty(t_old) and not _empty(t_new):
+                start = after + b"\x00"
+                if prefix and start < prefix:
+                    start = prefix
+                end = prefix_end(prefix) if prefix else None
+                rows = _scan_changes(t_old, t_new, start, end, limit + 1,
+                                     SCAN_BUDGET + 20 * limit)
+                if rows is not None:
+                    return {"rows": rows[:limit],
+                            "next": _enc(rows[limit - 1][0]) if len(rows) > limit else None}
+        stream = self.changes(old, new, name, after)
+        if prefix:
+            stream = _within(stream, prefix)
+        return _page(stream, after, limit)
+
     # -- state for live updates -------------------------------------------------------------
 
     def state(self) -> dict:
@@ -237,7 +266,7 @@ class Dataset:
         if tree is None:
             tree = "" if "" in changed or not changed else changed[0]
         doc["tree"] = tree
-        page = _page(self.changes(parent, cid, tree, after), after, limit)
+        page = self.page_of_changes(parent, cid, tree, after, limit)
         doc["changes"] = [diff_json(_Change(*x)) for x in page["rows"]]
         doc["next"] = _with_tree(page["next"], tree)
         if doc["next"] is not None:
@@ -395,10 +424,7 @@ class Dataset:
         """A page of the structural diff of tree ``tree`` between two refs, and the
         names of every tree that differs."""
         a, b = self.resolve(from_ref), self.resolve(to_ref)
-        stream = self.changes(a, b, tree, after)
-        if prefix:
-            stream = _within(stream, prefix)
-        page = _page(stream, after, limit)
+        page = self.page_of_changes(a, b, tree, after, limit, prefix)
         out = {"from": from_ref, "to": to_ref, "from_id": a, "to_id": b, "tree": tree,
                "changed_trees": self.changed_trees(a, b),
                "changes": [diff_json(_Change(*x)) for x in page["rows"]]}
@@ -562,6 +588,32 @@ def _page(stream: Iterator[tuple], after: bytes | None, limit: int) -> dict:
             return {"rows": rows, "next": _enc(rows[-1][0])}
         rows.append(x)
     return {"rows": rows, "next": None}
+
+
+def _scan_changes(old: Any, new: Any, start: bytes, end: bytes | None, n: int,
+                  budget: int) -> list | None:
+    """The first ``n`` (key, old, new) differences between two trees in [start, end),
+    found by walking both trees' items side by side; None when that reads more than
+    ``budget`` keys first (the differences are sparse: the structural diff is cheaper)."""
+    a, b = old.items(start, end), new.items(start, end)
+    x, y = next(a, None), next(b, None)
+    rows: list = []
+    read = 0
+    while (x is not None or y is not None) and len(rows) < n:
+        read += 1
+        if read > budget:
+            return None
+        if y is None or (x is not None and x[0] < y[0]):
+            rows.append((x[0], x[1], None))
+            x = next(a, None)
+        elif x is None or y[0] < x[0]:
+            rows.append((y[0], None, y[1]))
+            y = next(b, None)
+        else:
+            if x[1] != y[1]:
+                rows.append((x[0], x[1], y[1]))
+            x, y = next(a, None), next(b, None)
+    return rows
 
 
 def _take(it: Iterator, n: int) -> list:

@@ -769,3 +769,46 @@ def test_odd_parameters_never_give_a_server_error(dataset):
             for q in params:
                 r = c.get(p + q)
                 assert r.status_code < 500 and "Traceback" not in r.text, (p + q, r.text[:300])
+
+
+@pytest.mark.parametrize("budget", [10**9, -10**9, 3])
+def test_diff_pages_property_against_the_model(budget, monkeypatch):
+    """Random pairs of trees (InMemory store), random page sizes and prefixes: following
+    ``next`` from page to page gives the model's differences, in order, each once -
+    whether later pages walk both trees side by side (a large budget), always use the
+    structural diff (no budget), or switch between the two (a tiny budget)."""
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+    from prollytree import StorageBackend
+    from prollytree.web import data
+
+    monkeypatch.setattr(data, "SCAN_BUDGET", budget)
+    keyspace = [b"k%03d" % i for i in range(60)] + [b"j1", b"j2"]
+    tree_st = st.dictionaries(st.sampled_from(keyspace), st.sampled_from([b"1", b"2", b"3"]),
+                              min_size=1, max_size=60)
+
+    @hypothesis.settings(max_examples=40, deadline=None)
+    @hypothesis.given(tree_st, tree_st, st.integers(1, 7), st.sampled_from([b"", b"k0", b"j"]))
+    def check(a, b, limit, prefix):
+        s = VersionedKvStore("unused", StorageBackend.InMemory)
+        try:
+            s.insert_batch(sorted(a.items()))
+            ca = s.commit("a")
+            s.insert_batch([(k, None) for k in sorted(set(a) - set(b))] + sorted(b.items()))
+            cb = s.commit("b")
+            assert dict(s.iter_items_at(cb)) == b
+            want = [x for x in model_diff(a, b) if x[0].startswith(prefix)]
+            ds = data.Dataset(s)
+            got, after = [], None
+            for _ in range(len(want) + 2):
+                page = ds.page_of_changes(ca, cb, "", after, limit, prefix)
+                assert len(page["rows"]) <= limit
+                got += page["rows"]
+                if page["next"] is None:
+                    break
+                after = page["next"]["after"].encode()
+            assert got == want
+        finally:
+            s.close()
+
+    check()
