@@ -388,7 +388,9 @@ class WebApp:
         body = await self.check_write(request)
         res = self._do(request.path_params["action"], body)
         back = body.get("next") or "/status"
-        if not isinstance(back, str) or not back.startswith("/") or back.startswith("//"):
+        # only a path of this app: "//host" and "/\\host" would send the browser away
+        if not isinstance(back, str) or not back.startswith("/") or back[1:2] in ("/", "\\") \
+                or any(ch in back for ch in "\\\r\n\t "):
             back = "/status"
         sep = "&" if "?" in back else "?"
         return RedirectResponse(back + sep + urlencode({"done": json.dumps(res)}), 303)

@@ -581,6 +581,15 @@ def test_write_actions_need_the_token_and_same_origin(writable):
                headers={"Origin": "http://testserver"}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/status")
     assert store.staged() == [(b"a", b"b")]
+    # the form's next page is a path of this app, never another site
+    for back, want in [("/browse?ref=main", "/browse?ref=main&done="),
+                       ("//evil.example/x", "/status?done="),
+                       ("/\\evil.example/x", "/status?done="),
+                       ("https://evil.example/", "/status?done="),
+                       ("/ok\r\nSet-Cookie: x=1", "/status?done=")]:
+        r = c.post("/actions/set", data={"key": "a", "value": "b", "csrf": token,
+                                         "next": back}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith(want), back
 
 
 def test_write_actions_commit_branch_checkout_merge(writable):
