@@ -25,7 +25,7 @@ from prollytree.errors import ProofError, UnknownRefError
 from prollytree.tree import prefix_end, proven_value
 
 MAX_LIMIT = 1000          #: largest page any endpoint returns
-COUNT_CAP = 5_000         #: changes counted inline on a commit page before deferring
+COUNT_CAP = 2_000         #: changes counted inline on a commit page before deferring
 VIEW_BYTES = 64 * 1024    #: bytes of a value shown inline; the rest via the raw download
 HEX_VIEW_BYTES = 4096     #: bytes of a binary value shown as a hex dump
 SCAN_BUDGET = 2_000       #: keys a later diff page may walk before the structural diff
@@ -112,7 +112,8 @@ class Dataset:
         self.store = store
         self.write = write
         self._trees: OrderedDict[str, Any] = OrderedDict()
-        self._counts: OrderedDict[str, dict] = OrderedDict()
+        self._counts: OrderedDict[tuple, dict] = OrderedDict()    # exact counts
+        self._partial: OrderedDict[tuple, dict] = OrderedDict()   # counted to the cap
 
     def resolve(self, ref: str) -> str:
         """The commit id ``ref`` names; NotFound (404) when it names none."""
@@ -260,8 +261,8 @@ class Dataset:
         doc["labels"] = ref_labels(self.store).get(cid, [])
         parent = c["parents"][0] if c["parents"] else None
         changed = self.changed_trees(parent, cid)
-        doc["trees"] = {n: self._counts.get((cid, n)) or self.counts(cid, n, cap=COUNT_CAP)
-                        for n in changed}
+        doc["trees"] = {n: self._counts.get((cid, n)) or self._partial.get((cid, n))
+                        or self.counts(cid, n, cap=COUNT_CAP) for n in changed}
         doc["counts"] = doc["trees"].get("") or dict(_zero(), complete=True)
         if tree is None:
             tree = "" if "" in changed or not changed else changed[0]
@@ -298,6 +299,10 @@ class Dataset:
         for n, (_, old, new) in enumerate(self.changes(parent, cid, tree)):
             if cap is not None and n >= cap:
                 counts["complete"] = False
+                # kept, so the commit's next pages do not count the same changes again
+                self._partial[(cid, tree)] = counts
+                if len(self._partial) > 256:
+                    self._partial.popitem(last=False)
                 return counts
             counts["added" if old is None else "deleted" if new is None else "modified"] += 1
         self._counts[(cid, tree)] = counts
