@@ -184,16 +184,26 @@ def test_walk_history_commit_diff_key_history(server, browser, artifacts):
     assert "ns/places" in text(d, "#changed-tree-list")
     d.save_screenshot(str(artifacts / "diff.png"))
 
-    # -> the key's history
+    # -> the key's history, from the diff's "to" side (feature)
     row = [tr for tr in d.find_elements(By.CSS_SELECTOR, "#changes tbody tr")
            if "user:alice" in tr.text][0]
     row.find_element(By.LINK_TEXT, "history").click()
     assert text(d, "#key") == "user:alice"
+    assert ids["f1"][:12] in text(d, "#history-summary")
     hist = rows(d, "#key-history")
     assert [(r[0], r[2], r[3], r[4]) for r in hist] == [
-        (ids["c2"][:12], "modified", "Alice v1", "Alice on main"),
+        (ids["f1"][:12], "modified", "Alice v1", "Alice on feature"),
         (ids["c1"][:12], "added", "(absent)", "Alice v1")]
     d.save_screenshot(str(artifacts / "key-history.png"))
+    # the same key from main, typed into the page's ref field
+    ref = d.find_element(By.NAME, "ref")
+    ref.clear()
+    ref.send_keys("main")
+    d.find_element(By.CSS_SELECTOR, "form.bar button").click()
+    wait(d).until(lambda drv: "reachable from main" in text(drv, "#history-summary"))
+    assert [(r[0], r[2], r[3], r[4]) for r in rows(d, "#key-history")] == [
+        (ids["c2"][:12], "modified", "Alice v1", "Alice on main"),
+        (ids["c1"][:12], "added", "(absent)", "Alice v1")]
 
 
 def test_escaping_merge_preview_and_proofs(server, browser, artifacts):
