@@ -31,5 +31,8 @@ def ui(path: str | None, host: str, port: int, write: bool) -> None:
         raise click.ClickException(
             f"the web UI needs the web extra ({e.name} is missing): "
             f"pip install 'prollytree-py[web]'") from None
-    serve(path or os.getcwd(), host, port, write,
-          on_ready=lambda url: click.echo(f"prollytree web UI at {url} (Ctrl-C to stop)"))
+    try:
+        serve(path or os.getcwd(), host, port, write,
+              on_ready=lambda url: click.echo(f"prollytree web UI at {url} (Ctrl-C to stop)"))
+    except OSError as e:        # the port is taken, the host unknown
+        raise click.ClickException(str(e)) from None

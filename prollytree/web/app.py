@@ -70,6 +70,7 @@ def _templates():
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["field"] = _field
     env.filters["keyq"] = _keyq
+    env.filters["keyparams"] = lambda obj: D.key_query(get_bytes(obj, "key")).items()
     env.filters["short"] = lambda cid: (cid or "")[:12]
     env.filters["firstline"] = lambda m: (m.splitlines() or [""])[0]
     env.filters["qs"] = lambda d: urlencode(d or {})
@@ -174,7 +175,7 @@ class WebApp:
         return {"commit": self.ds.commit(r.path_params["ref"],
                                          D.key_param(p, "after", False),
                                          D.page_limit(p.get("limit"), 100),
-                                         D.tree_param(p))}
+                                         p.get("tree"))}
 
     def v_counts(self, r: Request) -> dict:
         return self.ds.counts(r.path_params["ref"], D.tree_param(r.query_params))
@@ -195,7 +196,8 @@ class WebApp:
         p = r.query_params
         return {"history": self.ds.key_history(D.key_param(p),
                                                D.page_limit(p.get("limit"), 100),
-                                               D.tree_param(p))}
+                                               D.tree_param(p), D.ref_param(p)),
+                "refs": self.ds.refs()}
 
     def v_diff(self, r: Request) -> dict:
         p = r.query_params
@@ -386,7 +388,9 @@ class WebApp:
         body = await self.check_write(request)
         res = self._do(request.path_params["action"], body)
         back = body.get("next") or "/status"
-        if not isinstance(back, str) or not back.startswith("/") or back.startswith("//"):
+        # only a path of this app: "//host" and "/\\host" would send the browser away
+        if not isinstance(back, str) or not back.startswith("/") or back[1:2] in ("/", "\\") \
+                or any(ch in back for ch in "\\\r\n\t "):
             back = "/status"
         sep = "&" if "?" in back else "?"
         return RedirectResponse(back + sep + urlencode({"done": json.dumps(res)}), 303)
@@ -605,14 +609,36 @@ def serve(path: str | os.PathLike = ".", host: str = "127.0.0.1", port: int = 87
         allowed = LOOPBACK_HOSTS if host in LOOPBACK_HOSTS else None
         web = WebApp(store, write, allowed, sql=sql)
         app = web.build()
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                timeout_graceful_shutdown=2)
+        # bind before saying where: a port in use or an unknown host is an error here
+        # (OSError with the address), not a URL printed for a server that never starts;
+        # --port 0 prints the port the system picked
+        sock = _listen(host, port)
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2)
         server = uvicorn.Server(config)
         if on_ready is not None:
             shown = f"[{host}]" if ":" in host else host
-            on_ready(f"http://{shown}:{port}/")
-        server.run()
+            on_ready(f"http://{shown}:{sock.getsockname()[1]}/")
+        server.run(sockets=[sock])
     finally:
         if web is not None:
             web.mem.close()
         (sql or store).close()
+
+
+def _listen(host: str, port: int):
+    """A socket bound to ``host``:``port``; OSError naming the address when it cannot
+    be (port in use, unknown host, no permission)."""
+    import socket
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, addr = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as e:
+        raise OSError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+    except OSError as e:
+        sock.close()
+        raise OSError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    return sock

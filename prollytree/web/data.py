@@ -25,9 +25,10 @@ from prollytree.errors import ProofError, UnknownRefError
 from prollytree.tree import prefix_end, proven_value
 
 MAX_LIMIT = 1000          #: largest page any endpoint returns
-COUNT_CAP = 5_000         #: changes counted inline on a commit page before deferring
+COUNT_CAP = 2_000         #: changes counted inline on a commit page before deferring
 VIEW_BYTES = 64 * 1024    #: bytes of a value shown inline; the rest via the raw download
 HEX_VIEW_BYTES = 4096     #: bytes of a binary value shown as a hex dump
+SCAN_BUDGET = 2_000       #: keys a later diff page may walk before the structural diff
 
 
 class BadRequest(ValueError):
@@ -111,7 +112,8 @@ class Dataset:
         self.store = store
         self.write = write
         self._trees: OrderedDict[str, Any] = OrderedDict()
-        self._counts: OrderedDict[str, dict] = OrderedDict()
+        self._counts: OrderedDict[tuple, dict] = OrderedDict()    # exact counts
+        self._partial: OrderedDict[tuple, dict] = OrderedDict()   # counted to the cap
 
     def resolve(self, ref: str) -> str:
         """The commit id ``ref`` names; NotFound (404) when it names none."""
@@ -150,13 +152,49 @@ class Dataset:
                 out.append(n)
         return out
 
-    def changes(self, old: str | None, new: str, name: str = ""
+    def changes(self, old: str | None, new: str, name: str = "",
+                after: bytes | None = None
                 ) -> Iterator[tuple[bytes, bytes | None, bytes | None]]:
         """Key-ordered (key, old value, new value) of tree ``name`` from commit ``old``
-        (None: the empty dataset) to commit ``new``, lazily."""
-        if old is None:
-            return ((k, None, v) for k, v in self.tree(new, name).items())
+        (None: the empty dataset) to commit ``new``, lazily. When either side is empty
+        (a commit that added every key of a tree, or removed them all), the stream is a
+        range scan starting after ``after``: a deep page of a commit that added a
+        million keys costs what the first page does. A diff of two non-empty trees
+        streams from its first difference (callers skip up to ``after``)."""
+        start = None if after is None else after + b"\x00"
+        if old is None or _empty(self.tree(old, name)):
+            return ((k, None, v) for k, v in self.tree(new, name).items(start))
+        if _empty(self.tree(new, name)):
+            return ((k, v, None) for k, v in self.tree(old, name).items(start))
         return self.tree(old, name).changes(self.tree(new, name))
+
+    def page_of_changes(self, old: str | None, new: str, name: str, after: bytes | None,
+                        limit: int, prefix: bytes = b"") -> dict:
+        """``{"rows", "next"}``: the first ``limit`` changes of tree ``name`` from commit
+        ``old`` to ``new`` with key > ``after`` (and starting with ``prefix``), and the
+        query parameters of the next page (None at the end).
+
+        A later page of a diff of two non-empty trees first walks both trees side by side
+        from ``after`` (a range scan, at most ``SCAN_BUDGET`` keys a page): when the
+        differences there are dense - a commit that rewrote a million keys - the page
+        costs what the first one does. When they are sparse, the structural diff (which
+        skips identical subtrees) streams from the first difference instead."""
+        if after is not None and old is not None:
+            t_old, t_new = self.tree(old, name), self.tree(new, name)
+            if not _empty(t_old) and not _empty(t_new):
+                start = after + b"\x00"
+                if prefix and start < prefix:
+                    start = prefix
+                end = prefix_end(prefix) if prefix else None
+                rows = _scan_changes(t_old, t_new, start, end, limit + 1,
+                                     SCAN_BUDGET + 20 * limit)
+                if rows is not None:
+                    return {"rows": rows[:limit],
+                            "next": _enc(rows[limit - 1][0]) if len(rows) > limit else None}
+        stream = self.changes(old, new, name, after)
+        if prefix:
+            stream = _within(stream, prefix)
+        return _page(stream, after, limit)
 
     # -- state for live updates -------------------------------------------------------------
 
@@ -211,9 +249,11 @@ class Dataset:
 
     # -- a commit ---------------------------------------------------------------------------
 
-    def commit(self, ref: str, after: bytes | None, limit: int, tree: str = "") -> dict:
+    def commit(self, ref: str, after: bytes | None, limit: int, tree: str | None = ""
+               ) -> dict:
         """A commit with the counts of keys it changed per named tree (against its first
-        parent) and a page of the changed keys of tree ``tree``."""
+        parent) and a page of the changed keys of tree ``tree`` (None: the default tree,
+        or when the commit left it alone, the first tree it changed)."""
         cid = self.resolve(ref)
         c = self.store.commit_info(cid)
         doc = commit_json(c)
@@ -221,11 +261,13 @@ class Dataset:
         doc["labels"] = ref_labels(self.store).get(cid, [])
         parent = c["parents"][0] if c["parents"] else None
         changed = self.changed_trees(parent, cid)
-        doc["trees"] = {n: self._counts.get((cid, n)) or self.counts(cid, n, cap=COUNT_CAP)
-                        for n in changed}
+        doc["trees"] = {n: self._counts.get((cid, n)) or self._partial.get((cid, n))
+                        or self.counts(cid, n, cap=COUNT_CAP) for n in changed}
         doc["counts"] = doc["trees"].get("") or dict(_zero(), complete=True)
+        if tree is None:
+            tree = "" if "" in changed or not changed else changed[0]
         doc["tree"] = tree
-        page = _page(self.changes(parent, cid, tree), after, limit)
+        page = self.page_of_changes(parent, cid, tree, after, limit)
         doc["changes"] = [diff_json(_Change(*x)) for x in page["rows"]]
         doc["next"] = _with_tree(page["next"], tree)
         if doc["next"] is not None:
@@ -242,9 +284,25 @@ class Dataset:
         c = self.store.commit_info(cid)
         parent = c["parents"][0] if c["parents"] else None
         counts = dict(_zero(), complete=True)
+        new_tree = self.tree(cid, tree)
+        old_tree = None if parent is None else self.tree(parent, tree)
+        if old_tree is None or _empty(old_tree) or _empty(new_tree):
+            # every key added (or removed): the count is the tree's size, which the
+            # root node holds (O(1)), so a commit that imported a million keys gets
+            # exact counts on its page without reading them
+            if old_tree is None or _empty(old_tree):
+                counts["added"] = len(new_tree)
+            else:
+                counts["deleted"] = len(old_tree)
+            self._counts[(cid, tree)] = counts
+            return counts
         for n, (_, old, new) in enumerate(self.changes(parent, cid, tree)):
             if cap is not None and n >= cap:
                 counts["complete"] = False
+                # kept, so the commit's next pages do not count the same changes again
+                self._partial[(cid, tree)] = counts
+                if len(self._partial) > 256:
+                    self._partial.popitem(last=False)
                 return counts
             counts["added" if old is None else "deleted" if new is None else "modified"] += 1
         self._counts[(cid, tree)] = counts
@@ -318,15 +376,40 @@ class Dataset:
             raise NotFound(f"key {show(key)} is not in {_where(tree)}{ref} ({cid[:12]})")
         return v
 
-    def key_history(self, key: bytes, limit: int, tree: str = "") -> dict:
-        """Commits reachable from HEAD that changed ``key`` (newest first), with the
-        value before (first parent) and after each."""
+    def key_history(self, key: bytes, limit: int, tree: str = "", ref: str = "HEAD") -> dict:
+        """Commits reachable from ``ref`` that changed ``key`` (newest first), with the
+        value before (first parent) and after each. A commit changed the key when its
+        value differs from the value in every parent (a root commit: when the key
+        exists), as :meth:`VersionedKvStore.get_commits_for_key` counts it. Costs one
+        commit read per commit reachable from ``ref`` and one lookup per distinct root
+        of the tree."""
         s = self.store
+        cid = self.resolve(ref)
+        commits = s.log(cid)
+        roots: dict[str, bytes | None] = {}
+        values: dict[bytes | None, bytes | None] = {None: None}
+
+        def value(commit: str) -> bytes | None:
+            root = roots.get(commit, b"")
+            if root == b"":
+                root = roots[commit] = s.tree_root(tree, commit)
+            if root not in values:
+                # not through self.tree: a long history would flush that cache
+                values[root] = s.tree_at(commit, tree).find(key)
+            return values[root]
+
+        changed = []
+        for c in commits:
+            v = value(c["id"])
+            if c["parents"]:
+                if all(value(p) != v for p in c["parents"]):
+                    changed.append(c)
+            elif v is not None:
+                changed.append(c)
         rows = []
-        commits = s.get_commits_for_key(key, tree)
-        for c in commits[:limit]:
-            new = self.tree(c["id"], tree).find(key)
-            old = self.tree(c["parents"][0], tree).find(key) if c["parents"] else None
+        for c in changed[:limit]:
+            new = value(c["id"])
+            old = value(c["parents"][0]) if c["parents"] else None
             d = commit_json(c)
             d["change"] = "added" if old is None else "deleted" if new is None else "modified"
             put_bytes(d, "old", _clip(old))
@@ -335,7 +418,8 @@ class Dataset:
             d["new_size"] = None if new is None else len(new)
             rows.append(d)
         out = put_bytes({}, "key", key)
-        out.update({"tree": tree, "commits": rows, "total": len(commits)})
+        out.update({"ref": ref, "commit": cid, "tree": tree, "commits": rows,
+                    "total": len(changed)})
         return out
 
     # -- diff and merge ---------------------------------------------------------------------
@@ -345,10 +429,7 @@ class Dataset:
         """A page of the structural diff of tree ``tree`` between two refs, and the
         names of every tree that differs."""
         a, b = self.resolve(from_ref), self.resolve(to_ref)
-        stream = self.changes(a, b, tree)
-        if prefix:
-            stream = _within(stream, prefix)
-        page = _page(stream, after, limit)
+        page = self.page_of_changes(a, b, tree, after, limit, prefix)
         out = {"from": from_ref, "to": to_ref, "from_id": a, "to_id": b, "tree": tree,
                "changed_trees": self.changed_trees(a, b),
                "changes": [diff_json(_Change(*x)) for x in page["rows"]]}
@@ -512,6 +593,32 @@ def _page(stream: Iterator[tuple], after: bytes | None, limit: int) -> dict:
             return {"rows": rows, "next": _enc(rows[-1][0])}
         rows.append(x)
     return {"rows": rows, "next": None}
+
+
+def _scan_changes(old: Any, new: Any, start: bytes, end: bytes | None, n: int,
+                  budget: int) -> list | None:
+    """The first ``n`` (key, old, new) differences between two trees in [start, end),
+    found by walking both trees' items side by side; None when that reads more than
+    ``budget`` keys first (the differences are sparse: the structural diff is cheaper)."""
+    a, b = old.items(start, end), new.items(start, end)
+    x, y = next(a, None), next(b, None)
+    rows: list = []
+    read = 0
+    while (x is not None or y is not None) and len(rows) < n:
+        read += 1
+        if read > budget:
+            return None
+        if y is None or (x is not None and x[0] < y[0]):
+            rows.append((x[0], x[1], None))
+            x = next(a, None)
+        elif x is None or y[0] < x[0]:
+            rows.append((y[0], None, y[1]))
+            y = next(b, None)
+        else:
+            if x[1] != y[1]:
+                rows.append((x[0], x[1], y[1]))
+            x, y = next(a, None), next(b, None)
+    return rows
 
 
 def _take(it: Iterator, n: int) -> list:

@@ -172,6 +172,32 @@ def test_commit_named_tree_counts(client, dataset):
     assert "ns/places" in html and "Keys changed per tree" in html
 
 
+def test_commit_page_shows_the_first_changed_tree_when_the_default_is_untouched(
+        tmp_path):
+    """A commit that changed only named trees (agent memory, SQL tables) lists their
+    keys without a tree parameter; ``tree=`` (empty) still asks for the default tree."""
+    from starlette.testclient import TestClient
+
+    from prollytree import StorageBackend
+    from prollytree.web import create_app
+    s = VersionedKvStore(str(tmp_path / "ds"), StorageBackend.File)
+    s.insert(b"k", b"v")
+    s.commit("default tree")
+    s.tree("zeta").insert(b"z", b"1")
+    s.tree("alpha").insert(b"a", b"2")
+    cid = s.commit("named trees only")
+    with TestClient(create_app(s)) as c:
+        doc = c.get(f"/api/commit/{cid}").json()
+        assert set(doc["trees"]) == {"alpha", "zeta"} and doc["tree"] == "alpha"
+        assert [(x["key"], x["new"]) for x in doc["changes"]] == [("a", "2")]
+        doc = c.get(f"/api/commit/{cid}", params={"tree": ""}).json()
+        assert doc["tree"] == "" and doc["changes"] == []
+        doc = c.get(f"/api/commit/{cid}", params={"tree": "zeta"}).json()
+        assert [(x["key"], x["new"]) for x in doc["changes"]] == [("z", "1")]
+        assert "of tree <span class=\"tree\">alpha</span>" in c.get(f"/commit/{cid}").text
+    s.close()
+
+
 # -- browsing ------------------------------------------------------------------------------
 
 
@@ -241,6 +267,54 @@ def test_key_history(client, dataset):
     assert [c["id"] for c in people["commits"]] == [ids["c2"]]
 
 
+def test_key_history_at_any_ref_matches_model(client, dataset):
+    """From any ref, the commits whose value of the key differs from every parent's
+    (a root commit: the key exists), newest first - computed from the model's values
+    per commit; at HEAD also equal to the store's get_commits_for_key."""
+    ids, model, store = dataset["ids"], dataset["model"], dataset["store"]
+    at = {ids[label]: model[label] for label in model}
+    keys = sorted({k for m in model.values() for k in m}) + [b"never:there"]
+    for ref in ["main", "feature", "side", "v1", "HEAD~1", ids["c2"]]:
+        log = store.log(ref)
+
+        def value(cid, key):
+            return at.get(cid, {}).get(key)
+
+        for key in keys:
+            want = [c for c in log
+                    if (all(value(p, key) != value(c["id"], key) for p in c["parents"])
+                        if c["parents"] else value(c["id"], key) is not None)]
+            h = client.get("/api/key-history",
+                           params=dict(D_key(key), ref=ref)).json()
+            assert [c["id"] for c in h["commits"]] == [c["id"] for c in want], (ref, key)
+            assert h["total"] == len(want) and h["commit"] == store.resolve_ref(ref)
+            for row, c in zip(h["commits"], want):
+                old = value(c["parents"][0], key) if c["parents"] else None
+                assert (kb(row, "old"), kb(row, "new")) == (
+                    old and old[:65536], value(c["id"], key) and value(c["id"], key)[:65536])
+            if ref == "main":
+                assert [c["id"] for c in h["commits"]] == [
+                    c["id"] for c in store.get_commits_for_key(key)]
+    # the feature-only key has a history from feature, none from main
+    assert client.get("/api/key-history", params={"key": "user:carol", "ref": "feature"}
+                      ).json()["total"] == 1
+    assert client.get("/api/key-history", params={"key": "user:carol"}).json()["total"] == 0
+    r = client.get("/api/key-history", params={"key": "user:carol", "ref": "nope"})
+    assert r.status_code == 404 and "nope" in r.json()["error"]
+    # the page carries the ref in its form, and its links from browse/diff carry it too
+    page = client.get("/key-history", params={"key": "user:carol", "ref": "feature"}).text
+    assert 'name="ref" value="feature"' in page and "reachable from feature" in page
+    browse = client.get("/browse", params={"ref": "feature", "prefix": "user:c"}).text
+    assert "/key-history?ref=feature&amp;key=user%3Acarol" in browse
+
+
+def D_key(key: bytes) -> dict:
+    try:
+        return {"key": key.decode()}
+    except UnicodeDecodeError:
+        return {"key_hex": key.hex()}
+
+
 # -- diff and merge ------------------------------------------------------------------------
 
 
@@ -254,6 +328,24 @@ def test_diff_matches_model_and_store(client, dataset, a, b):
     assert [d.key for d in dataset["store"].diff(a, b)] == [k for k, _, _ in want]
     pref = client.get("/api/diff", params={"from": a, "to": b, "prefix": "user:"}).json()
     assert [kb(c) for c in pref["changes"]] == [k for k, _, _ in want if k.startswith(b"user:")]
+
+
+@pytest.mark.parametrize("forward", [True, False])
+def test_diff_against_an_empty_tree_pages_like_the_model(client, dataset, forward):
+    """A side that is empty (the initial commit) is read as a range scan from the page
+    start: every page, with or without a prefix, is the model's."""
+    store, model = dataset["store"], dataset["model"]
+    empty = store.log("v1")[-1]["id"]
+    assert store.log("v1")[-1]["parents"] == []
+    a, b = (empty, "v1") if forward else ("v1", empty)
+    ma, mb = ({}, model["c1"]) if forward else (model["c1"], {})
+    want = model_diff(ma, mb)
+    for limit in (1, 3, 50):
+        got = get_all_pages(client, f"/api/diff?from={a}&to={b}&limit={limit}")
+        assert [(kb(c), kb(c, "old"), kb(c, "new")) for c in got] == \
+            [(k, o and o[:65536], n and n[:65536]) for k, o, n in want]
+        got = get_all_pages(client, f"/api/diff?from={a}&to={b}&limit={limit}&prefix=user:0")
+        assert [kb(c) for c in got] == [k for k, _, _ in want if k.startswith(b"user:0")]
 
 
 def test_diff_named_trees(client):
@@ -489,6 +581,15 @@ def test_write_actions_need_the_token_and_same_origin(writable):
                headers={"Origin": "http://testserver"}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/status")
     assert store.staged() == [(b"a", b"b")]
+    # the form's next page is a path of this app, never another site
+    for back, want in [("/browse?ref=main", "/browse?ref=main&done="),
+                       ("//evil.example/x", "/status?done="),
+                       ("/\\evil.example/x", "/status?done="),
+                       ("https://evil.example/", "/status?done="),
+                       ("/ok\r\nSet-Cookie: x=1", "/status?done=")]:
+        r = c.post("/actions/set", data={"key": "a", "value": "b", "csrf": token,
+                                         "next": back}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith(want), back
 
 
 def test_write_actions_commit_branch_checkout_merge(writable):
@@ -564,23 +665,51 @@ def test_a_fresh_dataset_renders_every_page(tmp_path):
 
 def test_large_commit_counts_are_deferred(client, dataset, monkeypatch):
     from prollytree.web import data
-    monkeypatch.setattr(data, "COUNT_CAP", 5)
-    cid = dataset["ids"]["c1"]
-    n = len(dataset["model"]["c1"])
+    monkeypatch.setattr(data, "COUNT_CAP", 1)
+    cid = dataset["ids"]["f1"]
+    want = model_diff(dataset["model"]["c1"], dataset["model"]["f1"])
+    exact = {"added": sum(o is None for _, o, _n in want),
+             "deleted": sum(n is None for _, _o, n in want),
+             "modified": sum(o is not None and n is not None for _, o, n in want),
+             "complete": True}
+    assert exact == {"added": 1, "modified": 1, "deleted": 1, "complete": True}
     # a fresh app: nothing cached yet
     from starlette.testclient import TestClient
 
     from prollytree.web import create_app
     with TestClient(create_app(dataset["store"])) as c:
         doc = c.get(f"/api/commit/{cid}").json()
-        assert doc["counts"] == {"added": 5, "modified": 0, "deleted": 0, "complete": False}
+        assert doc["counts"]["complete"] is False
+        assert sum(doc["counts"][k] for k in ("added", "modified", "deleted")) == 1
         html = c.get(f"/commit/{cid}").text
         assert f'data-counts-url="/api/commit/{cid}/counts' in html
-        assert "5+ added" in html
+        assert "1+ " in html
         full = c.get(f"/api/commit/{cid}/counts").json()
-        assert full == {"added": n, "modified": 0, "deleted": 0, "complete": True}
+        assert full == exact
         # once counted, the page has them
-        assert c.get(f"/api/commit/{cid}").json()["counts"]["added"] == n
+        assert c.get(f"/api/commit/{cid}").json()["counts"] == exact
+
+
+def test_counts_of_a_commit_filling_an_empty_tree_are_exact_at_once(dataset, monkeypatch):
+    """A commit that added every key of a tree (its parent's tree is empty) is counted
+    from the tree's size, above the inline cap too."""
+    from prollytree.web import data
+    monkeypatch.setattr(data, "COUNT_CAP", 5)
+    from starlette.testclient import TestClient
+
+    from prollytree.web import create_app
+    cid, n = dataset["ids"]["c1"], len(dataset["model"]["c1"])
+    assert n > 5
+    with TestClient(create_app(dataset["store"])) as c:
+        doc = c.get(f"/api/commit/{cid}").json()
+        assert doc["counts"] == {"added": n, "modified": 0, "deleted": 0, "complete": True}
+        assert "data-counts-url" not in c.get(f"/commit/{cid}").text
+        # and the other way round: every key removed
+        empty = dataset["store"].log("v1")[-1]["id"]
+        d = data.Dataset(dataset["store"])
+        assert d.counts(cid) == doc["counts"]
+        got = list(d.changes(cid, empty))
+        assert [(k, o) for k, o, _ in got] == sorted(dataset["model"]["c1"].items())
 
 
 def test_merge_preview_property_against_try_merge():
@@ -649,3 +778,46 @@ def test_odd_parameters_never_give_a_server_error(dataset):
             for q in params:
                 r = c.get(p + q)
                 assert r.status_code < 500 and "Traceback" not in r.text, (p + q, r.text[:300])
+
+
+@pytest.mark.parametrize("budget", [10**9, -10**9, 3])
+def test_diff_pages_property_against_the_model(budget, monkeypatch):
+    """Random pairs of trees (InMemory store), random page sizes and prefixes: following
+    ``next`` from page to page gives the model's differences, in order, each once -
+    whether later pages walk both trees side by side (a large budget), always use the
+    structural diff (no budget), or switch between the two (a tiny budget)."""
+    hypothesis = pytest.importorskip("hypothesis")
+    st = hypothesis.strategies
+    from prollytree import StorageBackend
+    from prollytree.web import data
+
+    monkeypatch.setattr(data, "SCAN_BUDGET", budget)
+    keyspace = [b"k%03d" % i for i in range(60)] + [b"j1", b"j2"]
+    tree_st = st.dictionaries(st.sampled_from(keyspace), st.sampled_from([b"1", b"2", b"3"]),
+                              min_size=1, max_size=60)
+
+    @hypothesis.settings(max_examples=40, deadline=None)
+    @hypothesis.given(tree_st, tree_st, st.integers(1, 7), st.sampled_from([b"", b"k0", b"j"]))
+    def check(a, b, limit, prefix):
+        s = VersionedKvStore("unused", StorageBackend.InMemory)
+        try:
+            s.insert_batch(sorted(a.items()))
+            ca = s.commit("a")
+            s.insert_batch([(k, None) for k in sorted(set(a) - set(b))] + sorted(b.items()))
+            cb = s.commit("b")
+            assert dict(s.iter_items_at(cb)) == b
+            want = [x for x in model_diff(a, b) if x[0].startswith(prefix)]
+            ds = data.Dataset(s)
+            got, after = [], None
+            for _ in range(len(want) + 2):
+                page = ds.page_of_changes(ca, cb, "", after, limit, prefix)
+                assert len(page["rows"]) <= limit
+                got += page["rows"]
+                if page["next"] is None:
+                    break
+                after = page["next"]["after"].encode()
+            assert got == want
+        finally:
+            s.close()
+
+    check()

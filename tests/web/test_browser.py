@@ -184,16 +184,26 @@ def test_walk_history_commit_diff_key_history(server, browser, artifacts):
     assert "ns/places" in text(d, "#changed-tree-list")
     d.save_screenshot(str(artifacts / "diff.png"))
 
-    # -> the key's history
+    # -> the key's history, from the diff's "to" side (feature)
     row = [tr for tr in d.find_elements(By.CSS_SELECTOR, "#changes tbody tr")
            if "user:alice" in tr.text][0]
     row.find_element(By.LINK_TEXT, "history").click()
     assert text(d, "#key") == "user:alice"
+    assert ids["f1"][:12] in text(d, "#history-summary")
     hist = rows(d, "#key-history")
     assert [(r[0], r[2], r[3], r[4]) for r in hist] == [
-        (ids["c2"][:12], "modified", "Alice v1", "Alice on main"),
+        (ids["f1"][:12], "modified", "Alice v1", "Alice on feature"),
         (ids["c1"][:12], "added", "(absent)", "Alice v1")]
     d.save_screenshot(str(artifacts / "key-history.png"))
+    # the same key from main, typed into the page's ref field
+    ref = d.find_element(By.NAME, "ref")
+    ref.clear()
+    ref.send_keys("main")
+    d.find_element(By.CSS_SELECTOR, "form.bar button").click()
+    wait(d).until(lambda drv: "reachable from main" in text(drv, "#history-summary"))
+    assert [(r[0], r[2], r[3], r[4]) for r in rows(d, "#key-history")] == [
+        (ids["c2"][:12], "modified", "Alice v1", "Alice on main"),
+        (ids["c1"][:12], "added", "(absent)", "Alice v1")]
 
 
 def test_escaping_merge_preview_and_proofs(server, browser, artifacts):
@@ -304,3 +314,42 @@ def test_sql_console_query_at_head_1(server, browser, artifacts):
     d.find_element(By.ID, "run").click()
     wait(d).until(lambda drv: len(rows(drv, "#sql-result")) == 3)
     assert rows(d, "#sql-result")[0] == ["1", "ann 2"]
+
+
+def test_memory_view_and_value_viewer(server, browser, artifacts, monkeypatch):
+    """Another process stores agent memory: the Memory tab appears, shows the kinds
+    and finds a memory by text (escaped); a second batch of memories shows on reload.
+    The value viewer shows a binary value as a hex dump and cuts a large one."""
+    pytest.importorskip("prollytree.memory")
+    from prollytree.memory import AgentMemorySystem
+    d, base = browser, server["base"]
+    d.get(base + "/value?key_hex=" + b"bin:\x00\xff\x80".hex())
+    assert "binary" in d.find_element(By.TAG_NAME, "main").text
+    assert text(d, "#value").startswith("00000000  00 01 02 03 04 05 06 07")
+    d.get(base + "/value?key=big")
+    assert "320000 bytes" in text(d, "#size") and d.find_elements(By.ID, "truncated")
+    assert not d.find_elements(By.LINK_TEXT, "Memory")
+
+    m = AgentMemorySystem(server["path"], "agent-7")
+    try:
+        m.semantic.store_fact("city", "tokyo", {"name": "Tokyo"}, 0.9, "api")
+        m.episodic.store_episode("Talked about <script>alert('m')</script> travel", {})
+        m.checkpoint("memories")
+        d.get(base + "/")
+        d.find_element(By.LINK_TEXT, "Memory").click()
+        assert {r[0]: r[1] for r in rows(d, "#memory-kinds")}["total"] == "2"
+        d.find_element(By.ID, "memory-q").send_keys("travel")
+        d.find_element(By.CSS_SELECTOR, "form.bar button").click()
+        found = rows(d, "#memory-results")
+        assert len(found) == 1 and found[0][1] == "episodic"
+        assert "<script>alert('m')</script>" in found[0][4]
+        with pytest.raises(NoAlertPresentException):
+            d.switch_to.alert.text
+        d.save_screenshot(str(artifacts / "memory.png"))
+        m.procedural.store_procedure("deploy", "How to deploy", ["build", "ship"])
+        m.checkpoint("one more")
+    finally:
+        m.close()
+    d.get(base + "/memory")
+    kinds = {r[0]: r[1] for r in rows(d, "#memory-kinds")}
+    assert kinds["total"] == "3" and kinds["procedural"] == "1"

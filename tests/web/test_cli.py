@@ -78,3 +78,34 @@ def test_help_and_bad_path(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "not a prollytree dataset" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_port_in_use_is_an_error_and_port_0_prints_the_real_port(dataset, tmp_path):
+    """The URL is printed only once the socket is bound: a port in use fails with the
+    address named (no URL, no traceback); --port 0 prints the port the system picked."""
+    shutil.copytree(dataset["path"], tmp_path / "ds")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cmds = [[sys.executable, "-m", "prollytree.web", str(tmp_path / "ds"), "--port",
+                 str(port)]]
+        if EXE is not None:
+            cmds.append([EXE, "-C", str(tmp_path / "ds"), "ui", "--port", str(port)])
+        for cmd in cmds:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            assert r.returncode in (1, 2), (cmd, r)
+            assert f"cannot listen on 127.0.0.1:{port}" in r.stderr
+            assert "web UI at" not in r.stdout and "Traceback" not in r.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "prollytree.web", str(tmp_path / "ds"),
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = proc.stdout.readline().decode()
+        assert line.startswith("prollytree web UI at http://127.0.0.1:"), line
+        url = line.split(" at ")[1].split()[0]
+        assert not url.endswith(":0/")
+        status, body = get(url + "api/refs")
+        assert status == 200 and json.loads(body)["current_branch"] == "main"
+    finally:
+        proc.terminate()
+        proc.wait(10)
