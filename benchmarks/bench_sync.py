@@ -1,7 +1,7 @@
 """Benchmarks of replication (prollytree.sync) and of the S3 store.
 
     python benchmarks/bench_sync.py [--keys 1000000] [--changes 100] [--repeats 5]
-                                    [--s3-keys 100000] [--no-s3]
+                                    [--s3-keys 100000] [--no-s3] [--no-http]
 
 Local (File backend datasets, in a temporary directory):
 
@@ -22,6 +22,13 @@ the tests use; no other network):
   ``ProllyTree("s3", ...)`` flush of ``--changes`` updates (nodes + root ref CAS); and
   ``VersionedKvStore(url)`` (StorageBackend.S3, opened on the pushed dataset) commit of
   ``--changes`` staged updates, next to the same commit on the local File dataset
+
+HTTP (``git prolly serve`` in a subprocess on 127.0.0.1; the run of
+``bench_sync_git.py`` at ``--s3-keys`` keys, whose tables give more detail):
+
+* clone of a ``--s3-keys`` Git-backed dataset over HTTP (objects received, pack bytes,
+  median seconds), next to ``git clone --no-local`` of the same repository
+* incremental push of ``--changes`` updated keys over HTTP (median)
 
 The published wheel (prollytree 0.4.1) has no replication and no S3 backend, so there is
 no side-by-side column here.
@@ -177,6 +184,20 @@ def s3(args, tmp: str) -> list[tuple]:
     return rows
 
 
+def http(args) -> list[tuple]:
+    import bench_sync_git
+    os.environ.update(bench_sync_git.ENV)
+    r = bench_sync_git.run_size(args.s3_keys, args.changes, args.repeats)
+    return [
+        (f"clone {args.s3_keys:,}-key Git dataset over HTTP (median; git clone "
+         f"--no-local: {fmt(r['git_clone_s'])} s)", f"{r['initial_push_objects']:,}",
+         f"{r['clone_http_bytes']:,.0f}", fmt(r["clone_http_s"])),
+        (f"push of one {args.changes}-key commit over HTTP at {args.s3_keys:,} keys "
+         f"(median; git push: {fmt(r['git_push_s'])} s)", fmt(r["push_http_objects"]),
+         fmt(r["push_http_bytes"]), fmt(r["push_http_s"])),
+    ]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -185,6 +206,7 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--s3-keys", type=int, default=100_000)
     p.add_argument("--no-s3", action="store_true")
+    p.add_argument("--no-http", action="store_true")
     args = p.parse_args()
     info = machine_info()
     print(f"# bench_sync: {info['cpu']}, {info['cores']} cores, Python {info['python']}, "
@@ -194,6 +216,8 @@ def main() -> None:
         rows = local(args, tmp)
         if not args.no_s3:
             rows += s3(args, tmp)
+        if not args.no_http:
+            rows += http(args)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("| operation | nodes sent | bytes sent | seconds |")

@@ -19,7 +19,8 @@ objects and refs:
   ``force=True``.
 
 Transports: local paths, ``file://``, ``git://`` and ``ssh://`` through dulwich's
-clients; ``http://``/``https://`` through :mod:`prollytree.sync.http_client` (the
+clients (ssh runs ``$GIT_SSH_COMMAND``, ``$GIT_SSH``, ``core.sshCommand`` or ``ssh``, as
+Git does); ``http://``/``https://`` through :mod:`prollytree.sync.http_client` (the
 protocol of ``git prolly serve``, see ``docs/sync-http.md``).
 
 Only the dataset's data and Git's objects/refs are handled: ``pull`` does not update

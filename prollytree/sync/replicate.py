@@ -33,7 +33,8 @@ from typing import Iterable, Iterator
 
 import msgpack
 
-from ..errors import CorruptNodeError, MissingNodeError, ProllyError, UnknownRefError
+# one NonFastForwardError for Git remotes and replication (a RemoteError, a ValueError)
+from ..errors import CorruptNodeError, MissingNodeError, NonFastForwardError, UnknownRefError
 from ..storage import NodeStore
 from ..tree.codec import EMPTY_NODE_BYTES, EMPTY_ROOT, Envelope, decode
 from ..tree.values import chunk_refs
@@ -50,11 +51,6 @@ CONFIG_REF = "versioning/config"
 BATCH = 512
 #: At most this many destination commits lend their trees as the comparison base.
 BASE_COMMITS = 8
-
-
-class NonFastForwardError(ProllyError, ValueError):
-    """The destination branch is not an ancestor of the source's tip (or it moved
-    meanwhile): moving it would drop commits. Pass ``force=True`` to move it anyway."""
 
 
 @dataclass
@@ -366,9 +362,9 @@ def _generations(commits: list[_Commit]) -> list[list[_Commit]]:
     return groups
 
 
-def _is_ancestor(store: NodeStore, ancestor: bytes, tip: bytes) -> bool:
-    """Whether commit ``ancestor`` is reachable from ``tip`` through parents in ``store``
-    (breadth-first, batched; stops as soon as it is found)."""
+def is_ancestor(store: NodeStore, ancestor: bytes, tip: bytes) -> bool:
+    """Whether commit ``ancestor`` (a 32-byte address) is reachable from ``tip`` through
+    parents in ``store`` (breadth-first, batched; stops as soon as it is found)."""
     seen = {tip}
     frontier = [tip]
     while frontier:
@@ -388,9 +384,10 @@ def _is_ancestor(store: NodeStore, ancestor: bytes, tip: bytes) -> bool:
 
 
 def replicate(source: NodeStore, destination: NodeStore, branch: str = "main", *,
-              force: bool = False) -> ReplicationStats:
+              force: bool = False, destination_ref: str | None = None) -> ReplicationStats:
     """Copy branch ``branch`` of the dataset in ``source`` to ``destination`` and move
-    the destination's ``refs/heads/<branch>`` to the source's tip.
+    the destination's ``refs/heads/<branch>`` (or ``destination_ref``, a full ref name
+    such as ``refs/remotes/origin/main``) to the source's tip.
 
     Sends, in this order, only what the destination lacks: the tree nodes of every new
     commit (all named trees of version-2 commits), then their root sets, then the commit
@@ -407,19 +404,28 @@ def replicate(source: NodeStore, destination: NodeStore, branch: str = "main", *
     _check_branch(branch)
     if not isinstance(force, bool):
         raise TypeError(f"force must be a bool, not {type(force).__name__}")
+    if destination_ref is not None:
+        if not isinstance(destination_ref, str):
+            raise TypeError(f"destination_ref must be a str, "
+                            f"not {type(destination_ref).__name__}")
+        if not destination_ref.startswith("refs/") or destination_ref.endswith("/"):
+            raise ValueError(f"destination_ref must be a full ref name under refs/, "
+                             f"got {destination_ref!r}")
+        _check_branch(destination_ref[len("refs/"):])
     t0 = time.perf_counter()
     ref = HEADS + branch
     tip = source.get_ref(ref)
     if tip is None or len(tip) != 32:
         raise UnknownRefError(f"the source has no branch {branch!r}")
-    dest_tip = destination.get_ref(ref)
+    dest_ref = destination_ref or ref
+    dest_tip = destination.get_ref(dest_ref)
     stats = ReplicationStats()
     if dest_tip == tip:
         stats.seconds = time.perf_counter() - t0
         return stats
-    if dest_tip is not None and not force and not _is_ancestor(source, dest_tip, tip):
+    if dest_tip is not None and not force and not is_ancestor(source, dest_tip, tip):
         raise NonFastForwardError(
-            f"refs/heads/{branch} at the destination ({dest_tip[:20].hex()}) is not an "
+            f"{dest_ref} at the destination ({dest_tip[:20].hex()}) is not an "
             f"ancestor of the source's tip ({tip[:20].hex()}); use force=True to replace it")
 
     commits, boundary = _commits_to_send(source, destination, tip)
@@ -477,13 +483,13 @@ def replicate(source: NodeStore, destination: NodeStore, branch: str = "main", *
     if destination.get_ref(HEAD_REF) is None:
         destination.set_ref(HEAD_REF, f"ref: {ref}".encode(), expected=None)
     # the ref moves last, by compare-and-swap
-    while not destination.set_ref(ref, tip, expected=dest_tip):
-        now = destination.get_ref(ref)
+    while not destination.set_ref(dest_ref, tip, expected=dest_tip):
+        now = destination.get_ref(dest_ref)
         if now == tip:
             break
-        if not force and (now is None or not _is_ancestor(source, now, tip)):
+        if not force and (now is None or not is_ancestor(source, now, tip)):
             raise NonFastForwardError(
-                f"refs/heads/{branch} at the destination moved to "
+                f"{dest_ref} at the destination moved to "
                 f"{'nothing' if now is None else now[:20].hex()} during the transfer; "
                 f"it is not an ancestor of {tip[:20].hex()}")
         dest_tip = now

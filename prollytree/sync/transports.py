@@ -6,7 +6,9 @@ failures as :class:`RemoteError`."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import shlex
 from typing import Callable
 
 from ..errors import RemoteError
@@ -33,6 +35,18 @@ def _dulwich_progress(progress: Progress | None):
 
 
 
+def ssh_command_from_env() -> str | None:
+    """The ssh program Git would run, from the environment: ``GIT_SSH_COMMAND`` (a shell
+    command line), else ``GIT_SSH`` (a program path), else None (then the repository's
+    ``core.sshCommand``, else ``ssh``). dulwich's client reads only the config, so
+    without this ``git`` and the store would reach an ``ssh://`` remote differently."""
+    command = os.environ.get("GIT_SSH_COMMAND")
+    if command:
+        return command
+    program = os.environ.get("GIT_SSH")
+    return shlex.quote(program) if program else None
+
+
 class _DulwichTransport:
     """Paths, file://, git://, ssh:// through dulwich's Git clients."""
 
@@ -43,7 +57,7 @@ class _DulwichTransport:
         self.last_push = {"objects": 0, "bytes": 0}
         try:
             self.client, self.path = get_transport_and_path(
-                url, config=repo.get_config_stack())
+                url, config=repo.get_config_stack(), ssh_command=ssh_command_from_env())
         except (ValueError, KeyError) as e:
             raise RemoteError(f"cannot use remote url {url!r}: {e}") from None
 

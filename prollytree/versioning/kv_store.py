@@ -144,47 +144,56 @@ class VersionedKvStore(Workspace):
         where = self._branch if self._branch is not None else f"detached {self._head[:12]}"
         return f"<VersionedKvStore {self._kind.name} {self._path} on {where}>"
 
-    # -- Git remotes (prollytree.sync.git_remote; Git backend only) -------------------------
+    # -- remotes: Git's for Git-backed datasets (prollytree.sync.git_remote), replication
+    # for the store-backed ones (prollytree.sync.store_remote) ----------------------------
+
+    def _remotes(self):
+        if self._kind.name == "Git":
+            from ..sync import git_remote
+            return git_remote
+        from ..sync import store_remote
+        return store_remote
 
     @staticmethod
     def clone(url: str | os.PathLike, path: str | os.PathLike, **kw: Any
               ) -> "VersionedKvStore":
-        """Clone the repository at ``url`` into ``path`` and open its dataset; see
-        :func:`prollytree.sync.git_remote.clone`."""
-        from ..sync.git_remote import clone
-        return clone(url, path, **kw)
+        """Clone the dataset at ``url`` into ``path`` and open it: a Git repository (see
+        :func:`prollytree.sync.git_remote.clone`), or a store-backed dataset (an
+        ``s3://`` location or a File / RocksDB / LMDB dataset directory; see
+        :func:`prollytree.sync.store_remote.clone`)."""
+        from ..sync import git_remote, store_remote
+        into = kw.get("storage_backend")
+        if store_remote.is_store_dataset(url) or (
+                into is not None and StorageBackend.coerce(into).name != "Git"):
+            return store_remote.clone(url, path, **kw)
+        return git_remote.clone(url, path, **kw)
 
     def fetch(self, remote: str = "origin", **kw: Any) -> dict:
         """Fetch ``remote``'s branches into ``refs/remotes/<remote>/*``; see
-        :func:`prollytree.sync.git_remote.fetch`."""
-        from ..sync.git_remote import fetch
-        return fetch(self, remote, **kw)
+        :func:`prollytree.sync.git_remote.fetch` / ``store_remote.fetch``."""
+        return self._remotes().fetch(self, remote, **kw)
 
     def pull(self, remote: str = "origin", branch: str | None = None,
              conflict_resolution: Any = None, **kw: Any) -> dict:
         """Fetch, then merge the remote's branch; see
-        :func:`prollytree.sync.git_remote.pull`."""
-        from ..sync.git_remote import pull
-        return pull(self, remote, branch, conflict_resolution, **kw)
+        :func:`prollytree.sync.git_remote.pull` / ``store_remote.pull``."""
+        return self._remotes().pull(self, remote, branch, conflict_resolution, **kw)
 
     def push(self, remote: str = "origin", branch: str | None = None, force: bool = False,
              **kw: Any) -> dict:
         """Push a branch to ``remote`` (fast-forward only unless ``force``); see
-        :func:`prollytree.sync.git_remote.push`."""
-        from ..sync.git_remote import push
-        return push(self, remote, branch, force, **kw)
+        :func:`prollytree.sync.git_remote.push` / ``store_remote.push``."""
+        return self._remotes().push(self, remote, branch, force, **kw)
 
     def add_remote(self, name: str, url: str | os.PathLike) -> None:
-        """Add a Git remote; see :func:`prollytree.sync.git_remote.add_remote`."""
-        from ..sync.git_remote import add_remote
-        add_remote(self, name, url)
+        """Add a remote: Git's for a Git-backed dataset, else a dataset directory or an
+        ``s3://`` location (see ``docs/sync.md``)."""
+        self._remotes().add_remote(self, name, url)
 
     def list_remotes(self) -> dict[str, str]:
-        """``{name: url}`` of the Git remotes."""
-        from ..sync.git_remote import list_remotes
-        return list_remotes(self)
+        """``{name: url}`` of the remotes."""
+        return self._remotes().list_remotes(self)
 
     def remove_remote(self, name: str) -> None:
-        """Remove a Git remote and its remote-tracking refs."""
-        from ..sync.git_remote import remove_remote
-        remove_remote(self, name)
+        """Remove a remote and its remote-tracking refs."""
+        self._remotes().remove_remote(self, name)

@@ -5,10 +5,12 @@ and the remote with ``git fsck --strict``."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -63,6 +65,53 @@ def daemon(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# An ``ssh`` stand-in: parses OpenSSH's command line as a client gives it ([-x] [-p PORT]
+# [-i KEY] [-o OPTION]... [user@]host COMMAND), logs it, and runs COMMAND here, as sshd
+# would after logging in (``-o SetEnv=GIT_PROTOCOL=...`` becomes that variable, as
+# sshd's ``AcceptEnv GIT_PROTOCOL`` does). Everything on the client side is real: the
+# URL parsing, the ssh command line, the Git protocol over the child's pipes, and the
+# real git-upload-pack / git-receive-pack at the other end. Only OpenSSH's own
+# authentication and encryption are left out (no sshd can be assumed on a CI machine).
+SSH_STANDIN = r"""#!{python}
+import json, os, sys
+args, opts = sys.argv[1:], {{"o": []}}
+while args and args[0].startswith("-"):
+    flag = args.pop(0)
+    if flag in ("-p", "-i", "-o", "-l"):
+        opts.setdefault(flag[1], []).append(args.pop(0)) if flag == "-o" else \
+            opts.__setitem__(flag[1], args.pop(0))
+    elif flag == "-G":            # git asks whether this is OpenSSH
+        sys.exit(0)
+host, command = args[0], " ".join(args[1:])
+with open({log!r}, "a") as f:
+    f.write(json.dumps({{"host": host, "port": opts.get("p"), "command": command,
+                        "options": opts["o"]}}) + "\n")
+for o in opts["o"]:
+    o = o.replace("=", " ", 1) if o.startswith("SetEnv=") else o
+    if o.startswith("SetEnv "):
+        name, _, value = o[len("SetEnv "):].partition("=")
+        os.environ[name.strip()] = value
+os.execvp("sh", ["sh", "-c", command])
+"""
+
+
+@pytest.fixture
+def ssh_standin(tmp_path, monkeypatch):
+    """``GIT_SSH_COMMAND`` set to the stand-in above; yields the path of its log (one JSON
+    line per connection) so a test can check the ssh transport really was used."""
+    log = tmp_path / "ssh.log"
+    script = tmp_path / "fake-ssh"
+    script.write_text(SSH_STANDIN.format(python=sys.executable, log=str(log)))
+    script.chmod(0o755)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(script))
+    monkeypatch.setenv("GIT_SSH_VARIANT", "ssh")   # the git binary: OpenSSH's flags
+    return log
+
+
+def ssh_log(log) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
 def bare(path) -> str:
@@ -152,14 +201,18 @@ def _url(kind: str, tmp_path, daemon_info=None) -> tuple[str, str]:
     if kind == "file":
         p = bare(tmp_path / "remote.git")
         return "file://" + p, p
+    if kind == "ssh":   # through the ssh stand-in (the port only travels to it)
+        p = bare(tmp_path / "remote.git")
+        return f"ssh://prolly@127.0.0.1:2222{p}", p
     base, port = daemon_info
     p = bare(base / "remote.git")
     return f"git://127.0.0.1:{port}/remote.git", p
 
 
-@pytest.mark.parametrize("kind", ["path", "file", "git"])
+@pytest.mark.parametrize("kind", ["path", "file", "git", "ssh"])
 def test_push_clone_pull_roundtrip(tmp_path, kind, request):
     info = request.getfixturevalue("daemon") if kind == "git" else None
+    log = request.getfixturevalue("ssh_standin") if kind == "ssh" else None
     url, remote_path = _url(kind, tmp_path, info)
     a = new_store(tmp_path / "a")
     model: dict = {}
@@ -213,6 +266,14 @@ def test_push_clone_pull_roundtrip(tmp_path, kind, request):
         assert contents(b) == contents(a) == {**model_a, **model_b}
         # git itself sees a two-parent merge on the remote
         assert len(git(remote_path, "rev-list", "--parents", "-n1", "main").split()) == 3
+        if log is not None:   # every transfer went through ssh, as Git runs it
+            calls = ssh_log(log)
+            assert {c["host"] for c in calls} == {"prolly@127.0.0.1"}
+            assert {c["port"] for c in calls} == {"2222"}
+            assert {c["command"] for c in calls} == {
+                f"git-upload-pack '{remote_path}'", f"git-receive-pack '{remote_path}'"}
+            # clone, 4 pushes, 3 pulls, one more pull: each opens a connection
+            assert len(calls) >= 9
     finally:
         b.close()
         a.close()
@@ -528,3 +589,49 @@ def test_branches_model(tmp_path):
     fsck(url)
     a.close()
     b.close()
+
+
+def test_ssh_remote_alongside_the_git_binary(tmp_path, ssh_standin, monkeypatch):
+    """The store and ``git`` reach one ssh:// remote the same way (GIT_SSH_COMMAND, then
+    core.sshCommand), each seeing the other's pushes; a failing remote command is a
+    RemoteError that changes nothing."""
+    remote = bare(tmp_path / "r.git")
+    url = f"ssh://127.0.0.1{remote}"
+    a = new_store(tmp_path / "a")
+    model = {}
+    fill(a, model, 500, 7)
+    a.commit("load")
+    a.add_remote("origin", url)
+    assert a.push()["status"] == "created"
+    fsck(remote)
+    # the git binary clones it over the same ssh, and pushes a commit of its own
+    git(tmp_path, "clone", "-q", url, "g")
+    assert git(tmp_path / "g", "rev-parse", "HEAD").strip() == a.current_commit()
+    (tmp_path / "g" / "NOTES").write_text("from git\n")
+    git(tmp_path / "g", "add", "NOTES")
+    git(tmp_path / "g", "commit", "-q", "-m", "notes")
+    git(tmp_path / "g", "push", "-q", "origin", "main")
+    tip = git(remote, "rev-parse", "main").strip()
+    assert a.pull()["merged"] == "fast-forward" and a.current_commit() == tip
+    assert contents(a) == model
+    # core.sshCommand is honoured when the environment names no ssh program
+    monkeypatch.delenv("GIT_SSH_COMMAND")
+    git(tmp_path / "a", "config", "core.sshCommand", str(tmp_path / "fake-ssh"))
+    a.insert(b"over", b"config")
+    a.commit("via core.sshCommand")
+    n = len(ssh_log(ssh_standin))
+    assert a.push()["status"] == "fast-forward"
+    assert len(ssh_log(ssh_standin)) == n + 1
+    assert git(remote, "rev-parse", "main").strip() == a.current_commit()
+    # a remote command that fails (no repository there) is a RemoteError, nothing moves
+    a.add_remote("nowhere", f"ssh://127.0.0.1{tmp_path / 'missing.git'}")
+    refs = git(tmp_path / "a", "show-ref")
+    with pytest.raises(RemoteError):
+        a.fetch("nowhere")
+    with pytest.raises(RemoteError):
+        a.push("nowhere")
+    assert git(tmp_path / "a", "show-ref") == refs
+    with pytest.raises(RemoteError):
+        VersionedKvStore.clone(f"ssh://127.0.0.1{tmp_path / 'missing.git'}", tmp_path / "c")
+    assert not (tmp_path / "c").exists()
+    a.close()

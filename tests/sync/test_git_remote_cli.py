@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import EXE, Runner, _env
+from tests.cli.test_transfer import _run_with_tty_stderr
 
 
 def free_port() -> int:
@@ -137,6 +138,10 @@ def test_serve_cli(tmp_path, env, origin):
                 assert proc.poll() is None, proc.stderr.read()
                 assert time.time() < deadline, "server did not start"
                 time.sleep(0.1)
+        # on a terminal, the HTTP transfer draws its bars (bytes received, objects checked)
+        code, _, term = _run_with_tty_stderr(["clone", url, "tty-web"], tmp_path, env)
+        assert code == 0, term
+        assert b"Receiving objects" in term and b"Checking objects" in term, term
         c = top.ok("clone", url, "web", "--json").json()
         assert c["keys"] == 2
         web = Runner(Path(c["path"]), env)
@@ -173,3 +178,24 @@ def test_remote_list_hides_tokens(origin):
         {"name": "web", "url": "http://***@127.0.0.1:9/"}]
     e = origin.fails(2, "fetch", "web")
     assert "s3cret" not in e.stderr
+
+
+def test_transfers_draw_progress_bars_on_a_terminal(tmp_path, env, origin):
+    """push / clone draw a rich bar per phase on stderr when it is a terminal, counting
+    the phase's objects; piped, stderr stays empty."""
+    import json
+    ds = origin
+    bare = tmp_path / "r.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True,
+                   env=env)
+    ds.ok("remote", "add", "origin", str(bare))
+    code, out, term = _run_with_tty_stderr(["push", "--json"], ds.cwd, env)
+    assert code == 0, term
+    n = json.loads(out)["objects_sent"]
+    assert n > 0 and n == len(ds.git("rev-list", "--objects", "--all", cwd=bare).split("\n")) - 1
+    assert b"Copying objects" in term and f"{n}/{n}".encode() in term, term
+    code, _, term = _run_with_tty_stderr(["clone", str(bare), "b"], tmp_path, env)
+    assert code == 0, term
+    assert b"Copying objects" in term and f"{n}/{n}".encode() in term, term
+    assert b"Learning dataset" in term, term
+    Runner(tmp_path, env).ok("clone", str(bare), "c")     # piped: stderr empty
