@@ -35,41 +35,23 @@ def zlib_level(body: bytes, default: int = 1) -> int:
     return default
 
 
-def write_pack(pack_dir: str, objects: list[tuple], compression: int = 1) -> str | None:
-    """Write ``objects`` ((kind, 20-byte id, body) triples, or (kind, id, body, zlib
-    level) to override ``compression`` for one object) as one pack + index v2 in
-    ``pack_dir``, durably. Returns the pack's base path (None when nothing to write)."""
-    if not objects:
-        return None
-    os.makedirs(pack_dir, exist_ok=True)
-    chunks = [b"PACK", struct.pack(">II", 2, len(objects))]
-    offset = 12
-    entries = []  # (raw sha, crc, offset)
-    compress = zlib.compress
-    crc32 = zlib.crc32
-    for obj in objects:
-        kind, sha, body = obj[0], obj[1], obj[2]
-        size = len(body)
-        c = (TYPE_NUM[kind] << 4) | (size & 15)
-        size >>= 4
-        hdr = bytearray()
-        while size:
-            hdr.append(c | 0x80)
-            c = size & 0x7F
-            size >>= 7
-        hdr.append(c)
-        z = compress(body, obj[3] if len(obj) > 3 else zlib_level(body, compression))
-        entries.append((sha, crc32(z, crc32(hdr)), offset))
-        chunks.append(bytes(hdr))
-        chunks.append(z)
-        offset += len(hdr) + len(z)
-    h = _sha1()
-    for c in chunks:
-        h.update(c)
-    pack_sha = h.digest()
-    chunks.append(pack_sha)
+def object_header(kind: bytes, size: int) -> bytes:
+    """The header of a whole (not deltified) object of ``kind`` and ``size`` in a pack."""
+    c = (TYPE_NUM[kind] << 4) | (size & 15)
+    size >>= 4
+    hdr = bytearray()
+    while size:
+        hdr.append(c | 0x80)
+        c = size & 0x7F
+        size >>= 7
+    hdr.append(c)
+    return bytes(hdr)
+
+
+def index_v2(entries: list[tuple[bytes, int, int]], pack_sha: bytes) -> bytes:
+    """The bytes of a pack index v2 for ``entries`` ((20-byte id, CRC-32 of the packed
+    object, offset)) of the pack whose trailer is ``pack_sha``. Sorts ``entries``."""
     entries.sort()
-    # index v2
     fan = [0] * 256
     for sha, _, _ in entries:
         fan[sha[0]] += 1
@@ -93,21 +75,57 @@ def write_pack(pack_dir: str, objects: list[tuple], compression: int = 1) -> str
         idx.append(struct.pack(">%dQ" % len(large), *large))
     idx.append(pack_sha)
     idx_body = b"".join(idx)
-    idx_body += _sha1(idx_body).digest()
+    return idx_body + _sha1(idx_body).digest()
+
+
+def _write_file(path: str, data: bytes) -> None:
+    """Create ``path`` (read-only mode, as Git makes pack files) holding ``data``, fsynced."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_pack(pack_dir: str, objects: list[tuple], compression: int = 1) -> str | None:
+    """Write ``objects`` ((kind, 20-byte id, body) triples, or (kind, id, body, zlib
+    level) to override ``compression`` for one object) as one pack + index v2 in
+    ``pack_dir``, durably. Returns the pack's base path (None when nothing to write).
+    Everything is built in memory (one pass, no re-read): for commits; large writes use
+    :class:`prollytree.git.packstream.PackStream`."""
+    if not objects:
+        return None
+    os.makedirs(pack_dir, exist_ok=True)
+    chunks = [b"PACK", struct.pack(">II", 2, len(objects))]
+    offset = 12
+    entries = []  # (raw sha, crc, offset)
+    compress = zlib.compress
+    crc32 = zlib.crc32
+    header = object_header
+    for obj in objects:
+        kind, sha, body = obj[0], obj[1], obj[2]
+        hdr = header(kind, len(body))
+        z = compress(body, obj[3] if len(obj) > 3 else zlib_level(body, compression))
+        entries.append((sha, crc32(z, crc32(hdr)), offset))
+        chunks.append(hdr)
+        chunks.append(z)
+        offset += len(hdr) + len(z)
+    h = _sha1()
+    for c in chunks:
+        h.update(c)
+    pack_sha = h.digest()
+    chunks.append(pack_sha)
+    idx_body = index_v2(entries, pack_sha)
     base = os.path.join(pack_dir, "pack-" + pack_sha.hex())
     if os.path.exists(base + ".idx") and os.path.exists(base + ".pack"):
         return base  # the very same objects are already packed
     for suffix, data in ((".pack", b"".join(chunks)), (".idx", idx_body)):
         tmp = f"{base}{suffix}.tmp{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_file(tmp, data)
         os.replace(tmp, base + suffix)  # .pack first: readers need the .idx to see it
     fsync_dir(pack_dir, required=False)
     return base
@@ -300,6 +318,16 @@ class PackReader:
     def close(self) -> None:
         """Drop the mappings (the reader refreshes on its next use)."""
         self._packs, self._order, self._listing = {}, [], None
+
+    def contains(self, sha: bytes) -> bool:
+        """Whether a pack holds object ``sha`` (20 bytes): index lookups only."""
+        for attempt in (0, 1):
+            for p in self._order:
+                if p.find(sha) >= 0:
+                    return True
+            if attempt or not self.refresh():
+                return False
+        return False
 
     def get(self, sha: bytes) -> tuple[int, bytes] | None:
         """(type number, body) of object ``sha`` (20 bytes) if a pack holds it whole;
