@@ -137,9 +137,10 @@ class PackStream:
 
     def __init__(self, pack_dir: str, tmp_dir: str | None = None) -> None:
         os.makedirs(pack_dir, exist_ok=True)
+        if tmp_dir is not None:
+            os.makedirs(tmp_dir, exist_ok=True)
         if tmp_dir is None or not _same_device(tmp_dir, pack_dir):
             tmp_dir = pack_dir    # links need one file system; the suffix hides it there
-        os.makedirs(tmp_dir, exist_ok=True)
         self.pack_dir = pack_dir
         stem = os.path.join(tmp_dir, f"stream-{os.getpid()}-{secrets.token_hex(8)}")
         self.path = stem + TMP_SUFFIX

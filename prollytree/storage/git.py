@@ -507,7 +507,7 @@ class GitNodeStore(MirrorMixin, NodeStore):
         put are moved, each time more than :data:`SPILL_BYTES` (8 MiB) are buffered,
         into a pack being written (no fsync; invisible to Git and to other processes;
         this store reads them at once). At the end — also when the block raises — the
-        session :meth:`flush`\ es: the pack gets its trailer and index, one fsync, and
+        session flushes (:meth:`flush`): the pack gets its trailer and index, one fsync, and
         becomes visible atomically. A process killed mid-session leaves a temporary
         file that the next writable open removes, never a half pack. Memory stays
         bounded by the buffer. Sessions nest (the outermost one finishes the pack)."""
