@@ -149,20 +149,26 @@ def pack_object_ids(idx_path: str) -> list[bytes]:
 
 
 def merge_small_packs(pack_dir: str, read_raw, keep_largest: int = 8,
-                      max_small_bytes: int = 64 << 20) -> int:
+                      max_small_bytes: int = 64 << 20, tmp_dir: str | None = None) -> int:
     """Consolidate the pack files of ``pack_dir`` other than the ``keep_largest``
     largest into one new pack (written durably first), then delete them: lookups scan
     packs in turn, so one small pack per commit slows every read down over thousands of
-    commits. ``read_raw(id)`` returns ``(type number, bytes)`` of an object (the
-    repository's object store). Only packs smaller than ``max_small_bytes`` each are
-    merged, so the cost is bounded by the small packs' size, never the repository's.
-    Safe with concurrent readers (a pack disappears only after its objects are in the
-    new one; Git and dulwich rescan). Returns how many packs were merged."""
+    commits. Only packs smaller than ``max_small_bytes`` each are merged, so the cost is
+    bounded by the small packs' size, never the repository's, and a big pack (a large
+    value's, see :mod:`.packstream`) is never rewritten. Objects are read straight from
+    the packs (``read_raw(id)`` -> ``(type number, bytes)``, the repository's object
+    store, for deltified ones) and streamed into the new pack, so memory stays bounded.
+    ``tmp_dir``: where the new pack is written until complete (default: the
+    repository's ``prollytree`` directory when it exists, else ``pack_dir``). Safe with
+    concurrent readers (a pack disappears only after its objects are in the new one;
+    Git and dulwich rescan). Returns how many packs were merged."""
+    from .packstream import PackStream, remove_stale
+
     packs = []
     for name in os.listdir(pack_dir):
         base = os.path.join(pack_dir, name[:-5])
-        if (name.endswith(".pack") and os.path.exists(base + ".idx")
-                and not os.path.exists(base + ".keep")):
+        if (name.startswith("pack-") and name.endswith(".pack")
+                and os.path.exists(base + ".idx") and not os.path.exists(base + ".keep")):
             try:
                 packs.append((os.path.getsize(base + ".pack"), base))
             except FileNotFoundError:
@@ -172,20 +178,32 @@ def merge_small_packs(pack_dir: str, read_raw, keep_largest: int = 8,
              if size < max_small_bytes]
     if len(small) < 2:
         return 0
-    objects: dict[bytes, tuple] = {}
+    if tmp_dir is None:
+        state = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(pack_dir))),
+                             "prollytree")
+        tmp_dir = state if os.path.isdir(state) else pack_dir
+    remove_stale(tmp_dir, pack_dir)
     merged = []
-    for base in small:
-        try:
-            for sha in pack_object_ids(base + ".idx"):
-                if sha not in objects:
-                    type_num, data = read_raw(sha)
-                    objects[sha] = (_KIND[type_num], sha, data)
-        except (OSError, KeyError, ValueError):
-            continue   # another writer merged or removed it meanwhile: leave it
-        merged.append(base)
-    if len(merged) < 2:
-        return 0
-    write_pack(pack_dir, list(objects.values()))
+    stream = PackStream(pack_dir, tmp_dir)
+    try:
+        for base in small:
+            try:
+                p = _Pack(base)
+                for sha, off in p.entries():
+                    got = p.read(off)
+                    if got is None:            # a delta (after git gc): resolve it
+                        got = read_raw(sha)
+                    stream.add(_KIND[got[0]], sha, got[1])
+            except (OSError, KeyError, ValueError):
+                continue   # another writer merged or removed it meanwhile: leave it
+            merged.append(base)
+        if len(merged) < 2:
+            stream.abort()
+            return 0
+        stream.finish()
+    except BaseException:
+        stream.abort()
+        raise
     for base in merged:
         for suffix in (".idx", ".pack"):   # the index first: a pack without one is unseen
             try:
@@ -219,6 +237,16 @@ class _Pack:
         self.large_at = self.off_at + 4 * n
         if len(idx) < self.large_at + 40:
             raise ValueError(f"{base}.idx is truncated")
+
+    def entries(self):
+        """(20-byte id, offset) of every object of the pack, in index order."""
+        idx = self.idx
+        for i in range(self.count):
+            p = self.names_at + 20 * i
+            (off,) = struct.unpack_from(">I", idx, self.off_at + 4 * i)
+            if off & 0x80000000:
+                (off,) = struct.unpack_from(">Q", idx, self.large_at + 8 * (off & 0x7FFFFFFF))
+            yield idx[p:p + 20], off
 
     def find(self, sha: bytes) -> int:
         """Offset of object ``sha`` in the pack, -1 when the pack lacks it."""

@@ -30,6 +30,7 @@ import os
 import secrets
 import struct
 import threading
+import time
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -102,7 +103,10 @@ def remove_stale(tmp_dir: str, pack_dir: str) -> int:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 continue                       # its writer is alive
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            size = st.st_size
+            if size < 12 and time.time() - st.st_mtime < 60:
+                continue       # just created, its writer about to lock it: leave it
             trailer = os.pread(fd, 20, size - 20) if size >= 32 else b""
             if len(trailer) == 20:
                 # a crash between linking the finished pack and renaming its index
@@ -117,7 +121,10 @@ def remove_stale(tmp_dir: str, pack_dir: str) -> int:
                     os.unlink(p)
                 except FileNotFoundError:
                     pass
-            removed += 1
+                except OSError:
+                    break           # not ours to delete (permissions): leave it
+            else:
+                removed += 1
         finally:
             os.close(fd)
     return removed

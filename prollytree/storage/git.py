@@ -19,6 +19,9 @@ Writes are buffered in memory and land in Git in one go, as a single pack file w
 commit of a few hundred nodes costs one pack rather than hundreds of loose files. The pack
 writer is a small, format-exact implementation of Git's pack v2 and index v2 (see
 ``gitformat-pack(5)``); ``git fsck``, ``git verify-pack`` and ``git gc`` accept its output.
+A large write (a streamed value) runs in a :meth:`GitNodeStore.write_session` instead:
+its nodes are streamed into one pack as they come (:mod:`prollytree.git.packstream`),
+finished and made visible once at the end.
 
 **Mirror trees.** A blob that no commit references is garbage to Git (``git gc`` deletes
 it, ``git clone`` does not carry it). :meth:`mirror` therefore lays a tree out as Git trees:
@@ -507,8 +510,8 @@ class GitNodeStore(MirrorMixin, NodeStore):
         put are moved, each time more than :data:`SPILL_BYTES` (8 MiB) are buffered,
         into a pack being written (no fsync; invisible to Git and to other processes;
         this store reads them at once). At the end — also when the block raises — the
-        session flushes (:meth:`flush`): the pack gets its trailer and index, one fsync, and
-        becomes visible atomically. A process killed mid-session leaves a temporary
+        session flushes (:meth:`flush`): the pack gets its trailer and index, one
+        fsync, and becomes visible atomically. A process killed mid-session leaves a temporary
         file that the next writable open removes, never a half pack. Memory stays
         bounded by the buffer. Sessions nest (the outermost one finishes the pack)."""
         with self._lock:

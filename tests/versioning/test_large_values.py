@@ -162,6 +162,32 @@ def test_git_streamed_value_is_one_pack_and_survives_gc_and_clone(tmp_path):
     c.close()
 
 
+def test_git_consolidation_merges_small_packs_not_the_value_pack(tmp_path, monkeypatch):
+    from prollytree.versioning import git_backend
+    monkeypatch.setattr(git_backend, "AUTO_PACK_LIMIT", 4)
+    path = tmp_path / "ds"
+    s = VersionedKvStore(str(path))
+    v = data(3_000_000, 31)
+    s.insert_stream(b"big", io.BytesIO(v))
+    pack_dir = path / ".git" / "objects" / "pack"
+    big = max((n for n in os.listdir(pack_dir) if n.endswith(".pack")),
+              key=lambda n: os.path.getsize(pack_dir / n))
+    assert os.path.getsize(pack_dir / big) > len(v)    # the value's own pack
+    ino = os.stat(pack_dir / big).st_ino
+    for i in range(12):
+        s.insert(b"k%d" % i, b"v%d" % i)
+        s.commit(f"c{i}")
+    names = [n for n in os.listdir(pack_dir) if n.endswith(".pack")]
+    assert len(names) <= 5 and big in names            # merged, the big one kept as is
+    assert os.stat(pack_dir / big).st_ino == ino
+    assert not [n for n in os.listdir(pack_dir) if ".tmp" in n]
+    s.close()
+    s = VersionedKvStore(str(path))
+    assert s.get(b"big") == v and s.get(b"k3") == b"v3"
+    s.close()
+    _fsck_clean(path)
+
+
 def _store_bytes(path) -> int:
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
 
