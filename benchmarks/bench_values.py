@@ -3,6 +3,9 @@ file and Git backends, and peak memory while streaming it.
 
     .venv/bin/python benchmarks/bench_values.py            # 1 GiB value, 3 repeats
     .venv/bin/python benchmarks/bench_values.py --mb 256 --repeats 1
+    .venv/bin/python benchmarks/bench_values.py --mb 256 --backends Git --profile /tmp/p
+                                                   # cProfile of the Git run (pstats file;
+                                                   # the pack writer thread is not in it)
 
 Printed: MB/s of the chunkers (pyfastcdc, fastcdc, a pure-Python gear chunker of ours),
 the floor (SHA-256 alone over the value, one pass: the least a content-addressed write
