@@ -172,6 +172,9 @@ class PackStream:
         self._lock = threading.RLock()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="packstream")
         self._inflight: Future | None = None
+        #: the writer thread's error: the pack's layout is unknown after it, so the
+        #: stream refuses everything but abort
+        self._broken: BaseException | None = None
 
     def __len__(self) -> int:
         with self._lock:
@@ -229,6 +232,8 @@ class PackStream:
     def _check_open(self) -> None:
         if self._fd is None:
             raise ValueError("the pack stream is finished or aborted")
+        if self._broken is not None:
+            raise OSError(f"writing {self.path} failed earlier: {self._broken}")
 
     def _submit(self) -> None:
         """Hand the queued objects to the writer thread (caller holds the lock)."""
@@ -242,11 +247,16 @@ class PackStream:
         """Wait for the batch in flight; raises its error."""
         f, self._inflight = self._inflight, None
         if f is not None:
-            f.result()
+            try:
+                f.result()
+            except BaseException as e:
+                self._broken = e
+                raise
 
     def _settle(self) -> None:
         """Everything added is written (caller holds the lock)."""
         if self._fd is not None:
+            self._check_open()
             self._submit()
             self._wait()
 
@@ -292,7 +302,8 @@ class PackStream:
         (``.../pack-<sha>``), or None when it holds no object (nothing is left). The
         stream is closed either way; on an error the temporary files are deleted."""
         with self._lock:
-            self._check_open()
+            if self._fd is None:
+                raise ValueError("the pack stream is finished or aborted")
             try:
                 self._settle()
                 if not self._objects:

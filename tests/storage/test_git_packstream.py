@@ -388,3 +388,20 @@ def test_pack_stream_model(tmp_path_factory, ops):
     assert f"non delta: {len(model)} object" in v
     got = cat_file(d / "r.git", [sha.hex() for sha in model])
     assert {bytes.fromhex(k): b for k, (_, b) in got.items()} == model
+
+
+def test_a_failed_write_breaks_the_stream_cleanly(tmp_path):
+    """An error in the writer thread (here: a body of the wrong type) refuses every
+    later call but abort, and abort leaves nothing."""
+    pack_dir, tmp_dir = tmp_path / "pack", tmp_path / "tmp"
+    s = PackStream(str(pack_dir), str(tmp_dir))
+    for o in _objects(13, 5):
+        s.add(*o)
+    s.add(b"blob", None, [1, 2, 3])        # not bytes: fails on the writer thread
+    with pytest.raises(TypeError):
+        len(s)
+    with pytest.raises(OSError, match="failed earlier"):
+        s.add(*_objects(14, 1)[0])
+    with pytest.raises(OSError):
+        s.finish()
+    assert os.listdir(pack_dir) == [] and os.listdir(tmp_dir) == []
