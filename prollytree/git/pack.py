@@ -35,41 +35,23 @@ def zlib_level(body: bytes, default: int = 1) -> int:
     return default
 
 
-def write_pack(pack_dir: str, objects: list[tuple], compression: int = 1) -> str | None:
-    """Write ``objects`` ((kind, 20-byte id, body) triples, or (kind, id, body, zlib
-    level) to override ``compression`` for one object) as one pack + index v2 in
-    ``pack_dir``, durably. Returns the pack's base path (None when nothing to write)."""
-    if not objects:
-        return None
-    os.makedirs(pack_dir, exist_ok=True)
-    chunks = [b"PACK", struct.pack(">II", 2, len(objects))]
-    offset = 12
-    entries = []  # (raw sha, crc, offset)
-    compress = zlib.compress
-    crc32 = zlib.crc32
-    for obj in objects:
-        kind, sha, body = obj[0], obj[1], obj[2]
-        size = len(body)
-        c = (TYPE_NUM[kind] << 4) | (size & 15)
-        size >>= 4
-        hdr = bytearray()
-        while size:
-            hdr.append(c | 0x80)
-            c = size & 0x7F
-            size >>= 7
-        hdr.append(c)
-        z = compress(body, obj[3] if len(obj) > 3 else zlib_level(body, compression))
-        entries.append((sha, crc32(z, crc32(hdr)), offset))
-        chunks.append(bytes(hdr))
-        chunks.append(z)
-        offset += len(hdr) + len(z)
-    h = _sha1()
-    for c in chunks:
-        h.update(c)
-    pack_sha = h.digest()
-    chunks.append(pack_sha)
+def object_header(kind: bytes, size: int) -> bytes:
+    """The header of a whole (not deltified) object of ``kind`` and ``size`` in a pack."""
+    c = (TYPE_NUM[kind] << 4) | (size & 15)
+    size >>= 4
+    hdr = bytearray()
+    while size:
+        hdr.append(c | 0x80)
+        c = size & 0x7F
+        size >>= 7
+    hdr.append(c)
+    return bytes(hdr)
+
+
+def index_v2(entries: list[tuple[bytes, int, int]], pack_sha: bytes) -> bytes:
+    """The bytes of a pack index v2 for ``entries`` ((20-byte id, CRC-32 of the packed
+    object, offset)) of the pack whose trailer is ``pack_sha``. Sorts ``entries``."""
     entries.sort()
-    # index v2
     fan = [0] * 256
     for sha, _, _ in entries:
         fan[sha[0]] += 1
@@ -93,21 +75,57 @@ def write_pack(pack_dir: str, objects: list[tuple], compression: int = 1) -> str
         idx.append(struct.pack(">%dQ" % len(large), *large))
     idx.append(pack_sha)
     idx_body = b"".join(idx)
-    idx_body += _sha1(idx_body).digest()
+    return idx_body + _sha1(idx_body).digest()
+
+
+def _write_file(path: str, data: bytes) -> None:
+    """Create ``path`` (read-only mode, as Git makes pack files) holding ``data``, fsynced."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_pack(pack_dir: str, objects: list[tuple], compression: int = 1) -> str | None:
+    """Write ``objects`` ((kind, 20-byte id, body) triples, or (kind, id, body, zlib
+    level) to override ``compression`` for one object) as one pack + index v2 in
+    ``pack_dir``, durably. Returns the pack's base path (None when nothing to write).
+    Everything is built in memory (one pass, no re-read): for commits; large writes use
+    :class:`prollytree.git.packstream.PackStream`."""
+    if not objects:
+        return None
+    os.makedirs(pack_dir, exist_ok=True)
+    chunks = [b"PACK", struct.pack(">II", 2, len(objects))]
+    offset = 12
+    entries = []  # (raw sha, crc, offset)
+    compress = zlib.compress
+    crc32 = zlib.crc32
+    header = object_header
+    for obj in objects:
+        kind, sha, body = obj[0], obj[1], obj[2]
+        hdr = header(kind, len(body))
+        z = compress(body, obj[3] if len(obj) > 3 else zlib_level(body, compression))
+        entries.append((sha, crc32(z, crc32(hdr)), offset))
+        chunks.append(hdr)
+        chunks.append(z)
+        offset += len(hdr) + len(z)
+    h = _sha1()
+    for c in chunks:
+        h.update(c)
+    pack_sha = h.digest()
+    chunks.append(pack_sha)
+    idx_body = index_v2(entries, pack_sha)
     base = os.path.join(pack_dir, "pack-" + pack_sha.hex())
     if os.path.exists(base + ".idx") and os.path.exists(base + ".pack"):
         return base  # the very same objects are already packed
     for suffix, data in ((".pack", b"".join(chunks)), (".idx", idx_body)):
         tmp = f"{base}{suffix}.tmp{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_file(tmp, data)
         os.replace(tmp, base + suffix)  # .pack first: readers need the .idx to see it
     fsync_dir(pack_dir, required=False)
     return base
@@ -131,20 +149,26 @@ def pack_object_ids(idx_path: str) -> list[bytes]:
 
 
 def merge_small_packs(pack_dir: str, read_raw, keep_largest: int = 8,
-                      max_small_bytes: int = 64 << 20) -> int:
+                      max_small_bytes: int = 64 << 20, tmp_dir: str | None = None) -> int:
     """Consolidate the pack files of ``pack_dir`` other than the ``keep_largest``
     largest into one new pack (written durably first), then delete them: lookups scan
     packs in turn, so one small pack per commit slows every read down over thousands of
-    commits. ``read_raw(id)`` returns ``(type number, bytes)`` of an object (the
-    repository's object store). Only packs smaller than ``max_small_bytes`` each are
-    merged, so the cost is bounded by the small packs' size, never the repository's.
-    Safe with concurrent readers (a pack disappears only after its objects are in the
-    new one; Git and dulwich rescan). Returns how many packs were merged."""
+    commits. Only packs smaller than ``max_small_bytes`` each are merged, so the cost is
+    bounded by the small packs' size, never the repository's, and a big pack (a large
+    value's, see :mod:`.packstream`) is never rewritten. Objects are read straight from
+    the packs (``read_raw(id)`` -> ``(type number, bytes)``, the repository's object
+    store, for deltified ones) and streamed into the new pack, so memory stays bounded.
+    ``tmp_dir``: where the new pack is written until complete (default: the
+    repository's ``prollytree`` directory when it exists, else ``pack_dir``). Safe with
+    concurrent readers (a pack disappears only after its objects are in the new one;
+    Git and dulwich rescan). Returns how many packs were merged."""
+    from .packstream import PackStream, remove_stale
+
     packs = []
     for name in os.listdir(pack_dir):
         base = os.path.join(pack_dir, name[:-5])
-        if (name.endswith(".pack") and os.path.exists(base + ".idx")
-                and not os.path.exists(base + ".keep")):
+        if (name.startswith("pack-") and name.endswith(".pack")
+                and os.path.exists(base + ".idx") and not os.path.exists(base + ".keep")):
             try:
                 packs.append((os.path.getsize(base + ".pack"), base))
             except FileNotFoundError:
@@ -154,20 +178,32 @@ def merge_small_packs(pack_dir: str, read_raw, keep_largest: int = 8,
              if size < max_small_bytes]
     if len(small) < 2:
         return 0
-    objects: dict[bytes, tuple] = {}
+    if tmp_dir is None:
+        state = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(pack_dir))),
+                             "prollytree")
+        tmp_dir = state if os.path.isdir(state) else pack_dir
+    remove_stale(tmp_dir, pack_dir)
     merged = []
-    for base in small:
-        try:
-            for sha in pack_object_ids(base + ".idx"):
-                if sha not in objects:
-                    type_num, data = read_raw(sha)
-                    objects[sha] = (_KIND[type_num], sha, data)
-        except (OSError, KeyError, ValueError):
-            continue   # another writer merged or removed it meanwhile: leave it
-        merged.append(base)
-    if len(merged) < 2:
-        return 0
-    write_pack(pack_dir, list(objects.values()))
+    stream = PackStream(pack_dir, tmp_dir)
+    try:
+        for base in small:
+            try:
+                p = _Pack(base)
+                for sha, off in p.entries():
+                    got = p.read(off)
+                    if got is None:            # a delta (after git gc): resolve it
+                        got = read_raw(sha)
+                    stream.add(_KIND[got[0]], sha, got[1])
+            except (OSError, KeyError, ValueError):
+                continue   # another writer merged or removed it meanwhile: leave it
+            merged.append(base)
+        if len(merged) < 2:
+            stream.abort()
+            return 0
+        stream.finish()
+    except BaseException:
+        stream.abort()
+        raise
     for base in merged:
         for suffix in (".idx", ".pack"):   # the index first: a pack without one is unseen
             try:
@@ -201,6 +237,16 @@ class _Pack:
         self.large_at = self.off_at + 4 * n
         if len(idx) < self.large_at + 40:
             raise ValueError(f"{base}.idx is truncated")
+
+    def entries(self):
+        """(20-byte id, offset) of every object of the pack, in index order."""
+        idx = self.idx
+        for i in range(self.count):
+            p = self.names_at + 20 * i
+            (off,) = struct.unpack_from(">I", idx, self.off_at + 4 * i)
+            if off & 0x80000000:
+                (off,) = struct.unpack_from(">Q", idx, self.large_at + 8 * (off & 0x7FFFFFFF))
+            yield idx[p:p + 20], off
 
     def find(self, sha: bytes) -> int:
         """Offset of object ``sha`` in the pack, -1 when the pack lacks it."""
@@ -300,6 +346,16 @@ class PackReader:
     def close(self) -> None:
         """Drop the mappings (the reader refreshes on its next use)."""
         self._packs, self._order, self._listing = {}, [], None
+
+    def contains(self, sha: bytes) -> bool:
+        """Whether a pack holds object ``sha`` (20 bytes): index lookups only."""
+        for attempt in (0, 1):
+            for p in self._order:
+                if p.find(sha) >= 0:
+                    return True
+            if attempt or not self.refresh():
+                return False
+        return False
 
     def get(self, sha: bytes) -> tuple[int, bytes] | None:
         """(type number, body) of object ``sha`` (20 bytes) if a pack holds it whole;

@@ -19,6 +19,9 @@ Writes are buffered in memory and land in Git in one go, as a single pack file w
 commit of a few hundred nodes costs one pack rather than hundreds of loose files. The pack
 writer is a small, format-exact implementation of Git's pack v2 and index v2 (see
 ``gitformat-pack(5)``); ``git fsck``, ``git verify-pack`` and ``git gc`` accept its output.
+A large write (a streamed value) runs in a :meth:`GitNodeStore.write_session` instead:
+its nodes are streamed into one pack as they come (:mod:`prollytree.git.packstream`),
+finished and made visible once at the end.
 
 **Mirror trees.** A blob that no commit references is garbage to Git (``git gc`` deletes
 it, ``git clone`` does not carry it). :meth:`mirror` therefore lays a tree out as Git trees:
@@ -41,6 +44,7 @@ dulwich's compare-and-swap.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import struct
@@ -52,6 +56,7 @@ from typing import Callable, Iterable, Iterator, Mapping
 from ..errors import CorruptNodeError, StoreError
 from ..git.objects import (git_raw_id)
 from ..git.pack import PackReader, write_pack, zlib_level
+from ..git.packstream import PackStream, remove_stale
 from .base import ANY, NodeStore
 from .git_mirror import KIND_BLOB, KIND_TREE, MirrorMixin, mirror_node_entry
 
@@ -68,6 +73,9 @@ MAP_RECORD = struct.Struct(">c32s20s")
 MAP_MAGIC = b"PRLYMAP\x02"
 _MAP_DISK = struct.Struct(">c32s20sI")
 #: record kinds in the node map: the node's bytes as a blob / the node's mirror Git tree
+
+#: buffered bytes past which a write session moves the buffered nodes into its pack
+SPILL_BYTES = 8 << 20
 
 #: where the NodeStore refs of a Git node store live
 _STORE_REFS = b"refs/prollytree/store/"
@@ -153,7 +161,15 @@ class GitNodeStore(MirrorMixin, NodeStore):
         self.miss_handler: Callable[[], bool] | None = None
         #: why the node map was last rebuilt (damage found in it), or None
         self.map_damage: str | None = None
+        #: the pack a write session streams into (see :meth:`write_session`), the nodes
+        #: moved there (their ids are the stream's keys) and the bytes put since
+        self._stream: PackStream | None = None
+        self._spilled: set = set()
+        self._session = 0
+        self._session_bytes = 0
         self._load_map()
+        if not read_only and os.path.isdir(self.state_dir):
+            remove_stale(self.state_dir, self.pack_dir)   # packs of writers killed mid-way
 
     # -- node map ---------------------------------------------------------------------
 
@@ -427,6 +443,13 @@ class GitNodeStore(MirrorMixin, NodeStore):
         data = self._pending.get(address)
         if data is not None:
             return data
+        if address in self._spilled:
+            stream = self._stream
+            sha = None if stream is None else stream.id_of(address)
+            if sha is not None:
+                got = stream.read(sha)
+                if got is not None:
+                    return got[1]
         sha = self._blob.get(address)
         if sha is None:
             with self._lock:
@@ -461,34 +484,96 @@ class GitNodeStore(MirrorMixin, NodeStore):
             pending = self._pending
             for addr, data in items:
                 pending[addr] = data
+            if self._session and not self.read_only:
+                self._session_bytes += sum(len(d) for _, d in items)
+                if self._session_bytes >= SPILL_BYTES:
+                    self._spill()
+
+    def _spill(self) -> None:
+        """Move the buffered nodes into the write session's pack (caller holds the
+        lock): appended, not fsynced, invisible outside this store until it finishes."""
+        stream = self._stream
+        if stream is None:
+            remove_stale(self.state_dir, self.pack_dir)
+            stream = self._stream = PackStream(self.pack_dir, self.state_dir)
+        spilled = self._spilled
+        add = stream.add
+        for addr, data in self._pending.items():
+            add(b"blob", None, data, None, addr)   # its id is computed by the writer
+            spilled.add(addr)
+        self._pending.clear()
+        self._session_bytes = 0
+
+    @contextlib.contextmanager
+    def write_session(self) -> Iterator["GitNodeStore"]:
+        """A large write (a streamed value) as ONE pack. While the session lasts, nodes
+        put are moved, each time more than :data:`SPILL_BYTES` (8 MiB) are buffered,
+        into a pack being written (no fsync; invisible to Git and to other processes;
+        this store reads them at once). At the end — also when the block raises — the
+        session flushes (:meth:`flush`): the pack gets its trailer and index, one
+        fsync, and becomes visible atomically. A process killed mid-session leaves a temporary
+        file that the next writable open removes, never a half pack. Memory stays
+        bounded by the buffer. Sessions nest (the outermost one finishes the pack)."""
+        with self._lock:
+            self._session += 1
+        try:
+            yield self
+        except BaseException:
+            with self._lock:
+                self._session -= 1
+                if not self._session:
+                    try:
+                        self.flush()
+                    except Exception:   # noqa: BLE001 - the block's error is the news
+                        self.discard_pending()
+            raise
+        with self._lock:
+            self._session -= 1
+            if not self._session:
+                self.flush()
 
     def _has(self, address: bytes) -> bool:
-        if address in self._pending:
+        if address in self._pending or address in self._spilled:
             return True
         return self._get(address) is not None
 
+    def present(self, sha: bytes) -> bool:
+        """Whether Git object ``sha`` (20 bytes) is in the repository (packed: a lookup
+        in the mapped pack indexes; else loose, or anywhere dulwich finds it)."""
+        if self._packs.contains(sha):
+            return True
+        return sha.hex().encode("ascii") in self.object_store
+
     def holds(self, address: bytes) -> bool:
-        """Whether the node is buffered, or in Git under the id the map names (checked
-        present, not read): writers of large values skip such chunks."""
-        if address in self._pending:
+        """Whether the node is buffered, in the write session's pack, or in Git under
+        the id the map names (checked present, not read): writers of large values skip
+        such chunks."""
+        if address in self._pending or address in self._spilled:
             return True
         sha = self._blob.get(address)
-        return sha is not None and sha.hex().encode("ascii") in self.object_store
+        return sha is not None and self.present(sha)
 
     def pending_count(self) -> int:
-        """Nodes put but not yet written to Git."""
-        return len(self._pending)
+        """Nodes put but not yet written to Git (or to a finished pack)."""
+        return len(self._pending) + len(self._spilled)
 
     def discard_pending(self) -> None:
-        """Forget buffered nodes that were never written (scratch results)."""
+        """Forget buffered nodes that were never written (scratch results), and drop
+        the write session's unfinished pack."""
         with self._lock:
             self._pending.clear()
+            self._session_bytes = 0
+            stream, self._stream = self._stream, None
+            self._spilled = set()
+            if stream is not None:
+                stream.abort()
 
     def flush(self) -> None:
-        """Write every buffered node to Git (one pack). Nodes written this way are not
-        referenced by any commit; use :meth:`mirror` + a commit for that."""
+        """Write every buffered node to Git (one pack; a write session's pack is
+        finished). Nodes written this way are not referenced by any commit; use
+        :meth:`mirror` + a commit for that."""
         with self._lock:
-            if self._pending and not self.read_only:
+            if (self._pending or self._stream is not None) and not self.read_only:
                 objects, records = [], []
                 for addr, data in self._pending.items():
                     sha = git_raw_id(b"blob", data)
@@ -499,18 +584,34 @@ class GitNodeStore(MirrorMixin, NodeStore):
     def write_objects(self, objects: list[tuple[bytes, bytes, bytes]],
                       records: Iterable[tuple[bytes, bytes, bytes]] = ()) -> None:
         """Write ``objects`` ((kind, 20-byte id, body)) durably in one pack, then remember
-        the map ``records``; buffered nodes among them stop being buffered."""
+        the map ``records``; buffered nodes among them stop being buffered. A write
+        session's unfinished pack takes them and is finished."""
         with self._lock:
-            seen: set = set()
-            unique = []
-            for o in objects:
-                if o[1] not in seen:
-                    seen.add(o[1])
-                    unique.append(o)
-            write_pack(self.pack_dir, unique)
+            recs = list(records)
+            stream = self._stream
+            if stream is not None:
+                self._stream = None
+                try:
+                    for o in objects:
+                        stream.add(o[0], o[1], o[2], o[3] if len(o) > 3 else None)
+                    ids = stream.keys()
+                    stream.finish()
+                except BaseException:
+                    stream.abort()
+                    self._spilled = set()  # gone with the pack: written again if needed
+                    raise
+                recs = [(KIND_BLOB, a, sha) for a, sha in ids.items()] + recs
+                self._spilled = set()
+            else:
+                seen: set = set()
+                unique = []
+                for o in objects:
+                    if o[1] not in seen:
+                        seen.add(o[1])
+                        unique.append(o)
+                write_pack(self.pack_dir, unique)
             # see the new pack, and drop the mappings of packs a repack removed
             self._packs.refresh()
-            recs = list(records)
             pending = self._pending
             for kind, addr, _ in recs:
                 if kind == KIND_BLOB:
@@ -613,7 +714,9 @@ class GitNodeStore(MirrorMixin, NodeStore):
         """Addresses of the nodes buffered or named by the node map (some of the latter
         may have been deleted by ``git gc``; :meth:`prune_map` drops those)."""
         self._load_map()
-        return iter(list(self._pending) + [a for a in self._blob if a not in self._pending])
+        extra = list(self._pending) + [a for a in self._spilled if a not in self._pending]
+        return iter(extra + [a for a in self._blob if a not in self._pending
+                             and a not in self._spilled])
 
     def close(self) -> None:
         try:

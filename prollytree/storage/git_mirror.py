@@ -119,7 +119,7 @@ class MirrorMixin:
         already in Git (by the map, checked present) is named without being written
         again: the new commit then keeps it."""
         tree, blob, pending = self._tree, self._blob, self._pending
-        store_has = self.object_store.__contains__
+        present = self.present
         objects: list = []
         records: list = []
         made_blob: dict[bytes, bytes] = {}
@@ -155,7 +155,7 @@ class MirrorMixin:
             sha = made_blob.get(addr)
             if sha is None and addr not in pending:
                 known = blob.get(addr)
-                if known is not None and store_has(known.hex().encode("ascii")):
+                if known is not None and present(known):
                     made_blob[addr] = sha = known
             return sha if sha is not None else write_blob(addr, 1)
 

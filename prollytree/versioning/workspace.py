@@ -15,6 +15,7 @@ mutating calls hold a per-object lock (``self.mutex``).
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -211,12 +212,15 @@ class Workspace(ReadsAtRefsMixin, MergeMixin):
         self._open_check()
         self._writable()
         b = self._backend
+        session = getattr(b.store, "write_session", None)
         with b.lock.exclusive():  # node writes, as a commit makes them; gc is excluded
-            # a store that buffers (Git) gets 8 MiB per flush (one pack each: fewer
-            # packs than 4 MiB batches, memory still bounded)
-            value = write_stream(_flushing(b.store), read, DEFAULT_THRESHOLD,
-                                 getattr(b.store, "holds", b.store.has),
-                                 8 << 20 if hasattr(b.store, "pending_count") else 0)
+            # Git: one pack streamed per value (write_session); another store that
+            # buffers gets 8 MiB per flush (memory bounded)
+            with session() if session is not None else contextlib.nullcontext():
+                value = write_stream(b.store.put_many if session is not None
+                                     else _flushing(b.store), read, DEFAULT_THRESHOLD,
+                                     getattr(b.store, "holds", b.store.has),
+                                     8 << 20 if hasattr(b.store, "pending_count") else 0)
             b.store.flush()
             self._staging.stage(key, value, tree)
         return value_length(value)

@@ -120,6 +120,74 @@ def test_real_git_fsck_gc_clone_keep_chunks(tmp_path):
     _fsck_clean(clone)
 
 
+def test_git_streamed_value_is_one_pack_and_survives_gc_and_clone(tmp_path):
+    """A value crossing many write batches lands in ONE new pack (no pack per batch),
+    reads back equal to the model, dedups repeated chunks across batches, and Git's own
+    tools keep it."""
+    from prollytree.storage.git import SPILL_BYTES
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    s = VersionedKvStore(str(repo / "data"))
+    s.insert(b"small", b"s")
+    s.commit("one")
+    pack_dir = repo / ".git" / "objects" / "pack"
+    before = {n for n in os.listdir(pack_dir) if n.endswith(".pack")}
+    a = data(2 * SPILL_BYTES, 21)
+    v = a + data(SPILL_BYTES // 2, 22) + a + data(SPILL_BYTES, 23)   # ~5.5 batches
+    assert s.insert_stream(b"big", io.BytesIO(v)) == len(v)
+    new = {n for n in os.listdir(pack_dir) if n.endswith(".pack")} - before
+    assert len(new) == 1
+    (pack,) = new
+    # the repeated part is stored once: the pack is about the distinct bytes
+    assert os.path.getsize(pack_dir / pack) < len(v) - len(a) + (1 << 20)
+    git(repo, "verify-pack", str(pack_dir / pack.replace(".pack", ".idx")))
+    with s.open_value(b"big") as f:
+        f.seek(len(a) + 5)
+        assert f.read(100) == v[len(a) + 5:len(a) + 105]
+    s.commit("two")
+    s.close()
+    s = VersionedKvStore(str(repo / "data"))
+    assert s.get(b"big") == v
+    s.close()
+    _fsck_clean(repo)
+    git(repo, "reflog", "expire", "--expire=now", "--all")
+    git(repo, "gc", "--prune=now", "-q")
+    _fsck_clean(repo)
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--no-local", str(repo), str(clone))
+    c = VersionedKvStore(str(clone / "data"))
+    assert c.get(b"big") == v and c.get(b"small") == b"s"
+    c.close()
+
+
+def test_git_consolidation_merges_small_packs_not_the_value_pack(tmp_path, monkeypatch):
+    from prollytree.versioning import git_backend
+    monkeypatch.setattr(git_backend, "AUTO_PACK_LIMIT", 4)
+    path = tmp_path / "ds"
+    s = VersionedKvStore(str(path))
+    v = data(3_000_000, 31)
+    s.insert_stream(b"big", io.BytesIO(v))
+    pack_dir = path / ".git" / "objects" / "pack"
+    big = max((n for n in os.listdir(pack_dir) if n.endswith(".pack")),
+              key=lambda n: os.path.getsize(pack_dir / n))
+    assert os.path.getsize(pack_dir / big) > len(v)    # the value's own pack
+    ino = os.stat(pack_dir / big).st_ino
+    for i in range(12):
+        s.insert(b"k%d" % i, b"v%d" % i)
+        s.commit(f"c{i}")
+    names = [n for n in os.listdir(pack_dir) if n.endswith(".pack")]
+    assert len(names) <= 5 and big in names            # merged, the big one kept as is
+    assert os.stat(pack_dir / big).st_ino == ino
+    assert not [n for n in os.listdir(pack_dir) if ".tmp" in n]
+    s.close()
+    s = VersionedKvStore(str(path))
+    assert s.get(b"big") == v and s.get(b"k3") == b"v3"
+    s.close()
+    _fsck_clean(path)
+
+
 def _store_bytes(path) -> int:
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
 
