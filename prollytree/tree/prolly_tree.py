@@ -15,6 +15,7 @@ open trees too.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import os
 import threading
@@ -482,7 +483,10 @@ class ProllyTree(TreeUpkeep):
         if not callable(read):
             raise TypeError(f"fileobj must have a read() method, not {type(fileobj).__name__}")
         self._writable()
-        value = _values.write_stream(self._store.put_many, read, self._threshold)
+        # a store that can stream one write session (Git: one pack per value) gets one
+        session = getattr(self._store, "write_session", None)
+        with session() if session is not None else contextlib.nullcontext():
+            value = _values.write_stream(self._store.put_many, read, self._threshold)
         self._pending[key] = value
         if len(self._pending) >= AUTO_FLUSH_PENDING:
             self._apply()

@@ -342,6 +342,11 @@ def test_prolly_tree_insert_stream_in_a_session(tmp_path):
         assert t.insert_stream(b"big", io.BytesIO(v)) == len(v)
         assert t.get(b"big") == v                   # chunks read from the open pack
     assert len(packs(pack_dir) - before) == 2       # one pack + its index
+    # without a session of the caller's, insert_stream opens one itself: one more pack
+    w = random.Random(13).randbytes(3 * SPILL_BYTES)
+    assert t.insert_stream(b"big2", io.BytesIO(w)) == len(w)
+    assert len(packs(pack_dir) - before) == 4
+    assert t.get(b"big2") == w
     assert t.get(b"big") == v
     t.flush()
     root = t.get_root_hash()
