@@ -42,7 +42,8 @@ def ns_group() -> None:
 @json_option
 @pass_app
 def ns_list(app: App, namespace: str | None, values: bool, ref: str | None) -> None:
-    """List the namespaces, or with NAMESPACE its keys.
+    """List the namespaces, or with NAMESPACE its keys (exit code 1 when it does not
+    exist).
 
     \b
     Examples:
@@ -66,6 +67,10 @@ def ns_list(app: App, namespace: str | None, values: bool, ref: str | None) -> N
             out.lines(names)
         return
     tree = namespace_tree(namespace)
+    exists = (s.namespace_exists(namespace) if ref is None
+              else tree == "" or s.store.tree_root(tree, ref) is not None)
+    if not exists:
+        raise Fail(f"no namespace {namespace!r}{' at ' + ref if ref else ''}", 1)
     items = (s.store.iter_items(tree=tree) if ref is None
              else s.store.iter_items_at(ref, tree=tree))
     if out.json_mode:

@@ -280,7 +280,8 @@ class NamespacedKvStore:
     def merge(self, branch: str, conflict_resolution: Any = None) -> str:
         """Three-way merge ``branch`` into the current branch, every namespace at once
         (see :meth:`VersionedKvStore.merge`; a conflict's ``tree`` is the namespace's
-        tree name: :func:`tree_namespace` maps it back)."""
+        tree name: :func:`tree_namespace` maps it back). Refused (ValueError) while any
+        namespace has staged changes: commit them first."""
         return self._store.merge(branch, conflict_resolution)
 
     def try_merge(self, branch: str) -> tuple[bool, list]:

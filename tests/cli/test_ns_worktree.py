@@ -27,6 +27,9 @@ def test_ns_commands(ds: Runner):
     assert ds.fails(1, "ns", "get", "users", "carol").stderr == \
         "error: key not found in namespace 'users': carol\n"
     assert ds.fails(1, "ns", "get", "ghost", "k")
+    assert ds.fails(1, "ns", "list", "ghost").stderr == "error: no namespace 'ghost'\n"
+    assert ds.fails(1, "ns", "list", "users", "--ref", "HEAD~1").stderr == \
+        "error: no namespace 'users' at HEAD~1\n"
     assert ds.ok("ns", "list").lines == ["default", "users"]     # a read creates nothing
     ds.fails(1, "ns", "delete", "users", "alice", "nobody")
     assert ds.ok("ns", "get", "users", "alice").stdout == "Alice\n"   # nothing deleted

@@ -261,7 +261,7 @@ def test_merge_refuses_staged_namespace_writes(ns):
     ns.create_namespace("fresh")
     staged = ns.store.tree_status()
     for call in (lambda: ns.merge("other"), lambda: ns.try_merge("other"),
-                 lambda: ns.merge("HEAD~1")):
+                 lambda: ns.merge("HEAD~1"), lambda: ns.store.revert("HEAD")):
         with pytest.raises(ValueError, match="staged"):
             call()
         assert ns.current_commit() == head and ns.store.tree_status() == staged
