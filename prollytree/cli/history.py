@@ -34,11 +34,13 @@ def commit(app: App, messages: tuple[str, ...], allow_empty: bool) -> None:
         raise Fail("nothing to commit (stage changes with 'git-prolly set' or 'delete', "
                    "or pass --allow-empty)", 1)
     message = "\n\n".join(messages)
-    cid = store.commit(message)
     counts = {"added": 0, "modified": 0, "deleted": 0}
-    for _, key, s in staged:
-        if key is not None:           # (tree, None, "created" | "dropped") are not keys
+    for tree, key, s in staged:
+        if key is not None:
             counts[s] = counts.get(s, 0) + 1
+        elif s == "dropped":          # a dropped tree deletes every key it held (O(1))
+            counts["deleted"] += store.tree_at("HEAD", tree).size()
+    cid = store.commit(message)
     report_commit(app, store, cid, message, counts)
 
 

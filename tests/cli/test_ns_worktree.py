@@ -41,7 +41,8 @@ def test_ns_commands(ds: Runner):
     ds.fails(2, "ns", "set", "bad name", "k", "v")
     ds.ok("ns", "drop", "users")
     assert ds.ok("ns", "list").lines == ["default"]
-    ds.ok("commit", "-m", "drop users")
+    # users holds bob only (alice was deleted): dropping it deletes one key
+    assert ds.ok("commit", "-m", "drop users", "--json").json()["changes"]["deleted"] == 1
     assert ds.ok("ns", "list", "--ref", "HEAD~1", "--json").json() == ["default", "users"]
     assert ds.ok("ns", "list", "--json").json() == ["default"]
     assert ds.git("status", "--porcelain") == ""
