@@ -46,8 +46,9 @@ def refs(path) -> dict:
 def test_push_clone_pull_against_a_model(tmp_path, kind):
     hub = str(tmp_path / "hub")
     a = VersionedKvStore(tmp_path / "a", StorageBackend[kind])
-    model: dict = {}
-    fill(a, model, 12000, 1)
+    model = {b"k%06d" % i: b"v%d" % (i * 7) for i in range(12000)}
+    a.insert_batch(sorted(model.items()))
+    fill(a, model, 200, 1)
     a.commit("load")
     a.add_remote("origin", hub)
     assert a.list_remotes() == {"origin": hub}
@@ -209,8 +210,9 @@ def test_bad_input_and_failures_change_nothing(tmp_path):
 def test_push_to_and_clone_from_s3(s3_server, tmp_path):
     url = s3_server.prefix_url("store-remote")
     a = VersionedKvStore(tmp_path / "a", StorageBackend.File)
-    model: dict = {}
-    fill(a, model, 1500, 3)
+    model = {b"k%05d" % i: b"v%d" % i for i in range(3000)}
+    a.insert_batch(sorted(model.items()))
+    fill(a, model, 50, 3)
     a.commit("load")
     a.add_remote("origin", url)
     assert a.push()["status"] == "created"
