@@ -342,12 +342,27 @@ def test_kill_9_mid_transfer_then_resume(tmp_path):
         # the initial commit's empty tree is implied at the source, written at the copy
         everything = set(src.addresses()) | {EMPTY_ROOT}
     partial: list[bool] = []
-    for n, delay in enumerate([0.0, 0.01, 0.03, 0.06, 0.12]):
+    def written(path: str) -> int:
+        total = 0
+        for root, _, files in os.walk(os.path.join(path, "nodes")):
+            total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+        return total
+
+    # fixed delays, and one kill as soon as data has started arriving (on a fast, idle
+    # machine the whole transfer can end before a fixed delay does)
+    for n, delay in enumerate([0.0, 0.01, 0.03, 0.06, 0.12, "arriving"]):
         dst_path = str(tmp_path / f"dst{n}")
         proc = subprocess.Popen([sys.executable, "-c", KILL_WORKER, src_path, dst_path],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "GO", proc.stderr.read()
-        time.sleep(delay)
+        if delay == "arriving":
+            start = written(dst_path)
+            deadline = time.monotonic() + 60
+            while written(dst_path) <= start + 4096 and proc.poll() is None \
+                    and time.monotonic() < deadline:
+                time.sleep(0.001)
+        else:
+            time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         with open_dataset_store(src_path, read_only=True) as src, \
