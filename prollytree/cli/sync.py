@@ -58,8 +58,9 @@ class _PhaseProgress:
 def _git_store(app):
     store = app.store()
     if store.storage_backend().name != "Git":
-        raise Fail(f"remotes need a Git-backed dataset; this one is "
-                   f"{store.storage_backend().name} (see prollytree.sync for the others)", 2)
+        raise Fail(f"these commands need a Git-backed dataset; this one is "
+                   f"{store.storage_backend().name}: use VersionedKvStore.push / pull / "
+                   f"clone (see docs/sync.md)", 2)
     return store
 
 

@@ -228,3 +228,41 @@ def test_push_to_and_clone_from_s3(s3_server, tmp_path):
     assert dict(b.iter_items()) == model and b.list_remotes() == {"origin": url}
     a.close()
     b.close()
+
+
+@pytest.mark.parametrize("kind", ["Git", "File"])
+def test_bad_arguments_to_the_remote_calls_change_nothing(tmp_path, kind):
+    """Wrong types and values raise TypeError / ValueError before anything moves (the
+    fetch of a pull included), on both kinds of remotes."""
+    import subprocess
+    if kind == "Git":
+        subprocess.run(["git", "init", "-q", "-b", "main", str(tmp_path / "a")], check=True)
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(tmp_path / "hub")],
+                       check=True)
+        a = VersionedKvStore(tmp_path / "a" / "data")
+    else:
+        a = VersionedKvStore(tmp_path / "a", StorageBackend.File)
+    a.insert(b"k", b"v")
+    a.commit("c")
+    a.add_remote("origin", str(tmp_path / "hub"))
+    a.push()
+    b = VersionedKvStore.clone(str(tmp_path / "hub"), tmp_path / "b")
+    b.insert(b"k", b"w")
+    b.commit("b")
+    b.push()
+    before = (a.current_commit(), a.list_refs() if hasattr(a, "list_refs") else None)
+    tracking = a.resolve_ref("origin/main")
+    for call, err in ((lambda: a.pull(conflict_resolution="theirs"), TypeError),
+                      (lambda: a.pull(branch=5), TypeError),
+                      (lambda: a.pull(5), TypeError),
+                      (lambda: a.push(branch="no..pe"), ValueError),
+                      (lambda: a.push(force=1), TypeError),
+                      (lambda: a.fetch("no/pe"), ValueError),
+                      (lambda: a.add_remote("x", 5), TypeError)):
+        with pytest.raises(err):
+            call()
+        assert a.resolve_ref("origin/main") == tracking      # no fetch happened
+    assert (a.current_commit(), a.list_refs() if hasattr(a, "list_refs") else None) == before
+    assert a.list_remotes() == {"origin": str(tmp_path / "hub")}
+    a.close()
+    b.close()
