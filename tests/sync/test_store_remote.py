@@ -161,7 +161,7 @@ def test_bad_input_and_failures_change_nothing(tmp_path):
     a.commit("c")
     for bad, err in ((5, TypeError), (b"/x", TypeError), ("", ValueError),
                      ("git://127.0.0.1/x.git", ValueError),
-                     ("http://127.0.0.1:9/", ValueError), ("s3://", ValueError)):
+                     ("ssh://127.0.0.1/x", ValueError), ("s3://", ValueError)):
         with pytest.raises(err):
             a.add_remote("x", bad)
     for bad, err in ((5, TypeError), ("a/b", ValueError), ("", ValueError)):
