@@ -58,8 +58,9 @@ class _PhaseProgress:
 def _git_store(app):
     store = app.store()
     if store.storage_backend().name != "Git":
-        raise Fail(f"remotes need a Git-backed dataset; this one is "
-                   f"{store.storage_backend().name} (see prollytree.sync for the others)", 2)
+        raise Fail(f"these commands need a Git-backed dataset; this one is "
+                   f"{store.storage_backend().name}: use VersionedKvStore.push / pull / "
+                   f"clone (see docs/sync.md)", 2)
     return store
 
 
@@ -348,17 +349,25 @@ def serve(app, host: str, port: int, allow_push: bool, token: str | None,
     except ImportError:
         raise Fail("serve needs the sync extra: pip install 'prollytree-py[sync]'", 2) \
             from None
-    from prollytree.sync.http_server import serve as run
-    store = _git_store(app)
+    store = app.store()
     path = store.path
+    kind = store.storage_backend().name
+    if kind == "InMemory":
+        raise Fail("an InMemory dataset cannot be served", 2)
     app.close()  # the server opens the dataset itself
     token = _token(token)
     if allow_push and not token:
         raise click.UsageError("--allow-push needs --token T (or $GIT_PROLLY_TOKEN)")
     app.out.note(f"serving {path} on http://{host}:{port} "
                  f"({'push allowed with the token' if allow_push else 'read-only'})")
-    run(path, host, port, allow_push=allow_push, token=token if allow_push else None,
-        max_push_bytes=max_push_bytes)
+    if kind == "Git":
+        from prollytree.sync.http_server import serve as run
+        run(path, host, port, allow_push=allow_push, token=token if allow_push else None,
+            max_push_bytes=max_push_bytes)
+    else:      # a store-backed dataset: its node store (prollytree.sync.http_store)
+        from prollytree.sync.http_store import serve_store
+        serve_store(path, host, port, allow_push=allow_push,
+                    token=token if allow_push else None, max_put_bytes=max_push_bytes)
 
 
 def register(group: click.Group) -> None:

@@ -147,6 +147,12 @@ def pull(store: Any, remote: str = "origin", branch: str | None = None,
     backend = git_backend_of(store)
     if branch is not None:
         _refs.check_branch_name(branch)
+    from ..versioning import ConflictResolution
+    res = conflict_resolution
+    if res is not None and not isinstance(res, ConflictResolution) and not callable(res):
+        # checked before the fetch: a refused call changes nothing
+        raise TypeError(f"conflict_resolution must be a ConflictResolution or a callable, "
+                        f"not {type(res).__name__}")
     current = store.current_branch()
     if current is None:
         raise ValueError("cannot pull: HEAD is detached (checkout a branch)")

@@ -16,7 +16,9 @@ def open_dataset_store(location: str | os.PathLike, kind: str | None = None, *,
                        read_only: bool = False) -> NodeStore:
     """The NodeStore of the dataset at ``location``.
 
-    ``s3://bucket/prefix`` opens an S3 store (the whole dataset lives in it). A directory
+    ``s3://bucket/prefix`` opens an S3 store (the whole dataset lives in it);
+    ``http(s)://[TOKEN@]host:port`` the store of a dataset served by ``git prolly serve``
+    (token from the URL, else ``$GIT_PROLLY_TOKEN``). A directory
     holding a File or RocksDB dataset opens its ``nodes/`` store; a directory without a
     dataset needs ``kind`` ("file", "rocksdb" or "lmdb") and gets an empty store, ready to
     be the destination of :func:`~prollytree.sync.replicate` (open it afterwards with
@@ -29,6 +31,12 @@ def open_dataset_store(location: str | os.PathLike, kind: str | None = None, *,
     if kind is not None and not isinstance(kind, str):
         raise TypeError(f"kind must be a str, not {type(kind).__name__}")
     loc = os.fspath(location)
+    if loc.startswith(("http://", "https://")):
+        if kind not in (None, "http"):
+            raise ValueError(f"{loc} is served over HTTP, not a {kind} location")
+        from .http_store import HttpNodeStore
+        return HttpNodeStore(loc, read_only=read_only,
+                             token=os.environ.get("GIT_PROLLY_TOKEN") or None)
     if loc.startswith("s3://"):
         if kind not in (None, "s3"):
             raise ValueError(f"{loc} is an S3 location, not a {kind} one")

@@ -3,8 +3,8 @@
 Two entry points:
 
 - :func:`replicate_nodes` copies the trees under given root addresses from one
-  :class:`~prollytree.storage.NodeStore` to another (memory, file, RocksDB, LMDB, S3, in
-  any combination).
+  :class:`~prollytree.storage.NodeStore` to another (memory, file, RocksDB, LMDB, S3, a
+  Git repository's node store, in any combination).
 - :func:`replicate` copies a branch of a store-backed dataset (the File, RocksDB and
   InMemory backends of :class:`~prollytree.versioning.VersionedKvStore`, and any dataset
   kept in a NodeStore with their layout, such as one in S3): its trees, root sets and
@@ -401,6 +401,12 @@ def replicate(source: NodeStore, destination: NodeStore, branch: str = "main", *
     """
     _check_store(source, "source")
     _check_store(destination, "destination")
+    for store, what in ((source, "source"), (destination, "destination")):
+        if store.kind == "git":
+            # a Git-backed dataset's history is Git commits, not commit records
+            raise ValueError(f"the {what} is a Git repository's node store: a Git-backed "
+                             f"dataset syncs through Git remotes (VersionedKvStore.push/"
+                             f"pull/clone); replicate_nodes copies its trees")
     _check_branch(branch)
     if not isinstance(force, bool):
         raise TypeError(f"force must be a bool, not {type(force).__name__}")

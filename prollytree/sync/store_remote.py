@@ -25,6 +25,7 @@ from ..errors import NonFastForwardError, RemoteError, StoreError, UnknownRefErr
 from ..storage import NodeStore
 from ..versioning import refs as _refs
 from .locations import open_dataset_store
+from .remotes import redact_url
 from .replicate import HEADS, ReplicationStats, is_ancestor, replicate
 
 __all__ = ["add_remote", "list_remotes", "remove_remote", "remote_url", "fetch", "pull",
@@ -57,6 +58,8 @@ def is_store_dataset(url: object) -> bool:
         return False
     if url.startswith("s3://"):
         return True
+    if url.startswith(("http://", "https://")):
+        return _serves_a_store(url)
     path = _local_path(url)
     return path is not None and os.path.isdir(os.path.join(path, "nodes"))
 
@@ -70,6 +73,21 @@ def _local_path(url: str) -> str | None:
     return url
 
 
+def _serves_a_store(url: str) -> bool:
+    """Whether the server at ``url`` serves a store-backed dataset (one GET); False when
+    it serves a Git repository or cannot be reached (the Git client reports that)."""
+    try:
+        import httpx
+
+        from .http_client import split_url
+        from .http_store import STORE_API
+        base, _ = split_url(url)
+        r = httpx.get(base + STORE_API + "/refs", timeout=30, trust_env=False)
+        return r.status_code == 200
+    except Exception:  # noqa: BLE001 - any failure: not a store server
+        return False
+
+
 def _check_url(url: object) -> str:
     if isinstance(url, os.PathLike):
         url = os.fspath(url)
@@ -81,11 +99,13 @@ def _check_url(url: object) -> str:
         from ..storage.s3 import parse_s3_url
         parse_s3_url(url)
         return url
+    if url.startswith(("http://", "https://")):
+        return url                 # a store-backed dataset served by git prolly serve
     path = _local_path(url)
     if path is None:
-        raise ValueError(f"a store-backed dataset's remote is a directory or an s3:// "
-                         f"location, not {url!r} (git://, ssh:// and http:// remotes "
-                         f"are for Git-backed datasets)")
+        raise ValueError(f"a store-backed dataset's remote is a directory, an s3:// "
+                         f"location or an http(s):// server, not {url!r} (git:// and "
+                         f"ssh:// remotes are for Git-backed datasets)")
     return os.path.abspath(path)
 
 
@@ -175,20 +195,31 @@ def remove_remote(store: Any, name: str) -> None:
         b.store.flush()
 
 
-def _open_remote(url: str, here: str, *, create: bool, kind: str | None = None):
+def _open_remote(url: str, here: str, *, create: bool, kind: str | None = None,
+                 token: str | None = None):
     """The remote's NodeStore: read-only to fetch from, writable to push to (a directory
-    holding no dataset becomes one of ``kind``). ``here``: this dataset's location."""
-    if not url.startswith("s3://") and os.path.abspath(url) == os.path.abspath(here):
+    holding no dataset becomes one of ``kind``). ``here``: this dataset's location;
+    ``token``: for an http(s) remote (else the URL's, else ``$GIT_PROLLY_TOKEN``)."""
+    if token is not None and not isinstance(token, str):
+        raise TypeError(f"token must be a str, not {type(token).__name__}")
+    if url.startswith(("http://", "https://")):
+        from .http_store import HttpNodeStore
+        return HttpNodeStore(url, read_only=not create,
+                             token=token or os.environ.get("GIT_PROLLY_TOKEN") or None)
+    if token is not None:
+        raise ValueError("a token is only used with http:// and https:// remotes")
+    remote_dir = not url.startswith(("s3://", "http://", "https://"))
+    if remote_dir and os.path.abspath(url) == os.path.abspath(here):
         raise ValueError(f"remote {url} is this dataset itself")
-    if not create or url.startswith("s3://") or os.path.isdir(os.path.join(url, "nodes")):
+    if not create or not remote_dir or os.path.isdir(os.path.join(url, "nodes")):
         kind = None
     try:
         return open_dataset_store(url, kind, read_only=not create)
     except (StoreError, OSError, ValueError) as e:
-        raise RemoteError(f"cannot open remote {url}: {e}") from None
+        raise RemoteError(f"cannot open remote {redact_url(url)}: {e}") from None
 
 
-def fetch(store: Any, remote: str = "origin") -> dict:
+def fetch(store: Any, remote: str = "origin", *, token: str | None = None) -> dict:
     """Copy every branch of ``remote`` into ``refs/remotes/<remote>/<branch>`` (only what
     this dataset lacks travels; tracking refs of branches the remote no longer has are
     removed). Local branches and the working state do not change. Returns ``{"remote",
@@ -199,7 +230,7 @@ def fetch(store: Any, remote: str = "origin") -> dict:
     prefix = f"{TRACKING}{remote}/"
     stats = ReplicationStats()
     updated: dict[str, tuple[str | None, str | None]] = {}
-    with _open_remote(url, store.path, create=False) as src:
+    with _open_remote(url, store.path, create=False, token=token) as src:
         theirs = {r[len(HEADS):]: v for r, v in src.refs().items()
                   if r.startswith(HEADS) and len(v) == 32}
         head = src.get_ref("HEAD") or b""
@@ -222,12 +253,13 @@ def fetch(store: Any, remote: str = "origin") -> dict:
             b.store.flush()
     head_branch = head[len(b"ref: " + HEADS.encode()):].decode("utf-8", "replace") \
         if head.startswith(b"ref: " + HEADS.encode()) else None
-    return {"remote": remote, "url": url, "updated": updated, "nodes": stats.nodes,
+    return {"remote": remote, "url": redact_url(url), "updated": updated,
+            "nodes": stats.nodes,
             "bytes": stats.bytes, "commits": stats.commits, "head": head_branch}
 
 
 def pull(store: Any, remote: str = "origin", branch: str | None = None,
-         conflict_resolution: Any = None) -> dict:
+         conflict_resolution: Any = None, *, token: str | None = None) -> dict:
     """Fetch ``remote``, then merge its ``branch`` (default: the current branch's name)
     into the current branch with :meth:`VersionedKvStore.merge`: a fast-forward, or a
     two-parent merge commit (``conflict_resolution`` as for ``merge``; an unresolved
@@ -237,13 +269,19 @@ def pull(store: Any, remote: str = "origin", branch: str | None = None,
     b = _backend(store)
     if branch is not None:
         _refs.check_branch_name(branch)
+    from ..versioning import ConflictResolution
+    res = conflict_resolution
+    if res is not None and not isinstance(res, ConflictResolution) and not callable(res):
+        # checked before the fetch: a refused call changes nothing
+        raise TypeError(f"conflict_resolution must be a ConflictResolution or a callable, "
+                        f"not {type(res).__name__}")
     current = store.current_branch()
     if current is None:
         raise ValueError("cannot pull: HEAD is detached (checkout a branch)")
     if store.status():
         raise ValueError("cannot pull with staged changes: commit them first")
     branch = branch or current
-    report = fetch(store, remote)
+    report = fetch(store, remote, token=token)
     ref = f"{TRACKING}{remote}/{branch}"
     tracking = b.get_ref(ref)
     if tracking is None:
@@ -260,7 +298,7 @@ def pull(store: Any, remote: str = "origin", branch: str | None = None,
 
 
 def push(store: Any, remote: str = "origin", branch: str | None = None,
-         force: bool = False) -> dict:
+         force: bool = False, *, token: str | None = None) -> dict:
     """Replicate ``branch`` (default: the current one) into ``remote`` (a new directory
     becomes a dataset of this one's kind). Refused with NonFastForwardError — the remote
     unchanged — when the remote branch has commits this one lacks, unless ``force``.
@@ -279,13 +317,13 @@ def push(store: Any, remote: str = "origin", branch: str | None = None,
     if tip is None:
         raise UnknownRefError(f"unknown branch {branch!r}")
     local_kind = b.kind if b.kind in _LOCAL_KINDS else "file"
-    with _open_remote(url, store.path, create=True, kind=local_kind) as dst:
+    with _open_remote(url, store.path, create=True, kind=local_kind, token=token) as dst:
         old = dst.get_ref(HEADS + branch)
         try:
             stats = replicate(b.store, dst, branch, force=force)
         except NonFastForwardError as e:
-            raise NonFastForwardError(f"push to {url} refused: {e} (pull first, then push "
-                                      f"again)") from None
+            raise NonFastForwardError(f"push to {redact_url(url)} refused: {e} (pull "
+                                      f"first, then push again)") from None
     if old == tip:
         status = "up-to-date"
     elif old is None:
@@ -299,7 +337,7 @@ def push(store: Any, remote: str = "origin", branch: str | None = None,
         b.store.set_ref(f"{TRACKING}{remote}/{branch}", tip,
                         expected=b.store.get_ref(f"{TRACKING}{remote}/{branch}"))
         b.store.flush()
-    return {"remote": remote, "url": url, "branch": branch,
+    return {"remote": remote, "url": redact_url(url), "branch": branch,
             "old": None if old is None else old[:20].hex(), "new": tip[:20].hex(),
             "status": status, "nodes_sent": stats.nodes, "bytes_sent": stats.bytes,
             "skipped": stats.skipped}

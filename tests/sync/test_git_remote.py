@@ -46,7 +46,7 @@ def daemon(tmp_path):
         ["git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}",
          "--export-all", "--enable=receive-pack", f"--base-path={base}", str(base)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 20
+    deadline = time.time() + 60
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()

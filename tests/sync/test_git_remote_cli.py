@@ -129,7 +129,7 @@ def test_serve_cli(tmp_path, env, origin):
     url = f"http://127.0.0.1:{port}"
     top = Runner(tmp_path, env)
     try:
-        deadline = time.time() + 30
+        deadline = time.time() + 90   # a loaded 2-core machine imports slowly
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -199,3 +199,48 @@ def test_transfers_draw_progress_bars_on_a_terminal(tmp_path, env, origin):
     assert b"Copying objects" in term and f"{n}/{n}".encode() in term, term
     assert b"Learning dataset" in term, term
     Runner(tmp_path, env).ok("clone", str(bare), "c")     # piped: stderr empty
+
+
+def test_serve_cli_for_a_file_dataset(tmp_path, env):
+    """git prolly serve in a File dataset serves its node store: clone and push through
+    the store methods, a token required to write."""
+    from prollytree.errors import AuthenticationError
+    from prollytree.versioning import StorageBackend, VersionedKvStore
+    top = Runner(tmp_path, env)
+    top.ok("init", "fds", "--storage", "file")
+    ds = Runner(tmp_path / "fds", env)
+    ds.ok("set", "k1", "one")
+    ds.ok("commit", "-m", "first")
+    port = free_port()
+    proc = subprocess.Popen([EXE, "serve", "--port", str(port), "--allow-push"],
+                            cwd=ds.cwd, env=dict(env, GIT_PROLLY_TOKEN="sek"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90   # a loaded 2-core machine imports slowly
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read()
+                assert time.time() < deadline, "server did not start"
+                time.sleep(0.1)
+        c = VersionedKvStore.clone(url, tmp_path / "c")
+        assert c.storage_backend() is StorageBackend.File
+        assert c.get(b"k1") == b"one"
+        c.insert(b"k2", b"two")
+        c.commit("second")
+        with pytest.raises(AuthenticationError):
+            c.push()
+        assert c.push(token="sek")["status"] == "fast-forward"
+        c.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert b"serving" in proc.stderr.read()
+    assert ds.ok("get", "k2").stdout == "two\n"

@@ -51,7 +51,7 @@ class Server:
         self.proc = subprocess.Popen([sys.executable, "-c", code, self.path, str(self.port),
                                       json.dumps(args)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 30
+        deadline = time.time() + 90   # a loaded 2-core machine imports slowly
         while True:
             try:
                 r = httpx.get(self.url + "/prolly/v1/refs", timeout=2)

@@ -342,12 +342,27 @@ def test_kill_9_mid_transfer_then_resume(tmp_path):
         # the initial commit's empty tree is implied at the source, written at the copy
         everything = set(src.addresses()) | {EMPTY_ROOT}
     partial: list[bool] = []
-    for n, delay in enumerate([0.0, 0.01, 0.03, 0.06, 0.12]):
+    def written(path: str) -> int:
+        total = 0
+        for root, _, files in os.walk(os.path.join(path, "nodes")):
+            total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+        return total
+
+    # fixed delays, and one kill as soon as data has started arriving (on a fast, idle
+    # machine the whole transfer can end before a fixed delay does)
+    for n, delay in enumerate([0.0, 0.01, 0.03, 0.06, 0.12, "arriving"]):
         dst_path = str(tmp_path / f"dst{n}")
         proc = subprocess.Popen([sys.executable, "-c", KILL_WORKER, src_path, dst_path],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "GO", proc.stderr.read()
-        time.sleep(delay)
+        if delay == "arriving":
+            start = written(dst_path)
+            deadline = time.monotonic() + 60
+            while written(dst_path) <= start + 4096 and proc.poll() is None \
+                    and time.monotonic() < deadline:
+                time.sleep(0.001)
+        else:
+            time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         with open_dataset_store(src_path, read_only=True) as src, \
@@ -523,3 +538,45 @@ def test_a_base_tree_spares_the_destination_checks_of_shared_subtrees():
     assert dst.checks <= len(missing)                  # only the differing nodes
     assert checks_without > 5 * dst.checks, (checks_without, dst.checks)
     assert dict(ProllyTree.from_root(new, dst).items()) == model
+
+
+def test_trees_replicate_to_and_from_git_node_stores(tmp_path):
+    """replicate_nodes between a Git repository's node store and the others: the trees
+    arrive whole (dict model), and an incremental copy sends exactly the nodes of the
+    new tree the old one lacks (brute force); dataset-level replicate refuses a Git
+    store, nothing written."""
+    import subprocess
+
+    from prollytree.storage.git import GitNodeStore
+
+    subprocess.run(["git", "init", "-q", "-b", "main", str(tmp_path / "r")], check=True)
+    s = VersionedKvStore(tmp_path / "r" / "data")
+    model = {b"k%05d" % i: b"v%d" % i for i in range(6000)}
+    s.insert_batch(sorted(model.items()))
+    s.commit("load")
+    old_root = s.root_hash()
+    mem = MemoryNodeStore()
+    st = replicate_nodes(s.backend.store, mem, [old_root])
+    assert st.nodes == len(reachable(mem, old_root))
+    assert dict(ProllyTree.from_root(old_root, mem).items()) == model
+    for i in range(0, 6000, 600):
+        s.insert(b"k%05d" % i, b"changed")
+        model[b"k%05d" % i] = b"changed"
+    s.commit("ten changes")
+    new_root = s.root_hash()
+    st = replicate_nodes(s.backend.store, mem, [new_root], base_roots=[old_root])
+    assert st.nodes == len(reachable(s.backend.store, new_root)
+                           - reachable(s.backend.store, old_root))
+    assert dict(ProllyTree.from_root(new_root, mem).items()) == model
+    s.close()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(tmp_path / "r2")], check=True)
+    with GitNodeStore(str(tmp_path / "r2")) as g:
+        st = replicate_nodes(mem, g, [new_root])
+        assert st.nodes == len(reachable(mem, new_root))
+        assert replicate_nodes(mem, g, [new_root]).nodes == 0
+    with GitNodeStore(str(tmp_path / "r2"), read_only=True) as g:
+        assert dict(ProllyTree.from_root(new_root, g).items()) == model
+        dst = MemoryNodeStore()
+        with pytest.raises(ValueError, match="Git remotes"):
+            replicate(g, dst, "main")
+        assert not list(dst.addresses()) and not dict(dst.refs())

@@ -46,8 +46,9 @@ def refs(path) -> dict:
 def test_push_clone_pull_against_a_model(tmp_path, kind):
     hub = str(tmp_path / "hub")
     a = VersionedKvStore(tmp_path / "a", StorageBackend[kind])
-    model: dict = {}
-    fill(a, model, 12000, 1)
+    model = {b"k%06d" % i: b"v%d" % (i * 7) for i in range(12000)}
+    a.insert_batch(sorted(model.items()))
+    fill(a, model, 200, 1)
     a.commit("load")
     a.add_remote("origin", hub)
     assert a.list_remotes() == {"origin": hub}
@@ -160,7 +161,7 @@ def test_bad_input_and_failures_change_nothing(tmp_path):
     a.commit("c")
     for bad, err in ((5, TypeError), (b"/x", TypeError), ("", ValueError),
                      ("git://127.0.0.1/x.git", ValueError),
-                     ("http://127.0.0.1:9/", ValueError), ("s3://", ValueError)):
+                     ("ssh://127.0.0.1/x", ValueError), ("s3://", ValueError)):
         with pytest.raises(err):
             a.add_remote("x", bad)
     for bad, err in ((5, TypeError), ("a/b", ValueError), ("", ValueError)):
@@ -209,8 +210,9 @@ def test_bad_input_and_failures_change_nothing(tmp_path):
 def test_push_to_and_clone_from_s3(s3_server, tmp_path):
     url = s3_server.prefix_url("store-remote")
     a = VersionedKvStore(tmp_path / "a", StorageBackend.File)
-    model: dict = {}
-    fill(a, model, 1500, 3)
+    model = {b"k%05d" % i: b"v%d" % i for i in range(3000)}
+    a.insert_batch(sorted(model.items()))
+    fill(a, model, 50, 3)
     a.commit("load")
     a.add_remote("origin", url)
     assert a.push()["status"] == "created"
@@ -224,5 +226,43 @@ def test_push_to_and_clone_from_s3(s3_server, tmp_path):
     assert a.pull()["merged"] == "fast-forward" and dict(a.iter_items()) == model
     b = VersionedKvStore.clone(url, tmp_path / "b")
     assert dict(b.iter_items()) == model and b.list_remotes() == {"origin": url}
+    a.close()
+    b.close()
+
+
+@pytest.mark.parametrize("kind", ["Git", "File"])
+def test_bad_arguments_to_the_remote_calls_change_nothing(tmp_path, kind):
+    """Wrong types and values raise TypeError / ValueError before anything moves (the
+    fetch of a pull included), on both kinds of remotes."""
+    import subprocess
+    if kind == "Git":
+        subprocess.run(["git", "init", "-q", "-b", "main", str(tmp_path / "a")], check=True)
+        subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(tmp_path / "hub")],
+                       check=True)
+        a = VersionedKvStore(tmp_path / "a" / "data")
+    else:
+        a = VersionedKvStore(tmp_path / "a", StorageBackend.File)
+    a.insert(b"k", b"v")
+    a.commit("c")
+    a.add_remote("origin", str(tmp_path / "hub"))
+    a.push()
+    b = VersionedKvStore.clone(str(tmp_path / "hub"), tmp_path / "b")
+    b.insert(b"k", b"w")
+    b.commit("b")
+    b.push()
+    before = (a.current_commit(), a.list_refs() if hasattr(a, "list_refs") else None)
+    tracking = a.resolve_ref("origin/main")
+    for call, err in ((lambda: a.pull(conflict_resolution="theirs"), TypeError),
+                      (lambda: a.pull(branch=5), TypeError),
+                      (lambda: a.pull(5), TypeError),
+                      (lambda: a.push(branch="no..pe"), ValueError),
+                      (lambda: a.push(force=1), TypeError),
+                      (lambda: a.fetch("no/pe"), ValueError),
+                      (lambda: a.add_remote("x", 5), TypeError)):
+        with pytest.raises(err):
+            call()
+        assert a.resolve_ref("origin/main") == tracking      # no fetch happened
+    assert (a.current_commit(), a.list_refs() if hasattr(a, "list_refs") else None) == before
+    assert a.list_remotes() == {"origin": str(tmp_path / "hub")}
     a.close()
     b.close()
