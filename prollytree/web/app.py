@@ -638,6 +638,9 @@ def _listen(host: str, port: int):
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
+        # listening already: a client that connects as soon as the URL is printed
+        # waits in the backlog until the server loop starts, instead of being refused
+        sock.listen(128)
     except OSError as e:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
