@@ -114,13 +114,23 @@ class Dataset:
         self._trees: OrderedDict[str, Any] = OrderedDict()
         self._counts: OrderedDict[tuple, dict] = OrderedDict()    # exact counts
         self._partial: OrderedDict[tuple, dict] = OrderedDict()   # counted to the cap
+        self._ids: OrderedDict[str, bool] = OrderedDict()         # full ids seen
 
     def resolve(self, ref: str) -> str:
-        """The commit id ``ref`` names; NotFound (404) when it names none."""
+        """The commit id ``ref`` names; NotFound (404) when it names none. A full commit
+        id resolved once is remembered (commits are immutable): pages link to commits by
+        full id, and resolving one can walk the history."""
+        if ref in self._ids:
+            return ref
         try:
-            return self.store.resolve_ref(ref)
+            cid = self.store.resolve_ref(ref)
         except UnknownRefError as e:
             raise NotFound(str(e)) from None
+        if ref == cid:
+            self._ids[cid] = True
+            if len(self._ids) > 4096:
+                self._ids.popitem(last=False)
+        return cid
 
     def tree(self, cid: str, name: str = ""):
         """The read-only tree ``name`` of commit ``cid`` (empty when absent there)."""
@@ -649,7 +659,9 @@ def _with_tree(params: dict | None, tree: str) -> dict | None:
 
 
 def _empty(tree: Any) -> bool:
-    return tree.first() is None
+    # the size the root node holds (O(1)); not first(), which reads the first value
+    # (a 5 MB value read and hashed on every commit page)
+    return len(tree) == 0
 
 
 def _zero() -> dict:
