@@ -4,8 +4,9 @@ the app served by real uvicorn (``python -m prollytree.web``) on 127.0.0.1.
 Walks history -> a commit -> a diff between two branches -> a key's history, checks
 escaping, the merge preview, proof verification, and that an open page reloads by
 itself when another process commits. Screenshots go to a temporary artifacts directory
-(printed); with PROLLYTREE_UPDATE_SCREENSHOTS=1 the history page is also saved as
-docs/ui-history.png for the README.
+(printed), or to $PROLLYTREE_ARTIFACTS/ui-screenshots; with
+PROLLYTREE_UPDATE_SCREENSHOTS=1 the history page is also saved as docs/ui-history.png
+for the README.
 """
 
 from __future__ import annotations
@@ -112,7 +113,14 @@ def browser(tmp_path):
 
 @pytest.fixture
 def artifacts(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ui-screenshots")
+    """Where screenshots go: $PROLLYTREE_ARTIFACTS/ui-screenshots when set (a CI job
+    keeps that directory), else a temporary directory (printed)."""
+    root = os.environ.get("PROLLYTREE_ARTIFACTS")
+    if root:
+        d = Path(root) / "ui-screenshots"
+        d.mkdir(parents=True, exist_ok=True)
+    else:
+        d = tmp_path_factory.mktemp("ui-screenshots")
     print(f"screenshots in {d}")
     return d
 
