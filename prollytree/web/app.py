@@ -291,17 +291,22 @@ class WebApp:
     async def raw(self, request: Request) -> Response:
         p = request.query_params
         key = D.key_param(p)
-        v = self.ds.raw(D.ref_param(p), key, D.tree_param(p))
+        f = self.ds.raw(D.ref_param(p), key, D.tree_param(p))
+        size = D.file_size(f)
         name = "".join(ch if ch.isalnum() or ch in "-_." else "_"
                        for ch in show(key))[:80] or "value"
 
         async def chunks():
-            view = memoryview(v)
-            for off in range(0, len(v), 65536):
-                yield bytes(view[off:off + 65536])
+            # chunk by chunk from the store: a large value is never held whole
+            with f:
+                while True:
+                    block = f.read(65536)
+                    if not block:
+                        return
+                    yield block
 
         return StreamingResponse(chunks(), media_type="application/octet-stream", headers={
-            "Content-Length": str(len(v)),
+            "Content-Length": str(size),
             "Content-Disposition": f'attachment; filename="{name}.bin"',
             "X-Content-Type-Options": "nosniff"})
 
@@ -638,6 +643,9 @@ def _listen(host: str, port: int):
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
+        # listening already: a client that connects as soon as the URL is printed
+        # waits in the backlog until the server loop starts, instead of being refused
+        sock.listen(128)
     except OSError as e:
         sock.close()
         raise OSError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None

@@ -114,13 +114,23 @@ class Dataset:
         self._trees: OrderedDict[str, Any] = OrderedDict()
         self._counts: OrderedDict[tuple, dict] = OrderedDict()    # exact counts
         self._partial: OrderedDict[tuple, dict] = OrderedDict()   # counted to the cap
+        self._ids: OrderedDict[str, bool] = OrderedDict()         # full ids seen
 
     def resolve(self, ref: str) -> str:
-        """The commit id ``ref`` names; NotFound (404) when it names none."""
+        """The commit id ``ref`` names; NotFound (404) when it names none. A full commit
+        id resolved once is remembered (commits are immutable): pages link to commits by
+        full id, and resolving one can walk the history."""
+        if ref in self._ids:
+            return ref
         try:
-            return self.store.resolve_ref(ref)
+            cid = self.store.resolve_ref(ref)
         except UnknownRefError as e:
             raise NotFound(str(e)) from None
+        if ref == cid:
+            self._ids[cid] = True
+            if len(self._ids) > 4096:
+                self._ids.popitem(last=False)
+        return cid
 
     def tree(self, cid: str, name: str = ""):
         """The read-only tree ``name`` of commit ``cid`` (empty when absent there)."""
@@ -359,22 +369,28 @@ class Dataset:
         return out
 
     def value(self, ref: str, key: bytes, tree: str = "") -> dict:
+        """The value viewer's document: size, kind and view of ``key``'s value. Reads
+        only the part shown (a chunked value's first chunks), whatever its size."""
         cid = self.resolve(ref)
-        v = self.tree(cid, tree).find(key)
-        if v is None:
-            raise NotFound(f"key {show(key)} is not in {_where(tree)}{ref} ({cid[:12]})")
+        with self.raw(ref, key, tree) as r:
+            size = file_size(r)
+            head = r.read(VIEW_BYTES + 1)
         d = {"ref": ref, "commit": cid, "tree": tree}
         put_bytes(d, "key", key)
-        d["size"] = len(v)
-        d.update(render_value(v))
+        d["size"] = size
+        d.update(render_value(head, size))
         return d
 
-    def raw(self, ref: str, key: bytes, tree: str = "") -> bytes:
+    def raw(self, ref: str, key: bytes, tree: str = ""):
+        """A seekable binary file of ``key``'s value at ``ref`` (:func:`file_size`),
+        read chunk by chunk (:meth:`ProllyTree.open_value`): a large value is streamed,
+        never held whole. NotFound when the key is absent."""
         cid = self.resolve(ref)
-        v = self.tree(cid, tree).find(key)
-        if v is None:
-            raise NotFound(f"key {show(key)} is not in {_where(tree)}{ref} ({cid[:12]})")
-        return v
+        try:
+            return self.tree(cid, tree).open_value(key)
+        except KeyError:
+            raise NotFound(f"key {show(key)} is not in {_where(tree)}{ref} ({cid[:12]})") \
+                from None
 
     def key_history(self, key: bytes, limit: int, tree: str = "", ref: str = "HEAD") -> dict:
         """Commits reachable from ``ref`` that changed ``key`` (newest first), with the
@@ -649,7 +665,9 @@ def _with_tree(params: dict | None, tree: str) -> dict | None:
 
 
 def _empty(tree: Any) -> bool:
-    return tree.first() is None
+    # the size the root node holds (O(1)); not first(), which reads the first value
+    # (a 5 MB value read and hashed on every commit page)
+    return len(tree) == 0
 
 
 def _zero() -> dict:
@@ -767,28 +785,38 @@ def _proof_bytes(text: str) -> bytes:
                          "document") from None
 
 
-def render_value(v: bytes) -> dict:
-    """How the value viewer shows ``v``: ``kind`` "json" (pretty-printed), "text" or
-    "binary" (a hex dump), at most VIEW_BYTES (HEX_VIEW_BYTES for binary) of it."""
+def file_size(f: Any) -> int:
+    """Length of a seekable file, left at its start."""
+    n = f.seek(0, 2)
+    f.seek(0)
+    return n
+
+
+def render_value(v: bytes, size: int | None = None) -> dict:
+    """How the value viewer shows a value of ``size`` bytes (default ``len(v)``) that
+    starts with ``v``: ``kind`` "json" (pretty-printed), "text" or "binary" (a hex
+    dump), at most VIEW_BYTES (HEX_VIEW_BYTES for binary) of it."""
+    if size is None:
+        size = len(v)
     head = v[:VIEW_BYTES]
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError as e:
         # a multi-byte character cut at the view limit is still text
-        if len(v) > VIEW_BYTES and e.start >= len(head) - 3:
+        if size > VIEW_BYTES and e.start >= len(head) - 3:
             text = head[:e.start].decode("utf-8")
         else:
             text = None
     if text is not None and all(ch.isprintable() or ch in "\n\t\r" for ch in text):
-        if len(v) <= VIEW_BYTES and text.lstrip()[:1] in ("{", "["):
+        if size <= VIEW_BYTES and text.lstrip()[:1] in ("{", "["):
             try:
                 pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
                 return {"kind": "json", "view": pretty, "truncated": False}
             except ValueError:
                 pass
-        return {"kind": "text", "view": text, "truncated": len(v) > VIEW_BYTES}
+        return {"kind": "text", "view": text, "truncated": size > VIEW_BYTES}
     return {"kind": "binary", "view": hexdump(v[:HEX_VIEW_BYTES]),
-            "truncated": len(v) > HEX_VIEW_BYTES}
+            "truncated": size > HEX_VIEW_BYTES}
 
 
 def hexdump(data: bytes) -> str:

@@ -4,15 +4,15 @@ the app served by real uvicorn (``python -m prollytree.web``) on 127.0.0.1.
 Walks history -> a commit -> a diff between two branches -> a key's history, checks
 escaping, the merge preview, proof verification, and that an open page reloads by
 itself when another process commits. Screenshots go to a temporary artifacts directory
-(printed); with PROLLYTREE_UPDATE_SCREENSHOTS=1 the history page is also saved as
-docs/ui-history.png for the README.
+(printed), or to $PROLLYTREE_ARTIFACTS/ui-screenshots; with
+PROLLYTREE_UPDATE_SCREENSHOTS=1 the history page is also saved as docs/ui-history.png
+for the README.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -44,25 +44,20 @@ IDENTITY = {"GIT_AUTHOR_NAME": "Ann Author", "GIT_AUTHOR_EMAIL": "ann@example.co
             "GIT_COMMITTER_NAME": "Ann Author", "GIT_COMMITTER_EMAIL": "ann@example.com"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(tmp_path, monkeypatch, *extra: str):
     for k, v in IDENTITY.items():
         monkeypatch.setenv(k, v)
     path = str(tmp_path / "repo" / "ds")
     info = build(path, StorageBackend.Git)
-    port = free_port()
     env = dict(os.environ, **IDENTITY, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "prollytree.web", path, "--port", str(port),
+    # port 0: the server binds a free port and prints it (no race for a port picked
+    # here and bound there)
+    proc = subprocess.Popen([sys.executable, "-m", "prollytree.web", path, "--port", "0",
                              *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    base = f"http://127.0.0.1:{port}"
     line = proc.stdout.readline().decode()
-    assert f"prollytree web UI at {base}/" in line, line
-    for _ in range(100):
+    assert line.startswith("prollytree web UI at http://127.0.0.1:"), line
+    base = line.split(" at ")[1].split()[0].rstrip("/")
+    for _ in range(300):
         try:
             urllib.request.urlopen(base + "/api/state", timeout=2).read()
             break
@@ -118,7 +113,14 @@ def browser(tmp_path):
 
 @pytest.fixture
 def artifacts(tmp_path_factory):
-    d = tmp_path_factory.mktemp("ui-screenshots")
+    """Where screenshots go: $PROLLYTREE_ARTIFACTS/ui-screenshots when set (a CI job
+    keeps that directory), else a temporary directory (printed)."""
+    root = os.environ.get("PROLLYTREE_ARTIFACTS")
+    if root:
+        d = Path(root) / "ui-screenshots"
+        d.mkdir(parents=True, exist_ok=True)
+    else:
+        d = tmp_path_factory.mktemp("ui-screenshots")
     print(f"screenshots in {d}")
     return d
 
