@@ -136,6 +136,10 @@ class HistoryBackend(ABC):
         return self.read_commit(cid).parents
 
     def commits_with_prefix(self, prefix: str) -> list[str]:
+        """Commit ids starting with hex ``prefix``: O(1) for a full id (40 hex digits),
+        else a walk of the history reachable from the branches, tags and HEAD."""
+        if len(prefix) == 40:
+            return [prefix] if self.has_commit(prefix) else []
         starts = list(self.list_refs(HEADS).values()) + list(self.list_refs(TAGS).values())
         head = self.head_commit()
         if head:

@@ -13,7 +13,7 @@ commit id prefix. Anything that does not resolve raises
 from __future__ import annotations
 
 import re
-from typing import Callable, Protocol
+from typing import Protocol
 
 from ..errors import UnknownRefError
 from .refnames import check_ref_name
@@ -102,8 +102,3 @@ def _resolve_base(source: RefSource, base: str, expr: str) -> str:
             raise UnknownRefError(f"ambiguous ref {expr!r}: matches commits "
                                   f"{', '.join(sorted(c[:12] for c in found))}")
     raise UnknownRefError(f"unknown ref {expr!r}: not a branch, tag or commit")
-
-
-def walk_prefix(candidates: Callable[[], list[str]], prefix: str) -> list[str]:
-    """Commit ids among ``candidates()`` starting with ``prefix``."""
-    return [c for c in candidates() if c.startswith(prefix)]

@@ -140,7 +140,7 @@ def test_refs_values_and_commit_info_against_model(make_store, backend, tmp_path
     assert s.resolve_ref("main^2~1") == ids["c2"]
     assert s.resolve_ref("refs/heads/feat") == ids["f1"]
     assert s.get_at("feat", b"e") == b"feat" and s.get_at("main~1", b"e") is None
-    for bad in ("nope", "main~99", "main^3"):
+    for bad in ("nope", "main~99", "main^3", "0" * 40, ids["m"][:39] + "x"):
         with pytest.raises(UnknownRefError):
             s.resolve_ref(bad)
     with pytest.raises(TypeError):
