@@ -36,6 +36,8 @@ from prollytree.cli.output import get_bytes, show
 from prollytree.errors import MergeConflictError, ProllyError, ReadOnlyError, UnknownRefError
 
 from . import data as D
+from . import params as P
+from . import render as R
 from .memoryview import MemoryView
 from .sqlview import SqlConsole, cell_text
 
@@ -57,7 +59,7 @@ def _field(obj: dict | None, name: str) -> str:
 def _keyq(obj: dict, name: str = "key", param: str = "key") -> str:
     """Query string naming the key held in ``obj``'s ``name`` field."""
     v = get_bytes(obj, name)
-    return urlencode(D.key_query(v, param))
+    return urlencode(P.key_query(v, param))
 
 
 def _q(**kw: Any) -> str:
@@ -70,7 +72,7 @@ def _templates():
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["field"] = _field
     env.filters["keyq"] = _keyq
-    env.filters["keyparams"] = lambda obj: D.key_query(get_bytes(obj, "key")).items()
+    env.filters["keyparams"] = lambda obj: P.key_query(get_bytes(obj, "key")).items()
     env.filters["short"] = lambda cid: (cid or "")[:12]
     env.filters["firstline"] = lambda m: (m.splitlines() or [""])[0]
     env.filters["qs"] = lambda d: urlencode(d or {})
@@ -167,36 +169,36 @@ class WebApp:
     # -- read views -------------------------------------------------------------------------
 
     def v_history(self, r: Request) -> dict:
-        limit = D.page_limit(r.query_params.get("limit"), 100)
+        limit = P.page_limit(r.query_params.get("limit"), 100)
         return {"refs": self.ds.refs(), "graph": self.ds.graph(limit)}
 
     def v_commit(self, r: Request) -> dict:
         p = r.query_params
         return {"commit": self.ds.commit(r.path_params["ref"],
-                                         D.key_param(p, "after", False),
-                                         D.page_limit(p.get("limit"), 100),
+                                         P.key_param(p, "after", False),
+                                         P.page_limit(p.get("limit"), 100),
                                          p.get("tree"))}
 
     def v_counts(self, r: Request) -> dict:
-        return self.ds.counts(r.path_params["ref"], D.tree_param(r.query_params))
+        return self.ds.counts(r.path_params["ref"], P.tree_param(r.query_params))
 
     def v_browse(self, r: Request) -> dict:
         p = r.query_params
-        prefix = D.key_param(p, "prefix", False) or b""
-        res = self.ds.keys(D.ref_param(p), prefix, D.key_param(p, "after", False),
-                           D.key_param(p, "before", False), D.page_limit(p.get("limit")),
-                           D.tree_param(p))
+        prefix = P.key_param(p, "prefix", False) or b""
+        res = self.ds.keys(P.ref_param(p), prefix, P.key_param(p, "after", False),
+                           P.key_param(p, "before", False), P.page_limit(p.get("limit")),
+                           P.tree_param(p))
         return {"keys": res, "refs": self.ds.refs()}
 
     def v_value(self, r: Request) -> dict:
         p = r.query_params
-        return {"value": self.ds.value(D.ref_param(p), D.key_param(p), D.tree_param(p))}
+        return {"value": self.ds.value(P.ref_param(p), P.key_param(p), P.tree_param(p))}
 
     def v_key_history(self, r: Request) -> dict:
         p = r.query_params
-        return {"history": self.ds.key_history(D.key_param(p),
-                                               D.page_limit(p.get("limit"), 100),
-                                               D.tree_param(p), D.ref_param(p)),
+        return {"history": self.ds.key_history(P.key_param(p),
+                                               P.page_limit(p.get("limit"), 100),
+                                               P.tree_param(p), P.ref_param(p)),
                 "refs": self.ds.refs()}
 
     def v_diff(self, r: Request) -> dict:
@@ -204,10 +206,10 @@ class WebApp:
         refs = self.ds.refs()
         if p.get("from") is None and p.get("to") is None:
             return {"diff": None, "refs": refs}
-        res = self.ds.diff(D.ref_param(p, "from", None), D.ref_param(p, "to", None),
-                           D.key_param(p, "prefix", False) or b"",
-                           D.key_param(p, "after", False), D.page_limit(p.get("limit"), 100),
-                           D.tree_param(p))
+        res = self.ds.diff(P.ref_param(p, "from", None), P.ref_param(p, "to", None),
+                           P.key_param(p, "prefix", False) or b"",
+                           P.key_param(p, "after", False), P.page_limit(p.get("limit"), 100),
+                           P.tree_param(p))
         return {"diff": res, "refs": refs}
 
     def v_merge(self, r: Request) -> dict:
@@ -215,15 +217,15 @@ class WebApp:
         refs = self.ds.refs()
         if p.get("source") is None:
             return {"merge": None, "refs": refs}
-        res = self.ds.merge_preview(D.ref_param(p, "source", None),
-                                    D.ref_param(p, "dest", "HEAD"),
-                                    D.page_limit(p.get("limit"), 200))
+        res = self.ds.merge_preview(P.ref_param(p, "source", None),
+                                    P.ref_param(p, "dest", "HEAD"),
+                                    P.page_limit(p.get("limit"), 200))
         return {"merge": res, "refs": refs}
 
     def v_proof(self, r: Request) -> dict:
         p = r.query_params
-        key = D.key_param(p, "key", False)
-        proof = self.ds.proof(D.ref_param(p), key, D.tree_param(p)) \
+        key = P.key_param(p, "key", False)
+        proof = self.ds.proof(P.ref_param(p), key, P.tree_param(p)) \
             if key is not None else None
         return {"proof": proof, "verify": None, "refs": self.ds.refs()}
 
@@ -233,8 +235,8 @@ class WebApp:
             raise HTTPException(404, "no SQL console: the sql layer (apsw) is not installed, "
                                      "or the app was created without a ProllySQLStore")
         offset = _offset(p.get("offset"))
-        limit = D.page_limit(p.get("limit"), 100)
-        ref = D.ref_param(p)
+        limit = P.page_limit(p.get("limit"), 100)
+        ref = P.ref_param(p)
         if p.get("system"):
             res = self.sqlc.system(p["system"], offset, limit)
         elif p.get("q"):
@@ -248,7 +250,7 @@ class WebApp:
         p = r.query_params
         return {"memory": self.mem.page(p.get("q", ""), p.get("kind", ""),
                                         p.get("namespace", ""), p.get("tag", ""),
-                                        D.page_limit(p.get("limit"), 50))}
+                                        P.page_limit(p.get("limit"), 50))}
 
     def v_state(self, r: Request) -> dict:
         return self.ds.state()
@@ -258,7 +260,7 @@ class WebApp:
 
     def v_log(self, r: Request) -> list:
         p = r.query_params
-        return self.ds.log(D.ref_param(p), D.page_limit(p.get("limit"), 100))
+        return self.ds.log(P.ref_param(p), P.page_limit(p.get("limit"), 100))
 
     def v_status(self, r: Request) -> dict:
         return {"status": self.ds.status(), "refs": self.ds.refs()}
@@ -266,9 +268,9 @@ class WebApp:
     def _verify_args(self, body: dict) -> tuple:
         for name in ("root", "proof"):
             if not isinstance(body.get(name), str):
-                raise D.BadRequest(f"missing parameter {name!r}")
-        key = D.key_param(body)
-        expected = D.key_param(body, "value", False) if body.get("value") not in ("",) \
+                raise P.BadRequest(f"missing parameter {name!r}")
+        key = P.key_param(body)
+        expected = P.key_param(body, "value", False) if body.get("value") not in ("",) \
             else None
         return body["root"], body["proof"], key, expected
 
@@ -283,16 +285,16 @@ class WebApp:
         try:
             body = json.loads(await request.body() or b"{}")
         except ValueError:
-            raise D.BadRequest("the body is not valid JSON") from None
+            raise P.BadRequest("the body is not valid JSON") from None
         if not isinstance(body, dict):
-            raise D.BadRequest("the body must be a JSON object")
+            raise P.BadRequest("the body must be a JSON object")
         return JSONResponse(self.ds.verify(*self._verify_args(body)))
 
     async def raw(self, request: Request) -> Response:
         p = request.query_params
-        key = D.key_param(p)
-        f = self.ds.raw(D.ref_param(p), key, D.tree_param(p))
-        size = D.file_size(f)
+        key = P.key_param(p)
+        f = self.ds.raw(P.ref_param(p), key, P.tree_param(p))
+        size = R.file_size(f)
         name = "".join(ch if ch.isalnum() or ch in "-_." else "_"
                        for ch in show(key))[:80] or "value"
 
@@ -317,7 +319,7 @@ class WebApp:
         try:
             seconds = float(request.query_params.get("seconds", "30"))
         except ValueError:
-            raise D.BadRequest("seconds must be a number") from None
+            raise P.BadRequest("seconds must be a number") from None
         seconds = max(0.0, min(seconds, 300.0))
 
         async def stream():
@@ -344,20 +346,20 @@ class WebApp:
         def text(name: str) -> str:
             v = body.get(name)
             if not isinstance(v, str) or not v.strip():
-                raise D.BadRequest(f"missing parameter {name!r}")
+                raise P.BadRequest(f"missing parameter {name!r}")
             return v.strip()
 
         if action == "set":
-            key = D.key_param(body)
-            value = D.key_param(body, "value")
+            key = P.key_param(body)
+            value = P.key_param(body, "value")
             s.insert(key, value)
             return {"staged": len(s.tree_status())}
         if action == "delete":
-            existed = s.delete(D.key_param(body))
+            existed = s.delete(P.key_param(body))
             return {"deleted": existed, "staged": len(s.tree_status())}
         if action == "commit":
             if not s.tree_status():
-                raise D.BadRequest("nothing to commit: no staged changes")
+                raise P.BadRequest("nothing to commit: no staged changes")
             cid = s.commit(text("message"))
             return {"id": cid, "branch": s.current_branch()}
         if action == "branch":
@@ -380,7 +382,7 @@ class WebApp:
             res = {"source": ConflictResolution.TakeSource,
                    "dest": ConflictResolution.TakeDestination}.get(how)
             if res is None:
-                raise D.BadRequest(f"resolution must be refuse, source or dest, not {how!r}")
+                raise P.BadRequest(f"resolution must be refuse, source or dest, not {how!r}")
             cid = s.merge(text("source"), res)
             return {"id": cid, "branch": s.current_branch()}
         raise HTTPException(404, f"no action {action!r}")
@@ -421,9 +423,9 @@ class WebApp:
 
     async def raw_proof(self, request: Request) -> Response:
         p = request.query_params
-        key = D.key_param(p)
-        proof = self.ds.tree(self.ds.resolve(D.ref_param(p)),
-                             D.tree_param(p)).generate_proof(key)
+        key = P.key_param(p)
+        proof = self.ds.tree(self.ds.resolve(P.ref_param(p)),
+                             P.tree_param(p)).generate_proof(key)
         return Response(proof, media_type="application/octet-stream", headers={
             "Content-Disposition": 'attachment; filename="proof.bin"'})
 
@@ -496,22 +498,22 @@ class WebApp:
 
     def _api_diff(self, r: Request) -> dict:
         if r.query_params.get("from") is None or r.query_params.get("to") is None:
-            raise D.BadRequest("give both 'from' and 'to'")
+            raise P.BadRequest("give both 'from' and 'to'")
         return self.v_diff(r)["diff"]
 
     def _api_merge(self, r: Request) -> dict:
         if r.query_params.get("source") is None:
-            raise D.BadRequest("missing parameter 'source'")
+            raise P.BadRequest("missing parameter 'source'")
         return self.v_merge(r)["merge"]
 
     def _api_sql(self, r: Request) -> dict:
         if not r.query_params.get("q") and not r.query_params.get("system"):
-            raise D.BadRequest("give a query 'q' (with 'ref') or a system table 'system'")
+            raise P.BadRequest("give a query 'q' (with 'ref') or a system table 'system'")
         res = self.v_sql(r)
         return dict(res["sql"], tables=res["tables"])
 
     def _api_proof(self, r: Request) -> dict:
-        D.key_param(r.query_params)
+        P.key_param(r.query_params)
         return self.v_proof(r)["proof"]
 
     async def _http_error(self, request: Request, exc: HTTPException) -> Response:
@@ -522,9 +524,9 @@ def _offset(raw: str | None) -> int:
     try:
         n = int(raw or 0)
     except ValueError:
-        raise D.BadRequest(f"offset must be an integer, got {raw!r}") from None
+        raise P.BadRequest(f"offset must be an integer, got {raw!r}") from None
     if n < 0:
-        raise D.BadRequest(f"offset must be >= 0, got {n}")
+        raise P.BadRequest(f"offset must be >= 0, got {n}")
     return n
 
 
@@ -532,13 +534,13 @@ def _status_of(exc: Exception) -> tuple[int, str]:
     """HTTP status and message for an exception raised while answering."""
     if type(exc).__module__ == "apsw":          # an SQL error in a query: the user's
         return 400, f"SQL error: {exc}"
-    if isinstance(exc, (D.NotFound, UnknownRefError)):
+    if isinstance(exc, (P.NotFound, UnknownRefError)):
         return 404, str(exc)
     if isinstance(exc, MergeConflictError):
         return 409, str(exc)
     if isinstance(exc, ReadOnlyError):
         return 409, str(exc)
-    if isinstance(exc, (D.BadRequest, ValueError, TypeError)):
+    if isinstance(exc, (P.BadRequest, ValueError, TypeError)):
         return 400, str(exc) or type(exc).__name__
     if isinstance(exc, ProllyError):
         return 500, f"{type(exc).__name__}: {exc}"

@@ -13,7 +13,6 @@ of every key; diffs stream the structural diff (cost grows with the differences 
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
 from collections import OrderedDict
 from typing import Any, Iterator
@@ -24,81 +23,12 @@ from prollytree.cli.output import put_bytes, show
 from prollytree.errors import ProofError, UnknownRefError
 from prollytree.tree import prefix_end, proven_value
 
-MAX_LIMIT = 1000          #: largest page any endpoint returns
+from .graph import layout, topo_order
+from .params import MAX_LIMIT, BadRequest, NotFound, key_query
+from .render import VIEW_BYTES, file_size, render_value
+
 COUNT_CAP = 2_000         #: changes counted inline on a commit page before deferring
-VIEW_BYTES = 64 * 1024    #: bytes of a value shown inline; the rest via the raw download
-HEX_VIEW_BYTES = 4096     #: bytes of a binary value shown as a hex dump
 SCAN_BUDGET = 2_000       #: keys a later diff page may walk before the structural diff
-
-
-class BadRequest(ValueError):
-    """A request parameter is missing or malformed (HTTP 400)."""
-
-
-class NotFound(ValueError):
-    """What the request names does not exist (HTTP 404)."""
-
-
-# -- parameters -------------------------------------------------------------------------------
-
-
-def page_limit(raw: str | None, default: int = 50) -> int:
-    """A page size from a query parameter: 1..MAX_LIMIT."""
-    if raw is None or raw == "":
-        return default
-    try:
-        n = int(raw)
-    except ValueError:
-        raise BadRequest(f"limit must be an integer, got {raw!r}") from None
-    if not 1 <= n <= MAX_LIMIT:
-        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}, got {n}")
-    return n
-
-
-def key_param(params: Any, name: str = "key", required: bool = True) -> bytes | None:
-    """Key bytes from ``name`` (UTF-8 text), ``name_b64`` (base64) or ``name_hex``."""
-    import base64
-    import binascii
-    for field in (name, name + "_b64", name + "_hex"):
-        if params.get(field) is not None and not isinstance(params[field], str):
-            raise BadRequest(f"{field} must be a string, not {type(params[field]).__name__}")
-    if params.get(name + "_b64") is not None:
-        try:
-            return base64.b64decode(params[name + "_b64"], validate=True)
-        except (binascii.Error, ValueError):
-            raise BadRequest(f"{name}_b64 is not valid base64") from None
-    if params.get(name + "_hex") is not None:
-        try:
-            return bytes.fromhex(params[name + "_hex"])
-        except ValueError:
-            raise BadRequest(f"{name}_hex is not valid hex") from None
-    if params.get(name) is not None:
-        return params[name].encode("utf-8", "surrogateescape")
-    if required:
-        raise BadRequest(f"missing parameter {name!r} (or {name}_b64 / {name}_hex)")
-    return None
-
-
-def key_query(data: bytes, name: str = "key") -> dict[str, str]:
-    """The query parameters naming ``data`` (inverse of :func:`key_param`)."""
-    try:
-        return {name: data.decode("utf-8")}
-    except UnicodeDecodeError:
-        return {name + "_hex": data.hex()}
-
-
-def tree_param(params: Any) -> str:
-    """The named tree a request is about ("" - the default tree - when not given)."""
-    return params.get("tree") or ""
-
-
-def ref_param(params: Any, name: str = "ref", default: str | None = "HEAD") -> str:
-    value = params.get(name)
-    if value is None or value.strip() == "":
-        if default is None:
-            raise BadRequest(f"missing parameter {name!r}")
-        return default
-    return value.strip()
 
 
 # -- the dataset ------------------------------------------------------------------------------
@@ -245,7 +175,7 @@ class Dataset:
                 if c["id"] not in seen:
                     seen[c["id"]] = dict(c, _seq=order)
                     order += 1
-        commits = _topo_order(seen, limit)
+        commits = topo_order(seen, limit)
         labels = ref_labels(s)
         rows = layout(commits)
         for row in rows:
@@ -674,92 +604,6 @@ def _zero() -> dict:
     return {"added": 0, "modified": 0, "deleted": 0}
 
 
-def layout(commits: list[dict]) -> list[dict]:
-    """Lanes of a commit graph drawn top to bottom: ``commits`` (``log`` entries) are in
-    display order, children before parents. Each row gets ``col`` (the column of its
-    dot), ``after`` (the commit each column waits for below it) and ``edges``: [from
-    column, to column] lines to the next row. A lane keeps its column while it lives."""
-    rows = []
-    lanes: list[str | None] = []
-    for c in commits:
-        cid = c["id"]
-        before = list(lanes)
-        if cid in lanes:
-            col = lanes.index(cid)
-        else:
-            col = _free_lane(lanes)
-            lanes[col] = cid
-        # other lanes waiting for this commit end here (a branch joins it); a lane
-        # keeps its index while it lives, so passing lanes are drawn straight down
-        for i, x in enumerate(lanes):
-            if x == cid and i != col:
-                lanes[i] = None
-        links = [(i, i) for i, x in enumerate(before) if x is not None and x != cid]
-        parents = c["parents"]
-        lanes[col] = parents[0] if parents else None
-        if parents:
-            links.append((col, col))
-        for p in parents[1:]:
-            if p in lanes:
-                links.append((col, lanes.index(p)))
-            else:
-                k = _free_lane(lanes)
-                lanes[k] = p
-                links.append((col, k))
-        while lanes and lanes[-1] is None:
-            lanes.pop()
-        rows.append({"commit": commit_json(c), "col": col, "after": list(lanes),
-                     "_links": links})
-    # edges from each row to the next: [from column, to column]; a lane reaching the
-    # next row's commit ends at its dot; lanes open after the last row run off the
-    # bottom (their commits are on a later page)
-    for r, row in enumerate(rows):
-        nxt = rows[r + 1] if r + 1 < len(rows) else None
-        edges = []
-        for src, lane in row.pop("_links"):
-            x = row["after"][lane]
-            to = nxt["col"] if nxt is not None and x == nxt["commit"]["id"] else lane
-            edges.append([src, to])
-        row["edges"] = edges
-        row["width"] = max(len(row["after"]), row["col"] + 1)
-    return rows
-
-
-def _free_lane(lanes: list) -> int:
-    for i, x in enumerate(lanes):
-        if x is None:
-            return i
-    lanes.append(None)
-    return len(lanes) - 1
-
-
-def _topo_order(commits: dict[str, dict], limit: int) -> list[dict]:
-    """Children before parents; among the commits ready to show, the newest first (then
-    the order the logs gave them)."""
-    pending = {cid: 0 for cid in commits}
-    for c in commits.values():
-        for p in c["parents"]:
-            if p in pending:
-                pending[p] += 1
-    ready = [(-c["timestamp"], c["_seq"], cid) for cid, c in commits.items()
-             if pending[cid] == 0]
-    heapq.heapify(ready)
-    out = []
-    while ready and len(out) < limit:
-        _, _, cid = heapq.heappop(ready)
-        c = commits[cid]
-        out.append(c)
-        for p in c["parents"]:
-            if p in pending:
-                pending[p] -= 1
-                if pending[p] == 0:
-                    q = commits[p]
-                    heapq.heappush(ready, (-q["timestamp"], q["_seq"], p))
-    for c in out:
-        c.pop("_seq", None)
-    return out
-
-
 def _proof_bytes(text: str) -> bytes:
     import base64
     import binascii
@@ -783,48 +627,3 @@ def _proof_bytes(text: str) -> bytes:
     except (binascii.Error, ValueError):
         raise BadRequest("the proof must be hex, base64 or a git-prolly proof "
                          "document") from None
-
-
-def file_size(f: Any) -> int:
-    """Length of a seekable file, left at its start."""
-    n = f.seek(0, 2)
-    f.seek(0)
-    return n
-
-
-def render_value(v: bytes, size: int | None = None) -> dict:
-    """How the value viewer shows a value of ``size`` bytes (default ``len(v)``) that
-    starts with ``v``: ``kind`` "json" (pretty-printed), "text" or "binary" (a hex
-    dump), at most VIEW_BYTES (HEX_VIEW_BYTES for binary) of it."""
-    if size is None:
-        size = len(v)
-    head = v[:VIEW_BYTES]
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError as e:
-        # a multi-byte character cut at the view limit is still text
-        if size > VIEW_BYTES and e.start >= len(head) - 3:
-            text = head[:e.start].decode("utf-8")
-        else:
-            text = None
-    if text is not None and all(ch.isprintable() or ch in "\n\t\r" for ch in text):
-        if size <= VIEW_BYTES and text.lstrip()[:1] in ("{", "["):
-            try:
-                pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-                return {"kind": "json", "view": pretty, "truncated": False}
-            except ValueError:
-                pass
-        return {"kind": "text", "view": text, "truncated": size > VIEW_BYTES}
-    return {"kind": "binary", "view": hexdump(v[:HEX_VIEW_BYTES]),
-            "truncated": size > HEX_VIEW_BYTES}
-
-
-def hexdump(data: bytes) -> str:
-    lines = []
-    for off in range(0, len(data), 16):
-        chunk = data[off:off + 16]
-        hexpart = " ".join(f"{b:02x}" for b in chunk)
-        text = "".join(chr(b) if 0x20 <= b < 0x7F else "." for b in chunk)
-        lines.append(f"{off:08x}  {hexpart:<47}  {text}")
-    return "\n".join(lines)
-

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .data import BadRequest
+from .params import BadRequest
 
 MEMORY_PREFIX = "memory/"
 

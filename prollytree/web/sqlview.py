@@ -15,7 +15,7 @@ import base64
 import re
 from typing import Any
 
-from .data import BadRequest
+from .params import BadRequest
 
 _QUERY = re.compile(r"^\s*(select|with|values)\b", re.I)
 ALLOWED = ("select", "with", "values", "explain")

@@ -116,7 +116,7 @@ def test_layout_property():
     hypothesis = pytest.importorskip("hypothesis")
     st = hypothesis.strategies
 
-    from prollytree.web.data import layout
+    from prollytree.web.graph import layout
 
     @hypothesis.settings(max_examples=150, deadline=None)
     @hypothesis.given(st.lists(st.lists(st.integers(1, 6), max_size=3), min_size=1,
