@@ -24,17 +24,17 @@ objects in the repository (``git gc`` removes them).
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 import re
 import struct
 import threading
-from typing import Any
 
 from ..errors import ProllyError, RemoteError
 from ..versioning import refs as _refs
-from .http_client import API, PROTOCOL_HEADER, ObjectStreamReader, encode_objects
+from .http_client import API, ObjectStreamReader, encode_objects
+from .http_service import (REPLY_HEADERS, Refused, assemble, authorize, check_server_options,
+                           guarded, read_body, reply)
 
 DEFAULT_MAX_PUSH = 1 << 30
 DEFAULT_MAX_REQUEST = 4 << 20
@@ -42,34 +42,28 @@ MAX_UPDATES = 100
 MAX_WANTS = 10_000
 MAX_HAVES = 100_000
 _HEX40 = re.compile(r"[0-9a-f]{40}\Z")
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, message: str, headers: dict | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
+#: errors a handler raises for bad input: a 400 reply
+_BAD_INPUT = (ProllyError, ValueError)
 
 
 def _hex(value: object, what: str) -> bytes:
     if not isinstance(value, str) or not _HEX40.match(value):
-        raise _Refused(400, f"{what} must be a 40-hex object id")
+        raise Refused(400, f"{what} must be a 40-hex object id")
     return value.encode("ascii")
 
 
 def _ref_name(value: object) -> str:
     if not isinstance(value, str):
-        raise _Refused(400, "ref must be a string")
+        raise Refused(400, "ref must be a string")
     for prefix in ("refs/heads/", "refs/tags/"):
         if value.startswith(prefix):
             try:
                 _refs.check_branch_name(value[len(prefix):],
                                         "branch" if prefix == "refs/heads/" else "tag")
             except (TypeError, ValueError) as e:
-                raise _Refused(400, str(e)) from None
+                raise Refused(400, str(e)) from None
             return value
-    raise _Refused(400, f"only refs/heads/* and refs/tags/* can be pushed, not {value!r}")
+    raise Refused(400, f"only refs/heads/* and refs/tags/* can be pushed, not {value!r}")
 
 
 def create_app(path: str | os.PathLike, *, allow_push: bool = False,
@@ -77,25 +71,16 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
                max_request_bytes: int = DEFAULT_MAX_REQUEST):
     """The ASGI app serving the Git-backed dataset at ``path`` (its repository's
     branches and tags). ``allow_push`` requires a non-empty ``token``."""
-    from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response, StreamingResponse
+    from starlette.responses import Response, StreamingResponse
     from starlette.routing import Route
 
     from ..versioning import StorageBackend, VersionedKvStore
     from .exchange import learn_commits, verify_received, write_received
 
-    if not isinstance(allow_push, bool):
-        raise TypeError(f"allow_push must be a bool, not {type(allow_push).__name__}")
-    if token is not None and not isinstance(token, str):
-        raise TypeError(f"token must be a str, not {type(token).__name__}")
-    if allow_push and not token:
-        raise ValueError("allow_push needs a token (clients authenticate with it)")
-    for name, v in (("max_push_bytes", max_push_bytes), ("max_request_bytes",
-                                                         max_request_bytes)):
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise ValueError(f"{name} must be a positive int, not {v!r}")
+    token_b = check_server_options(allow_push, token, max_push_bytes=max_push_bytes,
+                                   max_request_bytes=max_request_bytes)
     store = VersionedKvStore.open(path)
     if store.storage_backend() is not StorageBackend.Git:
         kind = store.storage_backend()
@@ -103,7 +88,6 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
         raise ValueError(f"git prolly serve needs a Git-backed dataset; {path} is {kind}")
     backend = store.backend
     repo_dir = backend.repo.controldir()
-    token_b = token.encode("utf-8") if token else None
     # pushes run in the thread pool: the dataset lock (flock) excludes other processes,
     # this lock the other threads of this one
     push_lock = threading.Lock()
@@ -118,39 +102,6 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
             for name, sha in repo.refs.as_dict(prefix).items():
                 out[(prefix + name).decode("utf-8", "replace")] = sha.decode("ascii")
         return dict(sorted(out.items()))
-
-    def reply(data: Any, status: int = 200, headers: dict | None = None) -> Response:
-        h = {PROTOCOL_HEADER: "1", "Cache-Control": "no-store"}
-        h.update(headers or {})
-        return JSONResponse(data, status_code=status, headers=h)
-
-    async def read_body(request: Request, limit: int, feed=None) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                raise _Refused(400, "bad Content-Length")
-            if int(declared) > limit:
-                raise _Refused(413, f"request body larger than {limit} bytes")
-        chunks, n = [], 0
-        async for chunk in request.stream():
-            n += len(chunk)
-            if n > limit:
-                raise _Refused(413, f"request body larger than {limit} bytes")
-            if feed is not None:
-                feed(chunk)
-            else:
-                chunks.append(chunk)
-        return b"".join(chunks)
-
-    def guarded(handler):
-        async def endpoint(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except _Refused as e:
-                return reply({"error": e.message}, e.status, e.headers)
-            except (ProllyError, ValueError) as e:
-                return reply({"error": str(e)}, 400)
-        return endpoint
 
     async def refs_endpoint(request: Request) -> Response:
         def work():
@@ -173,12 +124,12 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
         try:
             req = json.loads(body)
         except ValueError:
-            raise _Refused(400, "the body must be JSON") from None
+            raise Refused(400, "the body must be JSON") from None
         if not isinstance(req, dict) or not isinstance(req.get("wants"), list) or \
                 not isinstance(req.get("haves", []), list):
-            raise _Refused(400, 'expected {"wants": [ids], "haves": [ids]}')
+            raise Refused(400, 'expected {"wants": [ids], "haves": [ids]}')
         if len(req["wants"]) > MAX_WANTS or len(req.get("haves", [])) > MAX_HAVES:
-            raise _Refused(413, "too many wants or haves")
+            raise Refused(413, "too many wants or haves")
         wants = [_hex(w, "want") for w in req["wants"]]
         haves = [_hex(h, "have") for h in req.get("haves", [])]
         from .exchange import objects_to_send
@@ -187,7 +138,7 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
             tips = {v.encode("ascii") for v in advertised(repo).values()}
             bad = [w for w in wants if w not in tips]
             if bad:
-                raise _Refused(400, f"{bad[0].decode()} is not the tip of an advertised ref")
+                raise Refused(400, f"{bad[0].decode()} is not the tip of an advertised ref")
             shas = await run_in_threadpool(lambda: list(objects_to_send(repo, wants, haves)))
         except BaseException:
             repo.close()
@@ -199,21 +150,11 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
             finally:
                 repo.close()
         return StreamingResponse(stream(), media_type="application/x-prolly-objects",
-                                 headers={PROTOCOL_HEADER: "1", "Cache-Control": "no-store",
+                                 headers={**REPLY_HEADERS,
                                           "X-Prolly-Objects": str(len(shas))})
 
     async def push_endpoint(request: Request) -> Response:
-        if not allow_push:
-            raise _Refused(403, "this server is read-only (start it with --allow-push "
-                                "--token T to accept pushes)")
-        auth = request.headers.get("authorization", "")
-        if not auth:
-            raise _Refused(401, "push needs a token (Authorization: Bearer <token>)",
-                           {"WWW-Authenticate": 'Bearer realm="prollytree"'})
-        scheme, _, given = auth.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.strip().encode("utf-8", "replace"), token_b):
-            raise _Refused(403, "wrong token")
+        authorize(request, allow_push, token_b, "push")
         state: dict = {"buf": b"", "header": None}
         reader = ObjectStreamReader(max_push_bytes)
 
@@ -224,13 +165,13 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
                     return
                 n = struct.unpack(">I", state["buf"][:4])[0]
                 if n > max_request_bytes:
-                    raise _Refused(413, "push header too large")
+                    raise Refused(413, "push header too large")
                 if len(state["buf"]) < 4 + n:
                     return
                 try:
                     state["header"] = json.loads(state["buf"][4:4 + n])
                 except ValueError:
-                    raise _Refused(400, "the push header must be JSON") from None
+                    raise Refused(400, "the push header must be JSON") from None
                 rest = state["buf"][4 + n:]
                 state["buf"] = b""
                 if rest:
@@ -240,27 +181,27 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
         try:
             await read_body(request, max_push_bytes, feed)
             if state["header"] is None:
-                raise _Refused(400, "push body truncated")
+                raise Refused(400, "push body truncated")
             objects = reader.finish()
         except RemoteError as e:
-            raise _Refused(400, str(e)) from None
+            raise Refused(400, str(e)) from None
         header = state["header"]
         ups = header.get("updates") if isinstance(header, dict) else None
         if not isinstance(ups, list) or not ups or len(ups) > MAX_UPDATES:
-            raise _Refused(400, f"expected 1 to {MAX_UPDATES} updates")
+            raise Refused(400, f"expected 1 to {MAX_UPDATES} updates")
         updates = []
         for u in ups:
             if not isinstance(u, dict):
-                raise _Refused(400, "each update must be an object")
+                raise Refused(400, "each update must be an object")
             ref = _ref_name(u.get("ref"))
             old = None if u.get("old") is None else _hex(u.get("old"), "old")
             new = _hex(u.get("new"), "new")
             force = u.get("force", False)
             if not isinstance(force, bool):
-                raise _Refused(400, "force must be a boolean")
+                raise Refused(400, "force must be a boolean")
             updates.append((ref.encode("utf-8"), old, new, force))
         if len({u[0] for u in updates}) != len(updates):
-            raise _Refused(400, "a ref is named twice")
+            raise Refused(400, "a ref is named twice")
 
         def work():
             from .http_client import _is_ancestor
@@ -270,7 +211,7 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
                 for ref, old, _new, _f in updates:
                     if current.get(ref) != old:
                         have = current.get(ref)
-                        raise _Refused(409, f"{ref.decode()} is at "
+                        raise Refused(409, f"{ref.decode()} is at "
                                             f"{have.decode() if have else 'nothing'}, "
                                             f"not {old.decode() if old else 'nothing'}")
                 trusted = [s for r, s in current.items() if r != b"HEAD"]
@@ -278,11 +219,11 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
                     triples = verify_received(repo, objects, [u[2] for u in updates],
                                               trusted)
                 except RemoteError as e:
-                    raise _Refused(400, str(e)) from None
+                    raise Refused(400, str(e)) from None
                 write_received(repo, triples)
                 for ref, old, new, force in updates:
                     if old is not None and not force and not _is_ancestor(repo, old, new):
-                        raise _Refused(409, f"{ref.decode()}: not a fast-forward "
+                        raise Refused(409, f"{ref.decode()}: not a fast-forward "
                                             f"(push with force to replace it)")
                 # where the new commits' nodes are, before any branch moves (moving
                 # the checked-out branch rewrites the Git index from them)
@@ -295,7 +236,7 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
                           repo.refs.set_if_equals(ref, old, new,
                                                   message=b"prollytree: http push"))
                     if not ok:
-                        raise _Refused(409, f"{ref.decode()} moved during the push")
+                        raise Refused(409, f"{ref.decode()} moved during the push")
                     done[ref.decode("utf-8")] = new.decode("ascii")
                 for ref, old, new, _f in updates:
                     if ref.startswith(b"refs/heads/"):
@@ -305,22 +246,10 @@ def create_app(path: str | os.PathLike, *, allow_push: bool = False,
                 return {"ok": True, "refs": done, "objects": len(triples)}
         return reply(await run_in_threadpool(work))
 
-    async def not_found(request: Request, exc) -> Response:
-        return reply({"error": "not found"}, 404)
-
-    import contextlib
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        try:
-            yield
-        finally:
-            store.close()
-
-    routes = [Route(f"{API}/refs", guarded(refs_endpoint), methods=["GET"]),
-              Route(f"{API}/fetch", guarded(fetch_endpoint), methods=["POST"]),
-              Route(f"{API}/push", guarded(push_endpoint), methods=["POST"])]
-    app = Starlette(routes=routes, exception_handlers={404: not_found}, lifespan=lifespan)
+    routes = [Route(f"{API}/refs", guarded(refs_endpoint, _BAD_INPUT), methods=["GET"]),
+              Route(f"{API}/fetch", guarded(fetch_endpoint, _BAD_INPUT), methods=["POST"]),
+              Route(f"{API}/push", guarded(push_endpoint, _BAD_INPUT), methods=["POST"])]
+    app = assemble(routes, store.close)
     app.state.store = store
     return app
 

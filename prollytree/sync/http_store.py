@@ -29,18 +29,20 @@ names a file, and a refused request stores nothing.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import os
 import struct
 import threading
-from typing import Any, Iterable, Mapping
+from typing import Iterable, Mapping
 
 from ..errors import AuthenticationError, CorruptNodeError, RemoteError
 from ..storage import NodeStore
 from ..storage.base import ANY
 from ..versioning import refs as _refs
 from .http_client import API, PROTOCOL_HEADER, split_url
+from .http_service import (REPLY_HEADERS, Refused, assemble, check_server_options, guarded,
+                           read_body, reply)
+from .http_service import authorize as authorize_write
 
 __all__ = ["HttpNodeStore", "create_store_app", "STORE_API"]
 
@@ -55,19 +57,13 @@ _META_REFS = ("HEAD", "versioning/config")
 _COMMIT_MAGIC = b"prollytree-commit"
 
 
-class _Refused(Exception):
-    def __init__(self, status: int, message: str, headers: dict | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
-
-
 def _visible(name: str) -> bool:
     return name.startswith(("refs/heads/", "refs/tags/")) or name in _META_REFS
 
 
 def _check_ref_name(name: object) -> str:
     if not isinstance(name, str):
-        raise _Refused(400, "ref name must be a string")
+        raise Refused(400, "ref name must be a string")
     if name in _META_REFS:
         return name
     for prefix, what in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
@@ -75,9 +71,9 @@ def _check_ref_name(name: object) -> str:
             try:
                 _refs.check_branch_name(name[len(prefix):], what)
             except (TypeError, ValueError) as e:
-                raise _Refused(400, str(e)) from None
+                raise Refused(400, str(e)) from None
             return name
-    raise _Refused(400, f"only refs/heads/*, refs/tags/*, HEAD and versioning/config can "
+    raise Refused(400, f"only refs/heads/*, refs/tags/*, HEAD and versioning/config can "
                         f"be set, not {name!r}")
 
 
@@ -85,19 +81,19 @@ def _hex_value(value: object, what: str) -> bytes | None:
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > 2 * 4096:
-        raise _Refused(400, f"{what} must be a hex string or null")
+        raise Refused(400, f"{what} must be a hex string or null")
     try:
         return bytes.fromhex(value)
     except ValueError:
-        raise _Refused(400, f"{what} must be a hex string or null") from None
+        raise Refused(400, f"{what} must be a hex string or null") from None
 
 
 def _addresses(body: bytes, limit: int) -> list[bytes]:
     if len(body) % 32:
-        raise _Refused(400, "the body must be 32-byte addresses")
+        raise Refused(400, "the body must be 32-byte addresses")
     n = len(body) // 32
     if n > limit:
-        raise _Refused(413, f"at most {limit} addresses per request, not {n}")
+        raise Refused(413, f"at most {limit} addresses per request, not {n}")
     return [body[i:i + 32] for i in range(0, len(body), 32)]
 
 
@@ -107,7 +103,7 @@ def _commit_complete(store: NodeStore, address: bytes) -> None:
     import msgpack
     data = store.get(address) if len(address) == 32 else None
     if data is None:
-        raise _Refused(400, "a branch or tag must name a commit the server holds")
+        raise Refused(400, "a branch or tag must name a commit the server holds")
     try:
         rec = msgpack.unpackb(data, raw=False)
         ok = (isinstance(rec, list) and len(rec) >= 4 and rec[0] == _COMMIT_MAGIC
@@ -115,14 +111,14 @@ def _commit_complete(store: NodeStore, address: bytes) -> None:
     except Exception:  # noqa: BLE001 - msgpack raises several unrelated types
         ok = False
     if not ok:
-        raise _Refused(400, "a branch or tag must name a commit record")
+        raise Refused(400, "a branch or tag must name a commit record")
     needed = [rec[2], *rec[3]]
     if not all(isinstance(a, bytes) and len(a) == 32 for a in needed):
-        raise _Refused(400, "a damaged commit record")
+        raise Refused(400, "a damaged commit record")
     from ..tree.codec import EMPTY_ROOT
     missing = [a for a in needed if a != EMPTY_ROOT and not store.has(a)]
     if missing:
-        raise _Refused(400, f"the commit names {len(missing)} record(s) the server lacks "
+        raise Refused(400, f"the commit names {len(missing)} record(s) the server lacks "
                             f"(send them first)")
 
 
@@ -132,68 +128,22 @@ def create_store_app(location: str | os.PathLike, *, allow_push: bool = False,
     (a directory, or ``s3://...``). ``allow_push`` requires a non-empty ``token``. The
     store is opened read-only unless ``allow_push`` (then it holds the dataset's writer
     lock: commit through pushes while it serves)."""
-    from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
+    from starlette.responses import Response
     from starlette.routing import Route
 
     from .locations import open_dataset_store
 
-    if not isinstance(allow_push, bool):
-        raise TypeError(f"allow_push must be a bool, not {type(allow_push).__name__}")
-    if token is not None and not isinstance(token, str):
-        raise TypeError(f"token must be a str, not {type(token).__name__}")
-    if allow_push and not token:
-        raise ValueError("allow_push needs a token (clients authenticate with it)")
-    if not isinstance(max_put_bytes, int) or isinstance(max_put_bytes, bool) \
-            or max_put_bytes <= 0:
-        raise ValueError(f"max_put_bytes must be a positive int, not {max_put_bytes!r}")
+    token_b = check_server_options(allow_push, token, max_put_bytes=max_put_bytes)
     store = open_dataset_store(location, read_only=not allow_push)
-    token_b = token.encode("utf-8") if token else None
     write_lock = threading.Lock()      # one put or ref change at a time in this process
 
-    def reply(data: Any, status: int = 200, headers: dict | None = None) -> Response:
-        h = {PROTOCOL_HEADER: "1", "Cache-Control": "no-store"}
-        h.update(headers or {})
-        return JSONResponse(data, status_code=status, headers=h)
-
     def binary(data: bytes) -> Response:
-        return Response(data, media_type="application/octet-stream",
-                        headers={PROTOCOL_HEADER: "1", "Cache-Control": "no-store"})
-
-    async def read_body(request: Request, limit: int) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            raise _Refused(413, f"request body over {limit} bytes")
-        parts, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _Refused(413, f"request body over {limit} bytes")
-            parts.append(chunk)
-        return b"".join(parts)
+        return Response(data, media_type="application/octet-stream", headers=REPLY_HEADERS)
 
     def authorize(request: Request) -> None:
-        if not allow_push:
-            raise _Refused(403, "this server is read-only (start it with --allow-push "
-                                "--token T to accept pushes)")
-        auth = request.headers.get("authorization", "")
-        if not auth:
-            raise _Refused(401, "writing needs a token (Authorization: Bearer <token>)",
-                           {"WWW-Authenticate": 'Bearer realm="prollytree"'})
-        scheme, _, given = auth.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-                given.strip().encode("utf-8", "replace"), token_b):
-            raise _Refused(403, "wrong token")
-
-    def guarded(endpoint):
-        async def run(request: Request) -> Response:
-            try:
-                return await endpoint(request)
-            except _Refused as e:
-                return reply({"error": e.message}, e.status, e.headers)
-        return run
+        authorize_write(request, allow_push, token_b, "writing")
 
     async def refs_endpoint(request: Request) -> Response:
         refs = await run_in_threadpool(lambda: dict(store.refs()))
@@ -228,14 +178,14 @@ def create_store_app(location: str | os.PathLike, *, allow_push: bool = False,
         items, i = [], 0
         while i < len(body):
             if i + 36 > len(body):
-                raise _Refused(400, "a truncated record")
+                raise Refused(400, "a truncated record")
             address = body[i:i + 32]
             (n,) = _LEN.unpack_from(body, i + 32)
             data = body[i + 36:i + 36 + n]
             if len(data) != n:
-                raise _Refused(400, "a truncated record")
+                raise Refused(400, "a truncated record")
             if hashlib.sha256(data).digest() != address:
-                raise _Refused(400, f"record {address.hex()} does not hash to its address; "
+                raise Refused(400, f"record {address.hex()} does not hash to its address; "
                                     f"nothing stored")
             items.append((address, data))
             i += 36 + n
@@ -252,16 +202,16 @@ def create_store_app(location: str | os.PathLike, *, allow_push: bool = False,
         try:
             req = json.loads(await read_body(request, MAX_REF_BODY))
         except ValueError:
-            raise _Refused(400, "the body must be JSON") from None
+            raise Refused(400, "the body must be JSON") from None
         if not isinstance(req, dict):
-            raise _Refused(400, "the body must be a JSON object")
+            raise Refused(400, "the body must be a JSON object")
         name = _check_ref_name(req.get("name"))
         value = _hex_value(req.get("value"), "value")
         expected = _hex_value(req.get("expected"), "expected")
         if name in _META_REFS and (expected is not None or value is None):
-            raise _Refused(400, f"{name} can only be created, not changed or deleted")
+            raise Refused(400, f"{name} can only be created, not changed or deleted")
         if name not in _META_REFS and value is not None and len(value) != 32:
-            raise _Refused(400, "a branch or tag holds a 32-byte commit address")
+            raise Refused(400, "a branch or tag holds a 32-byte commit address")
 
         def work() -> bool:
             with write_lock:
@@ -272,24 +222,12 @@ def create_store_app(location: str | os.PathLike, *, allow_push: bool = False,
                 return ok
         return reply({"ok": await run_in_threadpool(work)})
 
-    async def not_found(request: Request, exc) -> Response:
-        return reply({"error": "not found"}, 404)
-
-    import contextlib
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        try:
-            yield
-        finally:
-            store.close()
-
     routes = [Route(f"{STORE_API}/refs", guarded(refs_endpoint), methods=["GET"]),
               Route(f"{STORE_API}/has", guarded(has_endpoint), methods=["POST"]),
               Route(f"{STORE_API}/get", guarded(get_endpoint), methods=["POST"]),
               Route(f"{STORE_API}/put", guarded(put_endpoint), methods=["POST"]),
               Route(f"{STORE_API}/ref", guarded(ref_endpoint), methods=["POST"])]
-    app = Starlette(routes=routes, exception_handlers={404: not_found}, lifespan=lifespan)
+    app = assemble(routes, store.close)
     app.state.store = store
     return app
 
