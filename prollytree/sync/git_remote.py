@@ -40,8 +40,8 @@ from ..versioning.git_backend import GitBackend
 from ..versioning.git_layout import DATASET_DIR, ROOT_ENTRY
 from .exchange import learn_commits, pack_bytes
 from .remotes import (
-    HEADS, REMOTES, TAGS, ZERO_SHA, add_remote, check_url, git_backend_of, list_remotes,
-    redact_url, remote_url, remove_remote,
+    HEADS, REMOTES, TAGS, ZERO_SHA, add_remote, check_pull, check_url, git_backend_of,
+    list_remotes, redact_url, remote_url, remove_remote,
 )
 from .transports import Progress, dulwich_errors, fetch_refs, remote_failure, transport_for
 
@@ -145,20 +145,7 @@ def pull(store: Any, remote: str = "origin", branch: str | None = None,
     Returns the fetch report plus ``"merged"`` (``"up-to-date"``, ``"fast-forward"`` or
     ``"merge"``) and ``"commit"`` (the current commit afterwards)."""
     backend = git_backend_of(store)
-    if branch is not None:
-        _refs.check_branch_name(branch)
-    from ..versioning import ConflictResolution
-    res = conflict_resolution
-    if res is not None and not isinstance(res, ConflictResolution) and not callable(res):
-        # checked before the fetch: a refused call changes nothing
-        raise TypeError(f"conflict_resolution must be a ConflictResolution or a callable, "
-                        f"not {type(res).__name__}")
-    current = store.current_branch()
-    if current is None:
-        raise ValueError("cannot pull: HEAD is detached (checkout a branch)")
-    if store.status():
-        raise ValueError("cannot pull with staged changes: commit them first")
-    branch = branch or current
+    branch = check_pull(store, branch, conflict_resolution)
     report = fetch(store, remote, progress=progress, token=token)
     tracking = backend.get_ref(f"refs/remotes/{remote}/{branch}")
     if tracking is None:

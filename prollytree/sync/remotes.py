@@ -37,13 +37,21 @@ def _check_remote_name(name: object) -> str:
     return name
 
 
-def check_url(url: object) -> str:
+def check_url_text(url: object) -> str:
+    """``url`` as a str (os.PathLike accepted): TypeError for other types, ValueError when
+    empty or holding NUL or line breaks."""
     if isinstance(url, os.PathLike):
         url = os.fspath(url)
     if not isinstance(url, str):
         raise TypeError(f"url must be a str or os.PathLike, not {type(url).__name__}")
     if not url or any(c in url for c in "\0\n\r"):
         raise ValueError(f"invalid remote url {url!r}")
+    return url
+
+
+def check_url(url: object) -> str:
+    """A Git remote's URL, checked; a path made absolute."""
+    url = check_url_text(url)
     if "://" not in url and not re.match(r"^[\w.-]+@[\w.-]+:", url):
         url = os.path.abspath(url)  # a path: absolute, so it works from anywhere
     return url
@@ -122,3 +130,21 @@ def redact_url(url: str) -> str:
     reports and error messages show only this form."""
     return re.sub(r"^([a-z+]+://)[^/@]*@", r"\1***@", url)
 
+
+def check_pull(store: Any, branch: object, conflict_resolution: object) -> str:
+    """Check a pull before anything is fetched (a refused call changes nothing): the
+    branch name, the conflict policy, a checked-out branch and no staged change in any
+    named tree. Returns the branch to pull (default: the current one)."""
+    from ..versioning import ConflictResolution
+    if branch is not None:
+        _refs.check_branch_name(branch)
+    res = conflict_resolution
+    if res is not None and not isinstance(res, ConflictResolution) and not callable(res):
+        raise TypeError(f"conflict_resolution must be a ConflictResolution or a callable, "
+                        f"not {type(res).__name__}")
+    current = store.current_branch()
+    if current is None:
+        raise ValueError("cannot pull: HEAD is detached (checkout a branch)")
+    if store.tree_status():
+        raise ValueError("cannot pull with staged changes: commit them first")
+    return branch or current

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import weakref
 from typing import Any
 
@@ -25,7 +24,8 @@ from ..errors import NonFastForwardError, RemoteError, StoreError, UnknownRefErr
 from ..storage import NodeStore
 from ..versioning import refs as _refs
 from .locations import open_dataset_store
-from .remotes import redact_url
+from .remotes import check_pull, check_url_text, redact_url
+from .transports import local_path
 from .replicate import HEADS, ReplicationStats, is_ancestor, replicate
 
 __all__ = ["add_remote", "list_remotes", "remove_remote", "remote_url", "fetch", "pull",
@@ -60,17 +60,8 @@ def is_store_dataset(url: object) -> bool:
         return True
     if url.startswith(("http://", "https://")):
         return _serves_a_store(url)
-    path = _local_path(url)
+    path = local_path(url)
     return path is not None and os.path.isdir(os.path.join(path, "nodes"))
-
-
-def _local_path(url: str) -> str | None:
-    if url.startswith("file://"):
-        from urllib.parse import unquote
-        return unquote(url[len("file://"):])
-    if "://" in url or re.match(r"^[\w.-]+@[\w.-]+:", url):
-        return None
-    return url
 
 
 def _serves_a_store(url: str) -> bool:
@@ -89,19 +80,14 @@ def _serves_a_store(url: str) -> bool:
 
 
 def _check_url(url: object) -> str:
-    if isinstance(url, os.PathLike):
-        url = os.fspath(url)
-    if not isinstance(url, str):
-        raise TypeError(f"url must be a str or os.PathLike, not {type(url).__name__}")
-    if not url or any(c in url for c in "\0\n\r"):
-        raise ValueError(f"invalid remote url {url!r}")
+    url = check_url_text(url)
     if url.startswith("s3://"):
         from ..storage.s3 import parse_s3_url
         parse_s3_url(url)
         return url
     if url.startswith(("http://", "https://")):
         return url                 # a store-backed dataset served by git prolly serve
-    path = _local_path(url)
+    path = local_path(url)
     if path is None:
         raise ValueError(f"a store-backed dataset's remote is a directory, an s3:// "
                          f"location or an http(s):// server, not {url!r} (git:// and "
@@ -267,20 +253,7 @@ def pull(store: Any, remote: str = "origin", branch: str | None = None,
     Returns the fetch report plus ``"merged"`` (``"up-to-date"``, ``"fast-forward"``,
     ``"merge"``), ``"branch"`` and ``"commit"``."""
     b = _backend(store)
-    if branch is not None:
-        _refs.check_branch_name(branch)
-    from ..versioning import ConflictResolution
-    res = conflict_resolution
-    if res is not None and not isinstance(res, ConflictResolution) and not callable(res):
-        # checked before the fetch: a refused call changes nothing
-        raise TypeError(f"conflict_resolution must be a ConflictResolution or a callable, "
-                        f"not {type(res).__name__}")
-    current = store.current_branch()
-    if current is None:
-        raise ValueError("cannot pull: HEAD is detached (checkout a branch)")
-    if store.status():
-        raise ValueError("cannot pull with staged changes: commit them first")
-    branch = branch or current
+    branch = check_pull(store, branch, conflict_resolution)
     report = fetch(store, remote, token=token)
     ref = f"{TRACKING}{remote}/{branch}"
     tracking = b.get_ref(ref)

@@ -179,7 +179,7 @@ def _raw_objects(store, shas: list, where: str, progress: Progress | None) -> di
     return out
 
 
-def _local_path(url: str) -> str | None:
+def local_path(url: str) -> str | None:
     """The directory a path or ``file://`` URL names, or None for other URLs."""
     if url.startswith("file://"):
         from urllib.parse import unquote
@@ -195,7 +195,7 @@ def transport_for(repo, url: str, token: str | None):
         return HttpTransport(url, token=token)
     if token is not None:
         raise ValueError("a token is only used with http:// and https:// remotes")
-    path = _local_path(url)
+    path = local_path(url)
     if path is not None:
         return _LocalTransport(repo, url, path)
     return _DulwichTransport(repo, url)

@@ -186,6 +186,10 @@ def test_bad_input_and_failures_change_nothing(tmp_path):
     with pytest.raises(ValueError, match="itself"):
         a.push("self")
     assert refs(tmp_path / "a") == before
+    a.tree("notes").insert(b"n", b"1")       # staged in a named tree only: refused too
+    with pytest.raises(ValueError, match="staged"):
+        a.pull("self")
+    assert refs(tmp_path / "a") == before   # refused before fetching: no tracking ref
     a.insert(b"staged", b"1")
     with pytest.raises(ValueError, match="staged"):
         a.pull()
