@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-import prollytree.storage.file as file_store
+import prollytree.storage.file_compaction as file_store
 from prollytree import ProllyTree
 
 

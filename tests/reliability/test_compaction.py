@@ -120,8 +120,9 @@ def test_writers_and_readers_during_compaction_lose_nothing(tmp_path, small_thre
 CHILD = r"""
 import os, sys, time
 import prollytree.storage.file as F
-F.AUTO_COMPACT_MIN_BYTES = 128 << 10
-F.AUTO_COMPACT_SHARE = 0.3          # compact at the first check: more compactions to hit
+import prollytree.storage.file_compaction as FC
+FC.AUTO_COMPACT_MIN_BYTES = 128 << 10
+FC.AUTO_COMPACT_SHARE = 0.3         # compact at the first check: more compactions to hit
 # Widen the copy phase so that random kills often land inside a compaction.
 _copy = F.FileNodeStore._copy_nodes
 def _slow_copy(self, *args, **kwargs):
