@@ -69,18 +69,24 @@ def resolve_lock_timeout(lock_timeout: float | None,
     return float(lock_timeout)
 
 
+def _try_flock(fd: int, op: int) -> bool:
+    try:
+        fcntl.flock(fd, op | fcntl.LOCK_NB)
+        return True
+    except OSError as e:
+        if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+        return False
+
+
 def flock_until(fd: int, op: int, timeout: float) -> bool:
     """Take ``flock(fd, op)``, polling a non-blocking attempt with backoff for up to
     ``timeout`` seconds (bounded, and no signals needed). Returns False on timeout."""
     deadline = time.monotonic() + timeout
     delay = 0.0005
     while True:
-        try:
-            fcntl.flock(fd, op | fcntl.LOCK_NB)
+        if _try_flock(fd, op):
             return True
-        except OSError as e:
-            if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
@@ -123,16 +129,6 @@ def lock_holder(path: str) -> str | None:
 QUEUE_SUFFIX = ".queue"
 _SEQ_NAME = "seq"
 _U64 = struct.Struct("<Q")
-
-
-def _try_flock(fd: int, op: int) -> bool:
-    try:
-        fcntl.flock(fd, op | fcntl.LOCK_NB)
-        return True
-    except OSError as e:
-        if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            raise
-        return False
 
 
 def _take_ticket(queue: str, kind: str) -> tuple[int, str, int]:

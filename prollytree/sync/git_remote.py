@@ -40,7 +40,7 @@ from ..versioning.git_backend import GitBackend
 from ..versioning.git_layout import DATASET_DIR, ROOT_ENTRY
 from .exchange import learn_commits, pack_bytes
 from .remotes import (
-    HEADS, REMOTES, TAGS, ZERO_SHA, add_remote, check_pull, check_url, git_backend_of,
+    HEADS, REMOTES, TAGS, ZERO_SHA, add_remote, check_pull, check_push, check_url, git_backend_of,
     list_remotes, redact_url, remote_url, remove_remote,
 )
 from .transports import Progress, dulwich_errors, fetch_refs, remote_failure, transport_for
@@ -179,13 +179,7 @@ def push(store: Any, remote: str = "origin", branch: str | None = None, force: b
     ``"fast-forward"``, ``"forced"`` (``bytes_sent`` is None where the transport does
     not tell: Git's own protocols)."""
     backend = git_backend_of(store)
-    if not isinstance(force, bool):
-        raise TypeError(f"force must be a bool, not {type(force).__name__}")
-    if branch is None:
-        branch = store.current_branch()
-        if branch is None:
-            raise ValueError("cannot push: HEAD is detached (name a branch)")
-    _refs.check_branch_name(branch)
+    branch = check_push(store, branch, force)
     new = backend.get_ref(f"refs/heads/{branch}")
     if new is None:
         raise UnknownRefError(f"unknown branch {branch!r}")

@@ -29,7 +29,8 @@ def git_backend_of(store: Any) -> GitBackend:
     return b
 
 
-def _check_remote_name(name: object) -> str:
+def check_remote_name(name: object) -> str:
+    """A remote's name: a valid branch-name component without '/' (TypeError/ValueError)."""
     _refs.check_branch_name(name, "remote")
     assert isinstance(name, str)
     if "/" in name:
@@ -77,8 +78,13 @@ def list_remotes(store: Any) -> dict[str, str]:
 
 def remote_url(store: Any, name: str) -> str:
     """The URL of remote ``name``; ValueError when there is no such remote."""
-    _check_remote_name(name)
-    remotes = list_remotes(store)
+    return pick_remote(list_remotes(store), name)
+
+
+def pick_remote(remotes: dict[str, str], name: object) -> str:
+    """The URL of remote ``name`` among ``remotes``; ValueError naming the remotes there
+    are when it is not one of them."""
+    check_remote_name(name)
     if name not in remotes:
         raise ValueError(f"no remote named {name!r}" + (
             f" (remotes: {', '.join(remotes)})" if remotes else " (there are no remotes)"))
@@ -89,7 +95,7 @@ def add_remote(store: Any, name: str, url: str | os.PathLike) -> None:
     """Add remote ``name`` at ``url`` (a path, ``file://``, ``git://``, ``ssh://``,
     ``user@host:path``, ``http(s)://``), with Git's default fetch refspec. ValueError
     when a remote of that name exists. A relative path is stored absolute."""
-    _check_remote_name(name)
+    check_remote_name(name)
     url = check_url(url)
     repo = git_backend_of(store).repo
     if name in list_remotes(store):
@@ -148,3 +154,17 @@ def check_pull(store: Any, branch: object, conflict_resolution: object) -> str:
     if store.tree_status():
         raise ValueError("cannot pull with staged changes: commit them first")
     return branch or current
+
+
+def check_push(store: Any, branch: object, force: object) -> str:
+    """Check a push's arguments: ``force`` a bool, ``branch`` a valid name (default: the
+    current branch; ValueError when HEAD is detached). Returns the branch."""
+    if not isinstance(force, bool):
+        raise TypeError(f"force must be a bool, not {type(force).__name__}")
+    if branch is None:
+        branch = store.current_branch()
+        if branch is None:
+            raise ValueError("cannot push: HEAD is detached (name a branch)")
+    _refs.check_branch_name(branch)
+    assert isinstance(branch, str)
+    return branch

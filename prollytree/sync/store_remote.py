@@ -24,7 +24,8 @@ from ..errors import NonFastForwardError, RemoteError, StoreError, UnknownRefErr
 from ..storage import NodeStore
 from ..versioning import refs as _refs
 from .locations import open_dataset_store
-from .remotes import check_pull, check_url_text, redact_url
+from .remotes import (check_pull, check_push, check_remote_name, check_url_text, pick_remote,
+                      redact_url)
 from .transports import local_path
 from .replicate import HEADS, ReplicationStats, is_ancestor, replicate
 
@@ -95,14 +96,6 @@ def _check_url(url: object) -> str:
     return os.path.abspath(path)
 
 
-def _check_name(name: object) -> str:
-    _refs.check_branch_name(name, "remote")
-    assert isinstance(name, str)
-    if "/" in name:
-        raise ValueError(f"invalid remote name {name!r}: it contains '/'")
-    return name
-
-
 def _remotes_path(b) -> str | None:
     return None if b.state_dir is None else os.path.join(b.state_dir, REMOTES_FILE)
 
@@ -143,12 +136,7 @@ def list_remotes(store: Any) -> dict[str, str]:
 
 
 def remote_url(store: Any, name: str) -> str:
-    _check_name(name)
-    remotes = list_remotes(store)
-    if name not in remotes:
-        raise ValueError(f"no remote named {name!r}" + (
-            f" (remotes: {', '.join(remotes)})" if remotes else " (there are no remotes)"))
-    return remotes[name]
+    return pick_remote(list_remotes(store), name)
 
 
 def add_remote(store: Any, name: str, url: str | os.PathLike) -> None:
@@ -156,7 +144,7 @@ def add_remote(store: Any, name: str, url: str | os.PathLike) -> None:
     ``s3://bucket/prefix``; a relative path is stored absolute). ValueError when the name
     is taken or the url is of another kind."""
     b = _backend(store)
-    _check_name(name)
+    check_remote_name(name)
     url = _check_url(url)
     with b.lock.exclusive():
         remotes = _read(b)
@@ -278,13 +266,7 @@ def push(store: Any, remote: str = "origin", branch: str | None = None,
     Returns ``{"remote", "url", "branch", "old", "new", "status": "created" |
     "fast-forward" | "forced" | "up-to-date", "nodes_sent", "bytes_sent", "skipped"}``."""
     b = _backend(store)
-    if not isinstance(force, bool):
-        raise TypeError(f"force must be a bool, not {type(force).__name__}")
-    if branch is None:
-        branch = store.current_branch()
-        if branch is None:
-            raise ValueError("cannot push: HEAD is detached (name a branch)")
-    _refs.check_branch_name(branch)
+    branch = check_push(store, branch, force)
     url = remote_url(store, remote)
     tip = b.store.get_ref(HEADS + branch)
     if tip is None:

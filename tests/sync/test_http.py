@@ -41,20 +41,26 @@ def free_port() -> int:
 
 
 class Server:
+    """A real sync server in a child process on 127.0.0.1 (SERVE: module and function)."""
+
+    SERVE = ("prollytree.sync.http_server", "serve")
+    REFS = "/prolly/v1/refs"
+
     def __init__(self, path, **kw) -> None:
         self.path = str(path)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        args = dict(kw)
-        code = ("import sys, json; from prollytree.sync.http_server import serve; "
-                "serve(sys.argv[1], '127.0.0.1', int(sys.argv[2]), **json.loads(sys.argv[3]))")
+        module, function = self.SERVE
+        code = (f"import sys, json; from {module} import {function}; "
+                f"{function}(sys.argv[1], '127.0.0.1', int(sys.argv[2]), "
+                f"**json.loads(sys.argv[3]))")
         self.proc = subprocess.Popen([sys.executable, "-c", code, self.path, str(self.port),
-                                      json.dumps(args)],
+                                      json.dumps(kw)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 90   # a loaded 2-core machine imports slowly
         while True:
             try:
-                r = httpx.get(self.url + "/prolly/v1/refs", timeout=2)
+                r = httpx.get(self.url + self.REFS, timeout=2)
                 if r.status_code == 200:
                     break
             except httpx.HTTPError:
@@ -65,7 +71,7 @@ class Server:
             time.sleep(0.1)
 
     def refs(self) -> dict:
-        return httpx.get(self.url + "/prolly/v1/refs").json()["refs"]
+        return httpx.get(self.url + self.REFS).json()["refs"]
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import struct
-import subprocess
-import sys
-import time
 
 import pytest
 
@@ -22,49 +18,15 @@ from prollytree.sync import open_dataset_store, replicate  # noqa: E402
 from prollytree.sync.http_store import HttpNodeStore  # noqa: E402
 from prollytree.versioning import StorageBackend, VersionedKvStore  # noqa: E402
 
+from . import test_http as http_test  # noqa: E402
+
 TOKEN = "s3cret-token"
 API = "/prolly/v1/store"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, path, **kw) -> None:
-        self.path = str(path)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        code = ("import sys, json; from prollytree.sync.http_store import serve_store; "
-                "serve_store(sys.argv[1], '127.0.0.1', int(sys.argv[2]), "
-                "**json.loads(sys.argv[3]))")
-        self.proc = subprocess.Popen([sys.executable, "-c", code, self.path, str(self.port),
-                                      json.dumps(kw)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        deadline = time.time() + 90          # a loaded 2-core machine imports slowly
-        while True:
-            try:
-                if httpx.get(self.url + API + "/refs", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.stop()
-                raise RuntimeError(f"server did not start: {self.proc.stderr.read()!r}")
-            time.sleep(0.1)
-
-    def refs(self) -> dict:
-        return httpx.get(self.url + API + "/refs").json()["refs"]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+class Server(http_test.Server):
+    SERVE = ("prollytree.sync.http_store", "serve_store")
+    REFS = API + "/refs"
 
 
 def make(path, n: int) -> dict:
