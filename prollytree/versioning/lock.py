@@ -4,8 +4,9 @@ ref (commit, merge, branch, checkout) and shared for appending to the staging jo
 A waiter polls for up to ``timeout`` seconds (``$PROLLYTREE_LOCK_TIMEOUT``, default 30)
 and then gets :class:`~prollytree.errors.StoreLockedError` naming the holder's pid.
 Waiters are served in arrival order (the ticket queue of
-:func:`prollytree.storage.locking.fair_flock_until`; shared waiters queue only behind
-earlier exclusive ones), so two processes that stage and commit in a loop take turns. Locks
+:func:`prollytree.storage.locking.fair_flock_until`; a shared request takes a free lock at
+once unless an exclusive waiter is queued, and queues behind exclusive waiters only), so
+two processes that stage and commit in a loop take turns. Locks
 are re-entrant within one lock object; two store objects (in one process or two) exclude
 each other, since ``flock`` locks belong to open file descriptions.
 """
